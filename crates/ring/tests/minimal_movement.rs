@@ -46,6 +46,16 @@ fn leave(n: usize, zones: usize, q: u32, leaver: prop::sample::Index) -> (Layout
     (before, after)
 }
 
+/// The diff of setting one member's capacity to `cap`.
+fn capacity_change(members: Vec<Member>, who: prop::sample::Index, cap: u32, q: u32) -> LayoutDiff {
+    let before = Layout::initial(config(q), members.clone()).unwrap();
+    let mut changed = members;
+    let i = who.index(changed.len());
+    changed[i].capacity = cap;
+    let after = before.next(changed).unwrap();
+    LayoutDiff::between(&before, &after).unwrap()
+}
+
 /// Replicas that the new layout must place on a node that did not hold them:
 /// whatever a node gains over what it had.
 fn unavoidable(diff: &LayoutDiff) -> u32 {
@@ -99,13 +109,7 @@ proptest! {
     #[test]
     fn a_capacity_change_moves_only_what_it_must(members in cluster(32), who in any::<prop::sample::Index>(), cap in 1u32..=10, q in prop_oneof![Just(64u32), Just(256)]) {
         let members: Vec<Member> = members.into_iter().map(|mut m| { m.zone = zone(0); m }).collect();
-        let cfg = config(q);
-        let before = Layout::initial(cfg, members.clone()).unwrap();
-        let mut changed = members;
-        let i = who.index(changed.len());
-        changed[i].capacity = cap;
-        let after = before.next(changed).unwrap();
-        let diff = LayoutDiff::between(&before, &after).unwrap();
+        let diff = capacity_change(members, who, cap, q);
         let must = must_move(&diff);
         prop_assert!(diff.replicas_moved() as f64 <= must + (0.05 * must).max(2.0), "{} moved, {} unavoidable\n{}", diff.replicas_moved(), must, diff);
     }
@@ -114,14 +118,8 @@ proptest! {
     /// replicas in distinct zones, but stays close to the minimum.
     #[test]
     fn a_capacity_change_across_zones_moves_little(members in cluster(32), who in any::<prop::sample::Index>(), cap in 1u32..=10) {
-        let cfg = config(256);
-        let before = Layout::initial(cfg, members.clone()).unwrap();
-        let mut changed = members;
-        let i = who.index(changed.len());
-        changed[i].capacity = cap;
-        let after = before.next(changed).unwrap();
-        let diff = LayoutDiff::between(&before, &after).unwrap();
-        let must = f64::from(unavoidable(&diff));
+        let diff = capacity_change(members, who, cap, 256);
+        let must = must_move(&diff);
         prop_assert!(diff.replicas_moved() as f64 <= 1.25 * must + 4.0, "{} moved, {} unavoidable\n{}", diff.replicas_moved(), must, diff);
     }
 
