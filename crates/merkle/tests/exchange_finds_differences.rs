@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Replica, hash_in, listing, run_exchange, tree_of};
+use common::{Replica, hash_in, listing, run_exchange, shape, tree_of};
 use gyre_merkle::{KeyRange, MerkleTree, Request, TreeShape, diff_items};
 use gyre_types::{KeyHash, PartitionCount, PartitionId};
 use proptest::prelude::*;
@@ -27,18 +27,6 @@ fn held() -> impl Strategy<Value = Held> {
         1 => Just(Held::DifferentVersions),
         1 => Just(Held::OnlyA),
         1 => Just(Held::OnlyB),
-    ]
-}
-
-/// Shapes with at most 2^12 leaves, so that cases stay fast.
-fn shape() -> impl Strategy<Value = TreeShape> {
-    prop_oneof![
-        Just(TreeShape::DEFAULT),
-        (1u8..=8, 1u8..=6)
-            .prop_filter("at most 2^12 leaves", |(f, d)| u32::from(*f)
-                * u32::from(*d)
-                <= 12)
-            .prop_map(|(f, d)| TreeShape::new(f, d).unwrap()),
     ]
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::hash_in;
+use common::{hash_in, shape};
 use gyre_merkle::{Error, ItemDigest, MerkleTree, TreeId, TreeParts, TreeShape};
 use gyre_types::{KeyHash, PartitionCount, PartitionId};
 use proptest::prelude::*;
@@ -16,17 +16,6 @@ fn q() -> PartitionCount {
 
 fn p() -> PartitionId {
     PartitionId::new(77)
-}
-
-fn shape() -> impl Strategy<Value = TreeShape> {
-    prop_oneof![
-        Just(TreeShape::DEFAULT),
-        (1u8..=8, 1u8..=6)
-            .prop_filter("at most 2^12 leaves", |(f, d)| u32::from(*f)
-                * u32::from(*d)
-                <= 12)
-            .prop_map(|(f, d)| TreeShape::new(f, d).unwrap()),
-    ]
 }
 
 /// Items with distinct keys: (hash in the partition, digest).

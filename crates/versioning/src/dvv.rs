@@ -211,6 +211,40 @@ impl<'a, V: Clone> IncomingEntry<V> for &'a Entry<V> {
     }
 }
 
+/// One step of a merge of two sorted sequences.
+enum Side<A, B> {
+    /// Only in mine.
+    Mine(A),
+    /// Only in theirs.
+    Theirs(B),
+    /// In both, at the same position in the order.
+    Both(A, B),
+}
+
+/// Walks two sequences sorted by the same key in step: a sort-merge join.
+fn merge_join<A, B, K: Ord>(
+    mine: impl Iterator<Item = A>,
+    theirs: impl Iterator<Item = B>,
+    key_a: impl Fn(&A) -> K,
+    key_b: impl Fn(&B) -> K,
+) -> impl Iterator<Item = Side<A, B>> {
+    let mut a = mine.peekable();
+    let mut b = theirs.peekable();
+    std::iter::from_fn(move || {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(x), Some(y)) => key_a(x).cmp(&key_b(y)),
+        };
+        match order {
+            Ordering::Less => a.next().map(Side::Mine),
+            Ordering::Greater => b.next().map(Side::Theirs),
+            Ordering::Equal => a.next().zip(b.next()).map(|(x, y)| Side::Both(x, y)),
+        }
+    })
+}
+
 /// Merges two entry lists (each sorted by node).
 fn merge_entries<V, E: IncomingEntry<V>>(
     mine: Vec<Entry<V>>,
@@ -218,49 +252,36 @@ fn merge_entries<V, E: IncomingEntry<V>>(
     keep: Keep,
 ) -> Vec<Entry<V>> {
     let mut out = Vec::with_capacity(mine.len());
-    let mut a = mine.into_iter().peekable();
-    let mut b = theirs.peekable();
-    loop {
-        let order = match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(x), Some(y)) => x.node.cmp(&y.node()),
+    for side in merge_join(mine.into_iter(), theirs, |x| x.node, |y| y.node()) {
+        let entry = match side {
+            Side::Mine(mut e) => {
+                // The other side never saw this node: counter 0.
+                e.siblings.retain(|s| keep.one_sided(s, 0));
+                e
+            }
+            Side::Theirs(e) => {
+                let (node, counter, sibs) = e.into_parts();
+                let siblings = sibs
+                    .filter(|s| keep.one_sided(s.get(), 0))
+                    .map(Incoming::into_owned)
+                    .collect();
+                Entry {
+                    node,
+                    counter,
+                    siblings,
+                }
+            }
+            Side::Both(x, y) => {
+                let (node, their_counter, sibs) = y.into_parts();
+                let siblings = merge_siblings(x.siblings, x.counter, sibs, their_counter, keep);
+                Entry {
+                    node,
+                    counter: x.counter.max(their_counter),
+                    siblings,
+                }
+            }
         };
-        match order {
-            Ordering::Less => {
-                if let Some(mut e) = a.next() {
-                    // The other side never saw this node: counter 0.
-                    e.siblings.retain(|s| keep.one_sided(s, 0));
-                    out.push(e);
-                }
-            }
-            Ordering::Greater => {
-                if let Some(e) = b.next() {
-                    let (node, counter, sibs) = e.into_parts();
-                    let siblings = sibs
-                        .filter(|s| keep.one_sided(s.get(), 0))
-                        .map(Incoming::into_owned)
-                        .collect();
-                    out.push(Entry {
-                        node,
-                        counter,
-                        siblings,
-                    });
-                }
-            }
-            Ordering::Equal => {
-                if let (Some(x), Some(y)) = (a.next(), b.next()) {
-                    let (node, their_counter, sibs) = y.into_parts();
-                    let siblings = merge_siblings(x.siblings, x.counter, sibs, their_counter, keep);
-                    out.push(Entry {
-                        node,
-                        counter: x.counter.max(their_counter),
-                        siblings,
-                    });
-                }
-            }
-        }
+        out.push(entry);
     }
     out
 }
@@ -274,42 +295,29 @@ fn merge_siblings<V, S: Incoming<V>>(
     keep: Keep,
 ) -> Vec<Sibling<V>> {
     let mut out = Vec::with_capacity(mine.len());
-    let mut a = mine.into_iter().peekable();
-    let mut b = theirs.peekable();
-    loop {
-        let order = match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(x), Some(y)) => x.dot.counter.cmp(&y.get().dot.counter),
+    let sides = merge_join(
+        mine.into_iter(),
+        theirs,
+        |x| x.dot.counter,
+        |y| y.get().dot.counter,
+    );
+    for side in sides {
+        let kept = match side {
+            Side::Mine(x) => keep.one_sided(&x, their_counter).then_some(x),
+            Side::Theirs(y) => keep.one_sided(y.get(), my_counter).then(|| y.into_owned()),
+            Side::Both(x, y) => {
+                // The same write on both sides. Should the copies differ
+                // (only possible if a node id was reused), keep the later
+                // stamp, so that the choice does not depend on merge order.
+                let kept = if y.get().timestamp > x.timestamp {
+                    y.into_owned()
+                } else {
+                    x
+                };
+                keep.both_sided(&kept).then_some(kept)
+            }
         };
-        match order {
-            Ordering::Less => {
-                if let Some(x) = a.next().filter(|x| keep.one_sided(x, their_counter)) {
-                    out.push(x);
-                }
-            }
-            Ordering::Greater => {
-                if let Some(y) = b.next().filter(|y| keep.one_sided(y.get(), my_counter)) {
-                    out.push(y.into_owned());
-                }
-            }
-            Ordering::Equal => {
-                if let (Some(x), Some(y)) = (a.next(), b.next()) {
-                    // The same write on both sides. Should the copies differ
-                    // (only possible if a node id was reused), keep the later
-                    // stamp, so that the choice does not depend on merge order.
-                    let kept = if y.get().timestamp > x.timestamp {
-                        y.into_owned()
-                    } else {
-                        x
-                    };
-                    if keep.both_sided(&kept) {
-                        out.push(kept);
-                    }
-                }
-            }
-        }
+        out.extend(kept);
     }
     out
 }

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use gyre_merkle::{Exchange, ExchangeOutcome, Item, ItemDigest, MerkleTree, Request, Result, Step};
+use gyre_merkle::{
+    Exchange, ExchangeOutcome, Item, ItemDigest, MerkleTree, Request, Result, Step, TreeShape,
+};
 use gyre_types::{KeyHash, PartitionCount, PartitionId};
+use proptest::prelude::*;
 
 /// A replica's items: (hash, key) → version digest, in (hash, key) order.
 pub type Replica = BTreeMap<(KeyHash, Vec<u8>), u128>;
@@ -16,7 +19,7 @@ pub fn digest(key: &[u8], version: u128) -> ItemDigest {
 pub fn tree_of(
     q: PartitionCount,
     p: PartitionId,
-    shape: gyre_merkle::TreeShape,
+    shape: TreeShape,
     replica: &Replica,
 ) -> MerkleTree {
     let items = replica.iter().map(|((h, k), v)| (*h, digest(k, *v)));
@@ -53,4 +56,16 @@ pub fn listing(replica: &Replica, outcome: &ExchangeOutcome) -> Vec<Item<Vec<u8>
 pub fn hash_in(q: PartitionCount, p: PartitionId, offset: u64) -> KeyHash {
     let r = q.range(p);
     KeyHash::from_u64(r.start() | (offset & (u64::MAX >> q.bits())))
+}
+
+/// Shapes with at most 2^12 leaves, so that cases stay fast.
+pub fn shape() -> impl Strategy<Value = TreeShape> {
+    prop_oneof![
+        Just(TreeShape::DEFAULT),
+        (1u8..=8, 1u8..=6)
+            .prop_filter("at most 2^12 leaves", |(f, d)| u32::from(*f)
+                * u32::from(*d)
+                <= 12)
+            .prop_map(|(f, d)| TreeShape::new(f, d).unwrap()),
+    ]
 }
