@@ -32,6 +32,12 @@ pub enum Error {
     /// A partition count was not a power of two in the supported range.
     #[error("partition count {0} is not a power of two between 64 and 4096")]
     InvalidPartitionCount(u32),
+    /// Bucket properties broke a rule.
+    #[error("invalid bucket properties: {reason}")]
+    InvalidBucketProps {
+        /// Which rule, with the offending value.
+        reason: String,
+    },
     /// A node id could not be parsed.
     #[error("invalid node id {0:?}: expected 16 hexadecimal digits")]
     InvalidNodeId(String),

@@ -3,8 +3,9 @@
 //! Every other crate speaks in these types: who a node is ([`NodeId`]), which
 //! namespace a key lives in ([`BucketName`]), the key itself ([`Key`]), where it
 //! lands on the ring ([`KeyHash`], [`PartitionCount`], [`PartitionId`]), which
-//! failure domain a node sits in ([`ZoneName`]) and when something happened
-//! ([`Timestamp`], produced by a [`HybridClock`]).
+//! failure domain a node sits in ([`ZoneName`]), when something happened
+//! ([`Timestamp`], produced by a [`HybridClock`]) and how a bucket replicates
+//! and resolves conflicts ([`BucketProps`], [`ConflictMode`]).
 //!
 //! The crate is deliberately small and does no IO: time is passed in, never read.
 //!
@@ -35,6 +36,7 @@ mod hlc;
 mod key;
 mod node;
 mod partition;
+mod props;
 
 pub use bucket::BucketName;
 pub use error::{Error, Result};
@@ -43,3 +45,4 @@ pub use hlc::{HybridClock, Timestamp};
 pub use key::Key;
 pub use node::{NodeId, ZoneName};
 pub use partition::{PartitionCount, PartitionId};
+pub use props::{BucketProps, ConflictMode};

@@ -763,43 +763,81 @@ impl<V> TryFrom<RawDvvSet<V>> for DvvSet<V> {
     type Error = Error;
 
     fn try_from(raw: RawDvvSet<V>) -> Result<Self> {
+        Self::from_parts(
+            raw.entries
+                .into_iter()
+                .map(|e| (e.node, e.counter, e.values)),
+        )
+    }
+}
+
+/// One node's part of a [`DvvSet`], as [`DvvSet::parts`] lists it: the node,
+/// how many of its writes the state has seen, and its live siblings.
+pub type EntryRef<'a, V> = (NodeId, u64, &'a [Sibling<V>]);
+
+impl<V> DvvSet<V> {
+    /// The state's parts, for encoders: per node (ascending), the node, its
+    /// counter and its live siblings (ascending dot counter). Every counter
+    /// is at least 1 and every sibling's dot names the entry's node.
+    pub fn parts(&self) -> impl ExactSizeIterator<Item = EntryRef<'_, V>> + '_ {
+        self.entries
+            .iter()
+            .map(|e| (e.node, e.counter, e.siblings.as_slice()))
+    }
+
+    /// Rebuilds a state from its parts, for decoders: per node, the node,
+    /// its counter, and its siblings as `(dot counter, timestamp, value)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] unless the parts are what [`parts`](Self::parts)
+    /// produces: nodes strictly ascending, counters at least 1, sibling dot
+    /// counters strictly ascending within `1..=counter`.
+    pub fn from_parts<S>(entries: impl IntoIterator<Item = (NodeId, u64, S)>) -> Result<Self>
+    where
+        S: IntoIterator<Item = (u64, Timestamp, Option<V>)>,
+    {
         let invalid = |reason| Error::InvalidState { reason };
-        let mut entries: Vec<Entry<V>> = Vec::with_capacity(raw.entries.len());
-        for e in raw.entries {
-            if let Some(prev) = entries.last() {
-                match prev.node.cmp(&e.node) {
+        let entries = entries.into_iter();
+        let mut out: Vec<Entry<V>> = Vec::with_capacity(entries.size_hint().0);
+        for (node, counter, values) in entries {
+            if let Some(prev) = out.last() {
+                match prev.node.cmp(&node) {
                     Ordering::Less => {}
                     Ordering::Equal => return Err(invalid("duplicate node entry")),
                     Ordering::Greater => return Err(invalid("entries not sorted by node id")),
                 }
             }
-            if e.counter == 0 {
+            if counter == 0 {
                 return Err(invalid("entry with a zero counter"));
             }
-            let mut siblings: Vec<Sibling<V>> = Vec::with_capacity(e.values.len());
-            for (counter, timestamp, value) in e.values {
-                if counter == 0 {
+            let values = values.into_iter();
+            let mut siblings: Vec<Sibling<V>> = Vec::with_capacity(values.size_hint().0);
+            for (dot_counter, timestamp, value) in values {
+                if dot_counter == 0 {
                     return Err(invalid("sibling with a zero dot counter"));
                 }
-                if counter > e.counter {
+                if dot_counter > counter {
                     return Err(invalid("sibling dot beyond its entry's counter"));
                 }
-                if siblings.last().is_some_and(|p| p.dot.counter >= counter) {
+                if siblings
+                    .last()
+                    .is_some_and(|p| p.dot.counter >= dot_counter)
+                {
                     return Err(invalid("sibling dots not strictly increasing"));
                 }
                 siblings.push(Sibling {
-                    dot: Dot::new(e.node, counter),
+                    dot: Dot::new(node, dot_counter),
                     timestamp,
                     value,
                 });
             }
-            entries.push(Entry {
-                node: e.node,
-                counter: e.counter,
+            out.push(Entry {
+                node,
+                counter,
                 siblings,
             });
         }
-        Ok(Self { entries })
+        Ok(Self { entries: out })
     }
 }
 

@@ -1,24 +1,11 @@
+use gyre_types::BucketProps;
+pub use gyre_types::ConflictMode;
 use serde::{Deserialize, Serialize};
-
-/// How a bucket resolves concurrent writes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConflictMode {
-    /// Causal: concurrent writes are all kept as siblings, returned together
-    /// with one context; a put with that context resolves them.
-    #[default]
-    Siblings,
-    /// Last writer wins: a key holds one version, the write with the greatest
-    /// `(timestamp, node id, counter)` among every write the replica has seen.
-    /// Contexts only serve to mint dots; clock skew can make a later write
-    /// lose, as in every LWW store.
-    Lww,
-}
 
 /// The versioning settings of a bucket.
 ///
-/// Serializable so that bucket properties can store it; missing fields take
-/// their defaults.
+/// Derived from a bucket's [`BucketProps`] with `Policy::from`; serializable,
+/// with missing fields taking their defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Policy {
@@ -62,5 +49,14 @@ impl Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self::siblings()
+    }
+}
+
+impl From<&BucketProps> for Policy {
+    fn from(props: &BucketProps) -> Self {
+        Self {
+            mode: props.conflict_mode(),
+            max_siblings: usize::try_from(props.max_siblings()).unwrap_or(usize::MAX),
+        }
     }
 }
