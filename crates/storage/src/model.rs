@@ -1,0 +1,152 @@
+use std::fmt;
+
+use bytes::Bytes;
+use gyre_types::{BucketName, Key, KeyHash};
+use gyre_versioning::DvvSet;
+
+/// A value as stored: bytes, cheap to clone and to share between replicas.
+pub type Value = Bytes;
+
+/// Everything a replica knows of one key: its DVV set (values, siblings,
+/// tombstones and causal context).
+pub type Object = DvvSet<Value>;
+
+/// Which object: a key in a bucket, with its ring hash computed once.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ObjectId {
+    bucket: BucketName,
+    key: Key,
+    hash: KeyHash,
+}
+
+impl ObjectId {
+    /// The object `key` of `bucket`.
+    pub fn new(bucket: BucketName, key: Key) -> Self {
+        let hash = KeyHash::of(&bucket, &key);
+        Self { bucket, key, hash }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &BucketName {
+        &self.bucket
+    }
+
+    /// The key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The key's position on the ring.
+    pub fn hash(&self) -> KeyHash {
+        self.hash
+    }
+}
+
+impl PartialOrd for ObjectId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ObjectId {
+    /// Storage order: by hash, then bucket, then key.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (
+            self.hash,
+            self.bucket.as_str().len(),
+            &self.bucket,
+            &self.key,
+        )
+            .cmp(&(
+                other.hash,
+                other.bucket.as_str().len(),
+                &other.bucket,
+                &other.key,
+            ))
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{:?}", self.bucket, self.key)
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({self})")
+    }
+}
+
+/// What an [`update`](crate::Store::update) closure decided.
+#[derive(Debug)]
+pub enum Change<T> {
+    /// Write nothing; the update returns `T`.
+    Keep(T),
+    /// Store this object (an empty one removes the record); the update returns `T`.
+    Write(Object, T),
+}
+
+/// An object as iterated: which it is, which Merkle tree it belongs to
+/// (its bucket's n_val when it was last written), and its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Which object.
+    pub id: ObjectId,
+    /// The n_val of its tree.
+    pub n_val: u8,
+    /// Its state.
+    pub object: Object,
+}
+
+/// A write held for another node under sloppy quorum: the state to merge
+/// into the owner's replica once it is reachable again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hint {
+    /// Which object.
+    pub id: ObjectId,
+    /// The n_val of its bucket when the write was made.
+    pub n_val: u8,
+    /// The state to merge into the owner's.
+    pub object: Object,
+}
+
+/// A hint's place in its target's queue. Ids grow with arrival, per target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HintId(pub(crate) u64);
+
+impl HintId {
+    /// The sequence number (for logs and status pages).
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for HintId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One page of a partition scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Objects in key-hash order.
+    pub items: Vec<Stored>,
+    /// Where the next page starts (pass it as `after`), or `None` at the end
+    /// of the partition.
+    pub next: Option<ObjectId>,
+}
+
+/// A Merkle tree that disagrees with the data it should summarise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeMismatch {
+    /// The partition.
+    pub partition: gyre_types::PartitionId,
+    /// The n_val of the tree.
+    pub n_val: u8,
+    /// The root the store keeps.
+    pub kept_root: u128,
+    /// The root computed from the data.
+    pub data_root: u128,
+}

@@ -1,0 +1,879 @@
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gyre_merkle::{ItemDigest, MerkleTree, TreeShape};
+use gyre_types::{BucketProps, KeyHash, NodeId, PartitionCount, PartitionId};
+
+use crate::codec::{self, DecodeError};
+use crate::durability::Syncer;
+use crate::engine::{Engine, MemEngine, Op, Space};
+use crate::{
+    Change, Error, FjallEngine, Hint, HintId, Object, ObjectId, Result, ScanPage, Store,
+    StoreConfig, Stored, meta,
+};
+
+/// Object locks: updates of one object are serialised by the stripe its
+/// hash falls in.
+const STRIPES: usize = 1024;
+
+/// Objects per batch when dropping a partition or rebuilding trees.
+const BATCH: usize = 1024;
+
+/// A node's store: the logic shared by every engine. Use it as
+/// [`FjallStore`] or [`MemStore`].
+///
+/// Lock order: an object's stripe, then the trees, then the engine's own.
+/// Hint queues and metadata take only their own lock.
+pub struct NodeStore<E: Engine> {
+    engine: Arc<E>,
+    config: StoreConfig,
+    stripes: Box<[Mutex<()>]>,
+    trees: Mutex<Trees>,
+    hints: Mutex<HintQueues>,
+    syncer: Syncer<E>,
+}
+
+/// The durable store on fjall: one database directory per node.
+pub type FjallStore = NodeStore<FjallEngine>;
+
+/// The in-memory store, for the simulator and fast tests: the same
+/// behaviour as [`FjallStore`], nothing on disk.
+pub type MemStore = NodeStore<MemEngine>;
+
+impl FjallStore {
+    /// Opens the store in `dir`, creating it if needed. Recovery replays the
+    /// journal, so every acknowledged write is there; Merkle trees are loaded
+    /// (or rebuilt from the data if the tree shape changed, logging progress).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the directory holds data of another partition
+    /// count; engine errors if it cannot be opened (another process holds it,
+    /// for instance).
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        let engine = FjallEngine::open(dir.as_ref(), &config)?;
+        Self::with_engine(engine, config)
+    }
+}
+
+impl MemStore {
+    /// An empty store in memory.
+    ///
+    /// # Errors
+    /// Only if the group-commit thread cannot be started.
+    pub fn new(config: StoreConfig) -> Result<Self> {
+        Self::with_engine(MemEngine::default(), config)
+    }
+}
+
+impl<E: Engine> NodeStore<E> {
+    fn with_engine(engine: E, config: StoreConfig) -> Result<Self> {
+        let engine = Arc::new(engine);
+        check_partitions(&*engine, config.partitions)?;
+        let trees = Trees::load(&*engine, config.partitions, config.merkle_shape)?;
+        let hints = HintQueues::load(&*engine)?;
+        let syncer = Syncer::new(Arc::clone(&engine), config.durability, config.group_window)?;
+        Ok(Self {
+            engine,
+            config,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            trees: Mutex::new(trees),
+            hints: Mutex::new(hints),
+            syncer,
+        })
+    }
+
+    fn stripe(&self, hash: KeyHash) -> MutexGuard<'_, ()> {
+        let i = (hash.as_u64() as usize) % STRIPES;
+        // The stripes guard no data of their own: a poisoned one is fine.
+        match self.stripes.get(i) {
+            Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()),
+            None => unreachable!("stripe index is reduced modulo STRIPES"),
+        }
+    }
+
+    fn trees(&self) -> MutexGuard<'_, Trees> {
+        // Trees change only after their batch is written, in one call that
+        // cannot panic midway; a poisoned lock still guards whole trees.
+        self.trees.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hint_queues(&self) -> MutexGuard<'_, HintQueues> {
+        self.hints.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes a batch; a failure fails the store (durability is unknown).
+    fn write(&self, ops: Vec<Op>) -> Result<u64> {
+        match self.engine.write(ops) {
+            Ok(()) => Ok(self.syncer.written()),
+            Err(e) => {
+                self.syncer.write_failed(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn check_key(&self, id: &ObjectId) -> Result<()> {
+        let (len, max) = (id.key().len(), self.config.limits.max_key_len);
+        if len > max {
+            return Err(Error::KeyTooLong { len, max });
+        }
+        Ok(())
+    }
+
+    /// Values new in `new` (not already held under the same dot) must be
+    /// within the limit; values already stored are grandfathered.
+    fn check_values(&self, old: Option<&Object>, new: &Object) -> Result<()> {
+        let max = self.config.limits.max_value_len;
+        for s in new.siblings() {
+            let len = s.value.as_ref().map_or(0, |v| v.len());
+            if len > max && old.is_none_or(|o| o.sibling(s.dot).is_none()) {
+                return Err(Error::ValueTooLarge { len, max });
+            }
+        }
+        Ok(())
+    }
+
+    fn read_object(&self, key: &[u8], id: &ObjectId) -> Result<Option<(u8, Object)>> {
+        match self.engine.get(Space::Objects, key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode_object(bytes.as_ref())
+                .map(Some)
+                .map_err(|reason| corrupt_object(id, reason)),
+        }
+    }
+
+    fn digest(id: &ObjectId, object: &Object) -> ItemDigest {
+        ItemDigest::of_bucket_key(id.bucket(), id.key(), object.version_digest())
+    }
+
+    /// The object-key bounds of a partition.
+    fn partition_bounds(&self, p: PartitionId) -> Result<(Vec<u8>, Bound<Vec<u8>>)> {
+        let q = self.config.partitions;
+        if !q.contains(p) {
+            return Err(Error::Config(format!("partition {p:?} is not below {q}")));
+        }
+        let range = q.range(p);
+        let start = codec::hash_prefix(*range.start()).to_vec();
+        let end = match range.end().checked_add(1) {
+            Some(next) => Bound::Excluded(codec::hash_prefix(next).to_vec()),
+            None => Bound::Unbounded,
+        };
+        Ok((start, end))
+    }
+
+    fn decode_stored(key: &[u8], value: &[u8]) -> Result<Stored> {
+        let id = codec::decode_object_key(key).map_err(|reason| Error::Corrupt {
+            location: codec::describe_object_key(key),
+            reason,
+        })?;
+        let (n_val, object) =
+            codec::decode_object(value).map_err(|reason| corrupt_object(&id, reason))?;
+        Ok(Stored { id, n_val, object })
+    }
+}
+
+fn corrupt_object(id: &ObjectId, reason: DecodeError) -> Error {
+    Error::Corrupt {
+        location: format!("object {id}"),
+        reason,
+    }
+}
+
+fn check_n_val(n_val: u8) -> Result<()> {
+    if n_val == 0 || n_val > BucketProps::MAX_N_VAL {
+        return Err(Error::Config(format!(
+            "n_val {n_val} is not in 1..={}",
+            BucketProps::MAX_N_VAL
+        )));
+    }
+    Ok(())
+}
+
+impl<E: Engine> Store for NodeStore<E> {
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn get(&self, id: &ObjectId) -> Result<Option<Object>> {
+        self.check_key(id)?;
+        Ok(self
+            .read_object(&codec::object_key(id), id)?
+            .map(|(_, o)| o))
+    }
+
+    fn update<T>(
+        &self,
+        id: &ObjectId,
+        n_val: u8,
+        f: impl FnOnce(Option<&Object>) -> Change<T>,
+    ) -> Result<T> {
+        self.check_key(id)?;
+        check_n_val(n_val)?;
+        self.syncer.check()?;
+        let key = codec::object_key(id);
+        let stripe = self.stripe(id.hash());
+        let old = self.read_object(&key, id)?;
+        let (new, out) = match f(old.as_ref().map(|(_, o)| o)) {
+            Change::Keep(out) => {
+                drop(stripe);
+                // What the caller saw may still be on its way to the disk.
+                self.syncer.wait_all()?;
+                return Ok(out);
+            }
+            Change::Write(new, out) => (new, out),
+        };
+        self.check_values(old.as_ref().map(|(_, o)| o), &new)?;
+        let old_digest = old.as_ref().map(|(n, o)| (*n, Self::digest(id, o)));
+        let (op, new_digest) = if new.is_empty() {
+            (Op::Delete(Space::Objects, key), None)
+        } else {
+            let record = codec::encode_object(n_val, &new);
+            if u32::try_from(record.len()).is_err() {
+                return Err(Error::ObjectTooLarge {
+                    location: id.to_string(),
+                    len: record.len(),
+                });
+            }
+            (
+                Op::Put(Space::Objects, key, record),
+                Some((n_val, Self::digest(id, &new))),
+            )
+        };
+        let ticket = {
+            let mut trees = self.trees();
+            let mut ops = vec![op];
+            let changes = trees.plan(id.hash(), old_digest, new_digest, &mut ops)?;
+            let ticket = self.write(ops)?;
+            trees.apply(changes);
+            ticket
+        };
+        drop(stripe);
+        self.syncer.wait(ticket)?;
+        Ok(out)
+    }
+
+    fn purge(&self, id: &ObjectId, version: u128) -> Result<bool> {
+        self.check_key(id)?;
+        self.syncer.check()?;
+        let key = codec::object_key(id);
+        let stripe = self.stripe(id.hash());
+        let Some((n_val, object)) = self.read_object(&key, id)? else {
+            return Ok(false);
+        };
+        if !object.is_deleted() || object.version_digest() != version {
+            return Ok(false);
+        }
+        let ticket = {
+            let mut trees = self.trees();
+            let mut ops = vec![Op::Delete(Space::Objects, key)];
+            let old = Some((n_val, Self::digest(id, &object)));
+            let changes = trees.plan(id.hash(), old, None, &mut ops)?;
+            let ticket = self.write(ops)?;
+            trees.apply(changes);
+            ticket
+        };
+        drop(stripe);
+        self.syncer.wait(ticket)?;
+        Ok(true)
+    }
+
+    fn scan(
+        &self,
+        partition: PartitionId,
+        after: Option<&ObjectId>,
+        limit: usize,
+    ) -> Result<ScanPage> {
+        let (start, end) = self.partition_bounds(partition)?;
+        let after_key = after.map(codec::object_key);
+        let from = match &after_key {
+            Some(a) if *a >= start => Bound::Excluded(a.as_slice()),
+            _ => Bound::Included(start.as_slice()),
+        };
+        let limit = limit.max(1);
+        let rows =
+            self.engine
+                .range(Space::Objects, from, end.as_ref().map(Vec::as_slice), limit)?;
+        let full = rows.len() == limit;
+        let items = rows
+            .iter()
+            .map(|(k, v)| Self::decode_stored(k, v.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let next = if full {
+            items.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(ScanPage { items, next })
+    }
+
+    fn drop_partition(&self, partition: PartitionId) -> Result<u64> {
+        let (start, end) = self.partition_bounds(partition)?;
+        let end = end.as_ref().map(Vec::as_slice);
+        let mut dropped = 0;
+        loop {
+            self.syncer.check()?;
+            let rows = self.engine.range(
+                Space::Objects,
+                Bound::Included(start.as_slice()),
+                end,
+                BATCH,
+            )?;
+            if rows.is_empty() {
+                // Under the trees lock no object can be written, so an empty
+                // range here stays empty until the trees are gone.
+                let mut trees = self.trees();
+                let still_empty = self
+                    .engine
+                    .range(Space::Objects, Bound::Included(start.as_slice()), end, 1)?
+                    .is_empty();
+                if !still_empty {
+                    continue;
+                }
+                let prefix = partition.get().to_be_bytes();
+                let leaves = self.engine.range(
+                    Space::Leaves,
+                    Bound::Included(&prefix[..]),
+                    prefix_end(&prefix).as_ref().map(Vec::as_slice),
+                    usize::MAX,
+                )?;
+                let ops = leaves
+                    .into_iter()
+                    .map(|(k, _)| Op::Delete(Space::Leaves, k))
+                    .collect::<Vec<_>>();
+                let ticket = if ops.is_empty() {
+                    None
+                } else {
+                    Some(self.write(ops)?)
+                };
+                trees.forget_partition(partition);
+                drop(trees);
+                if let Some(t) = ticket {
+                    self.syncer.wait(t)?;
+                }
+                return Ok(dropped);
+            }
+            // Lock every stripe of the batch, in index order (the only place
+            // that holds more than one), then re-read under the locks.
+            let mut stripe_ids: Vec<usize> = rows
+                .iter()
+                .filter_map(|(k, _)| k.get(..8))
+                .filter_map(|h| h.try_into().ok())
+                .map(|h: [u8; 8]| (u64::from_be_bytes(h) as usize) % STRIPES)
+                .collect();
+            stripe_ids.sort_unstable();
+            stripe_ids.dedup();
+            let _guards: Vec<_> = stripe_ids
+                .iter()
+                .filter_map(|&i| self.stripes.get(i))
+                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+                .collect();
+            let mut trees = self.trees();
+            let mut ops = Vec::with_capacity(2 * rows.len());
+            let mut changes = Vec::new();
+            for (key, _) in &rows {
+                let Some(bytes) = self.engine.get(Space::Objects, key)? else {
+                    continue;
+                };
+                // A record that no longer decodes is dropped all the same;
+                // its digest goes with the partition's trees at the end.
+                if let Ok(s) = Self::decode_stored(key, bytes.as_ref()) {
+                    let old = Some((s.n_val, Self::digest(&s.id, &s.object)));
+                    changes.extend(trees.plan(s.id.hash(), old, None, &mut ops)?);
+                }
+                ops.push(Op::Delete(Space::Objects, key.clone()));
+                dropped += 1;
+            }
+            let ticket = self.write(ops)?;
+            trees.apply(changes);
+            drop(trees);
+            drop(_guards);
+            self.syncer.wait(ticket)?;
+        }
+    }
+
+    fn merkle_tree(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree> {
+        self.trees().get(partition, n_val)
+    }
+
+    fn merkle_trees(&self) -> Vec<(PartitionId, u8)> {
+        self.trees().non_empty()
+    }
+
+    fn add_hint(&self, target: NodeId, hint: &Hint) -> Result<HintId> {
+        self.check_key(&hint.id)?;
+        check_n_val(hint.n_val)?;
+        self.check_values(None, &hint.object)?;
+        self.syncer.check()?;
+        let record = codec::encode_hint(hint);
+        let (id, ticket) = {
+            let mut queues = self.hint_queues();
+            let seq = queues.next_seq(&*self.engine, target)?;
+            let ticket = self.write(vec![Op::Put(
+                Space::Hints,
+                codec::hint_key(target, seq).to_vec(),
+                record,
+            )])?;
+            queues.added(target, seq);
+            (HintId(seq), ticket)
+        };
+        self.syncer.wait(ticket)?;
+        Ok(id)
+    }
+
+    fn hints(
+        &self,
+        target: NodeId,
+        after: Option<HintId>,
+        limit: usize,
+    ) -> Result<Vec<(HintId, Hint)>> {
+        let first = codec::hint_key(target, 0);
+        let last = codec::hint_key(target, u64::MAX);
+        let after = after.map(|h| codec::hint_key(target, h.0));
+        let from = match &after {
+            Some(a) => Bound::Excluded(&a[..]),
+            None => Bound::Included(&first[..]),
+        };
+        let rows = self
+            .engine
+            .range(Space::Hints, from, Bound::Included(&last[..]), limit)?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let location = || format!("hint {}", codec::hex(&k));
+                let (_, seq) = codec::decode_hint_key(&k).map_err(|reason| Error::Corrupt {
+                    location: location(),
+                    reason,
+                })?;
+                let hint = codec::decode_hint(v.as_ref()).map_err(|reason| Error::Corrupt {
+                    location: format!("hint {seq} for {target}"),
+                    reason,
+                })?;
+                Ok((HintId(seq), hint))
+            })
+            .collect()
+    }
+
+    fn remove_hint(&self, target: NodeId, id: HintId) -> Result<bool> {
+        self.syncer.check()?;
+        let key = codec::hint_key(target, id.0);
+        let ticket = {
+            let mut queues = self.hint_queues();
+            if self.engine.get(Space::Hints, &key)?.is_none() {
+                return Ok(false);
+            }
+            let ticket = self.write(vec![Op::Delete(Space::Hints, key.to_vec())])?;
+            queues.removed(target);
+            ticket
+        };
+        self.syncer.wait(ticket)?;
+        Ok(true)
+    }
+
+    fn hint_backlog(&self) -> BTreeMap<NodeId, u64> {
+        self.hint_queues().counts.clone()
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .engine
+            .get(Space::Meta, name.as_bytes())?
+            .map(|b| b.as_ref().to_vec()))
+    }
+
+    fn set_meta(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.syncer.check()?;
+        let ticket = self.write(vec![Op::Put(Space::Meta, name.as_bytes().to_vec(), bytes)])?;
+        self.syncer.wait(ticket)
+    }
+
+    fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let end = prefix_end(prefix.as_bytes());
+        let rows = self.engine.range(
+            Space::Meta,
+            Bound::Included(prefix.as_bytes()),
+            end.as_ref().map(Vec::as_slice),
+            usize::MAX,
+        )?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let name = String::from_utf8(k).map_err(|e| Error::Corrupt {
+                    location: format!("metadata {}", codec::hex(e.as_bytes())),
+                    reason: "name is not UTF-8".to_owned(),
+                })?;
+                Ok((name, v.as_ref().to_vec()))
+            })
+            .collect()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.syncer.sync_all()
+    }
+}
+
+impl<E: Engine> Drop for NodeStore<E> {
+    fn drop(&mut self) {
+        // Best effort: a clean shutdown leaves everything on disk. A failure
+        // was already logged by the syncer.
+        let _ = self.syncer.sync_all();
+    }
+}
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Bound<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Bound::Excluded(end);
+        }
+    }
+    Bound::Unbounded
+}
+
+/// Refuses data written with another partition count; records it on first open.
+fn check_partitions<E: Engine>(engine: &E, q: PartitionCount) -> Result<()> {
+    match engine.get(Space::Meta, meta::PARTITIONS.as_bytes())? {
+        Some(bytes) => {
+            let stored: PartitionCount = meta::decode(meta::PARTITIONS, bytes.as_ref())?;
+            if stored != q {
+                return Err(Error::Config(format!(
+                    "the store holds data for {stored} partitions, not {q}"
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let bytes = meta::encode(meta::PARTITIONS, &q)?;
+            engine.write(vec![Op::Put(
+                Space::Meta,
+                meta::PARTITIONS.as_bytes().to_vec(),
+                bytes,
+            )])
+        }
+    }
+}
+
+/// A planned change to one tree: apply `update(hash, old, new)` once the
+/// batch that persists its leaf is written.
+struct TreeChange {
+    tree: (PartitionId, u8),
+    hash: KeyHash,
+    old: Option<ItemDigest>,
+    new: Option<ItemDigest>,
+}
+
+/// The Merkle trees of every (partition, n_val) the store holds objects in.
+struct Trees {
+    q: PartitionCount,
+    shape: TreeShape,
+    map: HashMap<(PartitionId, u8), MerkleTree>,
+}
+
+impl Trees {
+    fn empty(&self, partition: PartitionId) -> Result<MerkleTree> {
+        MerkleTree::new(self.q, partition, self.shape).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    fn get(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree> {
+        match self.map.get(&(partition, n_val)) {
+            Some(t) => Ok(t.clone()),
+            None => self.empty(partition),
+        }
+    }
+
+    fn non_empty(&self) -> Vec<(PartitionId, u8)> {
+        let mut out: Vec<_> = self
+            .map
+            .iter()
+            .filter(|(_, t)| t.leaves().iter().any(|&d| d != 0))
+            .map(|(&k, _)| k)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Plans moving the item at `hash` from `old` to `new` ((n_val, digest),
+    /// `None`: absent) and appends the leaf writes that persist it to `ops`.
+    fn plan(
+        &mut self,
+        hash: KeyHash,
+        old: Option<(u8, ItemDigest)>,
+        new: Option<(u8, ItemDigest)>,
+        ops: &mut Vec<Op>,
+    ) -> Result<Vec<TreeChange>> {
+        let partition = self.q.partition_of(hash);
+        let mut changes = Vec::with_capacity(2);
+        match (old, new) {
+            (Some((on, od)), Some((nn, nd))) if on == nn => {
+                changes.push(TreeChange {
+                    tree: (partition, nn),
+                    hash,
+                    old: Some(od),
+                    new: Some(nd),
+                });
+            }
+            (old, new) => {
+                if let Some((n, d)) = old {
+                    changes.push(TreeChange {
+                        tree: (partition, n),
+                        hash,
+                        old: Some(d),
+                        new: None,
+                    });
+                }
+                if let Some((n, d)) = new {
+                    changes.push(TreeChange {
+                        tree: (partition, n),
+                        hash,
+                        old: None,
+                        new: Some(d),
+                    });
+                }
+            }
+        }
+        for c in &changes {
+            let delta = c.old.map_or(0, ItemDigest::as_u128) ^ c.new.map_or(0, ItemDigest::as_u128);
+            if !self.map.contains_key(&c.tree) {
+                let empty = self.empty(partition)?;
+                self.map.insert(c.tree, empty);
+            }
+            let Some(tree) = self.map.get(&c.tree) else {
+                continue;
+            };
+            let leaf = tree
+                .leaf_of(hash)
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let current = tree.leaves().get(leaf).copied().unwrap_or(0);
+            let key = codec::leaf_key(c.tree.0, c.tree.1, leaf as u32).to_vec();
+            ops.push(match current ^ delta {
+                0 => Op::Delete(Space::Leaves, key),
+                d => Op::Put(Space::Leaves, key, codec::encode_leaf(d).to_vec()),
+            });
+        }
+        Ok(changes)
+    }
+
+    /// Applies changes whose leaves were written.
+    fn apply(&mut self, changes: Vec<TreeChange>) {
+        for c in changes {
+            if let Some(tree) = self.map.get_mut(&c.tree) {
+                // The hash lies in the tree's partition (plan derived the
+                // partition from it), so update cannot fail.
+                let _ = tree.update(c.hash, c.old, c.new);
+            }
+        }
+    }
+
+    fn forget_partition(&mut self, partition: PartitionId) {
+        self.map.retain(|(p, _), _| *p != partition);
+    }
+
+    /// Loads the persisted trees, or rebuilds them from the objects when
+    /// they were kept in another shape (or never kept).
+    fn load<E: Engine>(engine: &E, q: PartitionCount, shape: TreeShape) -> Result<Self> {
+        let mut trees = Self {
+            q,
+            shape,
+            map: HashMap::new(),
+        };
+        let stored_shape: Option<TreeShape> = engine
+            .get(Space::Meta, meta::MERKLE_SHAPE.as_bytes())?
+            .map(|b| meta::decode(meta::MERKLE_SHAPE, b.as_ref()))
+            .transpose()?;
+        if stored_shape == Some(shape) {
+            let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
+            let mut from: Option<Vec<u8>> = None;
+            loop {
+                let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let rows = engine.range(Space::Leaves, lower, Bound::Unbounded, BATCH)?;
+                let Some((last, _)) = rows.last() else { break };
+                from = Some(last.clone());
+                for (k, v) in &rows {
+                    let corrupt = |reason| Error::Corrupt {
+                        location: format!("merkle leaf {}", codec::hex(k)),
+                        reason,
+                    };
+                    let (p, n, leaf) = codec::decode_leaf_key(k).map_err(corrupt)?;
+                    let digest = codec::decode_leaf(v.as_ref()).map_err(corrupt)?;
+                    if !q.contains(p) || leaf as usize >= shape.leaf_count() {
+                        return Err(corrupt("leaf outside the configured trees".to_owned()));
+                    }
+                    let tree = leaves
+                        .entry((p, n))
+                        .or_insert_with(|| vec![0; shape.leaf_count()]);
+                    if let Some(slot) = tree.get_mut(leaf as usize) {
+                        *slot = digest;
+                    }
+                }
+            }
+            for ((p, n), l) in leaves {
+                let tree = MerkleTree::from_leaves(q, p, shape, l)
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                trees.map.insert((p, n), tree);
+            }
+            return Ok(trees);
+        }
+        trees.rebuild(engine)?;
+        let marker = meta::encode(meta::MERKLE_SHAPE, &shape)?;
+        engine.write(vec![Op::Put(
+            Space::Meta,
+            meta::MERKLE_SHAPE.as_bytes().to_vec(),
+            marker,
+        )])?;
+        engine.sync(crate::engine::SyncMode::Disk)?;
+        Ok(trees)
+    }
+
+    /// Recomputes every tree from the objects and rewrites the leaves.
+    fn rebuild<E: Engine>(&mut self, engine: &E) -> Result<()> {
+        // Old leaves first: after a crash mid-rebuild the shape marker is
+        // still stale, so the next open starts over.
+        loop {
+            let rows = engine.range(Space::Leaves, Bound::Unbounded, Bound::Unbounded, BATCH)?;
+            if rows.is_empty() {
+                break;
+            }
+            engine.write(
+                rows.into_iter()
+                    .map(|(k, _)| Op::Delete(Space::Leaves, k))
+                    .collect(),
+            )?;
+        }
+        let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
+        let (mut seen, mut skipped) = (0u64, 0u64);
+        let mut from: Option<Vec<u8>> = None;
+        loop {
+            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let rows = engine.range(Space::Objects, lower, Bound::Unbounded, BATCH)?;
+            let Some((last, _)) = rows.last() else { break };
+            from = Some(last.clone());
+            for (k, v) in &rows {
+                match NodeStore::<E>::decode_stored(k, v.as_ref()) {
+                    Ok(s) => {
+                        let p = self.q.partition_of(s.id.hash());
+                        let digest = NodeStore::<E>::digest(&s.id, &s.object);
+                        let tree = self.map.entry((p, s.n_val)).or_insert(
+                            MerkleTree::new(self.q, p, self.shape)
+                                .map_err(|e| Error::Config(e.to_string()))?,
+                        );
+                        let leaf = tree
+                            .leaf_of(s.id.hash())
+                            .map_err(|e| Error::Config(e.to_string()))?;
+                        let l = leaves
+                            .entry((p, s.n_val))
+                            .or_insert_with(|| vec![0; self.shape.leaf_count()]);
+                        if let Some(slot) = l.get_mut(leaf) {
+                            *slot ^= digest.as_u128();
+                        }
+                    }
+                    Err(e) => {
+                        skipped += 1;
+                        tracing::warn!(error = %e, "skipping a corrupt object while rebuilding Merkle trees");
+                    }
+                }
+                seen += 1;
+            }
+            if seen % (100 * BATCH as u64) < BATCH as u64 {
+                tracing::info!(objects = seen, "rebuilding Merkle trees");
+            }
+        }
+        let mut ops = Vec::new();
+        for ((p, n), l) in leaves {
+            for (i, &d) in l.iter().enumerate() {
+                if d != 0 {
+                    ops.push(Op::Put(
+                        Space::Leaves,
+                        codec::leaf_key(p, n, i as u32).to_vec(),
+                        codec::encode_leaf(d).to_vec(),
+                    ));
+                }
+                if ops.len() >= BATCH {
+                    engine.write(std::mem::take(&mut ops))?;
+                }
+            }
+            let tree = MerkleTree::from_leaves(self.q, p, self.shape, l)
+                .map_err(|e| Error::Config(e.to_string()))?;
+            self.map.insert((p, n), tree);
+        }
+        engine.write(ops)?;
+        tracing::info!(
+            objects = seen,
+            skipped,
+            trees = self.map.len(),
+            "Merkle trees rebuilt"
+        );
+        Ok(())
+    }
+}
+
+/// Per-target hint sequence numbers and backlog counts.
+struct HintQueues {
+    next: HashMap<NodeId, u64>,
+    counts: BTreeMap<NodeId, u64>,
+}
+
+impl HintQueues {
+    /// Counts the stored hints per target.
+    fn load<E: Engine>(engine: &E) -> Result<Self> {
+        let mut counts: BTreeMap<NodeId, u64> = BTreeMap::new();
+        let mut from: Option<Vec<u8>> = None;
+        loop {
+            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let rows = engine.range(Space::Hints, lower, Bound::Unbounded, BATCH)?;
+            let Some((last, _)) = rows.last() else { break };
+            from = Some(last.clone());
+            for (k, _) in &rows {
+                let (target, _) = codec::decode_hint_key(k).map_err(|reason| Error::Corrupt {
+                    location: format!("hint {}", codec::hex(k)),
+                    reason,
+                })?;
+                *counts.entry(target).or_default() += 1;
+            }
+        }
+        Ok(Self {
+            next: HashMap::new(),
+            counts,
+        })
+    }
+
+    /// The next sequence number of `target`'s queue: one past the last stored.
+    fn next_seq<E: Engine>(&mut self, engine: &E, target: NodeId) -> Result<u64> {
+        if let Some(&n) = self.next.get(&target) {
+            return Ok(n);
+        }
+        let first = codec::hint_key(target, 0);
+        let last = codec::hint_key(target, u64::MAX);
+        let next = match engine.last_key(
+            Space::Hints,
+            Bound::Included(&first[..]),
+            Bound::Included(&last[..]),
+        )? {
+            None => 1,
+            Some(k) => {
+                let (_, seq) = codec::decode_hint_key(&k).map_err(|reason| Error::Corrupt {
+                    location: format!("hint {}", codec::hex(&k)),
+                    reason,
+                })?;
+                seq.checked_add(1)
+                    .ok_or_else(|| Error::Config(format!("hint queue of {target} is exhausted")))?
+            }
+        };
+        self.next.insert(target, next);
+        Ok(next)
+    }
+
+    fn added(&mut self, target: NodeId, seq: u64) {
+        self.next.insert(target, seq + 1);
+        *self.counts.entry(target).or_default() += 1;
+    }
+
+    fn removed(&mut self, target: NodeId) {
+        if let Some(c) = self.counts.get_mut(&target) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                self.counts.remove(&target);
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+use std::collections::BTreeMap;
+
+use gyre_merkle::MerkleTree;
+use gyre_ring::Layout;
+use gyre_types::{BucketName, BucketProps, NodeId, PartitionId};
+
+use crate::{Change, Hint, HintId, Object, ObjectId, Result, ScanPage, StoreConfig, TreeMismatch};
+
+/// Everything a node keeps durably: objects with their Merkle trees, hint
+/// queues and node metadata.
+///
+/// Implemented by [`FjallStore`](crate::FjallStore) (on disk) and
+/// [`MemStore`](crate::MemStore) (in memory); `tests/conformance.rs` holds
+/// both to the same behaviour.
+///
+/// Every write is atomic (an object and its Merkle leaves change together
+/// or not at all) and returns only once it is as durable as the store's
+/// [`Durability`](crate::Durability) promises. Input over the configured
+/// [`Limits`](crate::Limits) is refused with a typed error and writes nothing.
+pub trait Store: Send + Sync {
+    /// How the store was opened.
+    fn config(&self) -> &StoreConfig;
+
+    /// The state of an object, or `None` if the store holds no record of it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`](crate::Error::Corrupt) naming the object if its
+    /// record does not decode.
+    fn get(&self, id: &ObjectId) -> Result<Option<Object>>;
+
+    /// Reads, changes and writes one object atomically with respect to every
+    /// other update of it: `f` sees the current state and decides. The
+    /// object is filed under the Merkle tree of (its partition, `n_val`).
+    ///
+    /// `f` runs under the object's lock and must not call the store.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`](crate::Error::KeyTooLong) before `f` runs;
+    /// [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) if `f` adds a
+    /// value over the limit (nothing is written); `Corrupt` if the current
+    /// record does not decode; `Fatal` if the write could not be made durable.
+    fn update<T>(
+        &self,
+        id: &ObjectId,
+        n_val: u8,
+        f: impl FnOnce(Option<&Object>) -> Change<T>,
+    ) -> Result<T>;
+
+    /// Removes an object if it is still a tombstone whose
+    /// [`version_digest`](gyre_versioning::DvvSet::version_digest) is
+    /// `version`; returns whether it did. Tombstones stay until this is
+    /// called: the replication layer decides when every replica has one.
+    fn purge(&self, id: &ObjectId, version: u128) -> Result<bool>;
+
+    /// Up to `limit` objects of `partition` in key-hash order, starting after
+    /// `after` (the `next` of the previous page).
+    fn scan(
+        &self,
+        partition: PartitionId,
+        after: Option<&ObjectId>,
+        limit: usize,
+    ) -> Result<ScanPage>;
+
+    /// Removes every object of `partition` and its Merkle trees (after its
+    /// handoff); returns how many objects went. Done in batches, each of
+    /// which keeps data and trees in agreement, so an interrupted drop can
+    /// simply be called again.
+    fn drop_partition(&self, partition: PartitionId) -> Result<u64>;
+
+    /// A copy of the Merkle tree of (`partition`, `n_val`), empty if the store
+    /// holds no object there.
+    fn merkle_tree(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree>;
+
+    /// The (partition, n_val) pairs that have a non-empty Merkle tree.
+    fn merkle_trees(&self) -> Vec<(PartitionId, u8)>;
+
+    /// Queues `hint` for `target`; returns its place in the queue.
+    fn add_hint(&self, target: NodeId, hint: &Hint) -> Result<HintId>;
+
+    /// Up to `limit` of `target`'s hints in arrival order, after `after`.
+    fn hints(
+        &self,
+        target: NodeId,
+        after: Option<HintId>,
+        limit: usize,
+    ) -> Result<Vec<(HintId, Hint)>>;
+
+    /// Removes a delivered hint; returns whether it was there.
+    fn remove_hint(&self, target: NodeId, id: HintId) -> Result<bool>;
+
+    /// How many hints wait, per target node (targets with none are absent).
+    fn hint_backlog(&self) -> BTreeMap<NodeId, u64>;
+
+    /// A metadata entry's raw bytes. Prefer the typed accessors below.
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Sets a metadata entry (durably, as every write).
+    fn set_meta(&self, name: &str, bytes: Vec<u8>) -> Result<()>;
+
+    /// Metadata entries whose names start with `prefix`, in name order.
+    fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Makes everything written so far durable on disk, whatever the
+    /// durability mode (for a clean shutdown).
+    fn flush(&self) -> Result<()>;
+
+    /// This node's id, once set.
+    fn node_id(&self) -> Result<Option<NodeId>> {
+        crate::meta::get(self, crate::meta::NODE_ID)
+    }
+
+    /// Records this node's id.
+    fn set_node_id(&self, id: NodeId) -> Result<()> {
+        crate::meta::set(self, crate::meta::NODE_ID, &id)
+    }
+
+    /// The cluster this node belongs to, once set.
+    fn cluster_id(&self) -> Result<Option<String>> {
+        crate::meta::get(self, crate::meta::CLUSTER_ID)
+    }
+
+    /// Records the cluster this node belongs to.
+    fn set_cluster_id(&self, id: &str) -> Result<()> {
+        crate::meta::set(self, crate::meta::CLUSTER_ID, &id)
+    }
+
+    /// The last ring layout this node committed to, once set.
+    fn layout(&self) -> Result<Option<Layout>> {
+        crate::meta::get(self, crate::meta::LAYOUT)
+    }
+
+    /// Records the current ring layout.
+    fn set_layout(&self, layout: &Layout) -> Result<()> {
+        crate::meta::set(self, crate::meta::LAYOUT, layout)
+    }
+
+    /// The properties of `bucket`, if they were ever set.
+    fn bucket_props(&self, bucket: &BucketName) -> Result<Option<BucketProps>> {
+        crate::meta::get(self, &crate::meta::bucket(bucket))
+    }
+
+    /// Records the properties of `bucket`.
+    fn set_bucket_props(&self, bucket: &BucketName, props: &BucketProps) -> Result<()> {
+        crate::meta::set(self, &crate::meta::bucket(bucket), props)
+    }
+
+    /// Every bucket with recorded properties.
+    fn all_bucket_props(&self) -> Result<BTreeMap<BucketName, BucketProps>> {
+        crate::meta::all_buckets(self)
+    }
+
+    /// Rebuilds every Merkle tree from the data and lists those that
+    /// disagree with the trees the store keeps (none, unless something is
+    /// badly wrong). Reads everything: for tests and operator checks.
+    fn verify_trees(&self) -> Result<Vec<TreeMismatch>> {
+        crate::verify::verify_trees(self)
+    }
+}
