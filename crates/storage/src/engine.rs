@@ -117,6 +117,22 @@ impl MemEngine {
     }
 }
 
+#[cfg(test)]
+impl MemEngine {
+    /// Every entry of every space, in order.
+    pub(crate) fn dump(&self) -> Vec<(Space, Vec<u8>, Vec<u8>)> {
+        let spaces = self.lock();
+        Space::ALL
+            .iter()
+            .flat_map(|&s| {
+                spaces[s.index()]
+                    .iter()
+                    .map(move |(k, v)| (s, k.clone(), v.to_vec()))
+            })
+            .collect()
+    }
+}
+
 impl sealed::Sealed for MemEngine {}
 
 impl Engine for MemEngine {

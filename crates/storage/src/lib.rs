@@ -59,6 +59,8 @@ mod durability;
 mod engine;
 mod error;
 mod fjall_engine;
+#[cfg(test)]
+mod format_fixture;
 mod meta;
 mod model;
 mod node_store;

@@ -68,7 +68,7 @@ impl MemStore {
 }
 
 impl<E: Engine> NodeStore<E> {
-    fn with_engine(engine: E, config: StoreConfig) -> Result<Self> {
+    pub(crate) fn with_engine(engine: E, config: StoreConfig) -> Result<Self> {
         let engine = Arc::new(engine);
         check_partitions(&*engine, config.partitions)?;
         let trees = Trees::load(&*engine, config.partitions, config.merkle_shape)?;
@@ -82,6 +82,11 @@ impl<E: Engine> NodeStore<E> {
             hints: Mutex::new(hints),
             syncer,
         })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &E {
+        &self.engine
     }
 
     fn stripe(&self, hash: KeyHash) -> MutexGuard<'_, ()> {
@@ -682,38 +687,28 @@ impl Trees {
             .map(|b| meta::decode(meta::MERKLE_SHAPE, b.as_ref()))
             .transpose()?;
         if stored_shape == Some(shape) {
-            let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
-            let mut from: Option<Vec<u8>> = None;
-            loop {
-                let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                let rows = engine.range(Space::Leaves, lower, Bound::Unbounded, BATCH)?;
-                let Some((last, _)) = rows.last() else { break };
-                from = Some(last.clone());
-                for (k, v) in &rows {
-                    let corrupt = |reason| Error::Corrupt {
-                        location: format!("merkle leaf {}", codec::hex(k)),
-                        reason,
-                    };
-                    let (p, n, leaf) = codec::decode_leaf_key(k).map_err(corrupt)?;
-                    let digest = codec::decode_leaf(v.as_ref()).map_err(corrupt)?;
-                    if !q.contains(p) || leaf as usize >= shape.leaf_count() {
-                        return Err(corrupt("leaf outside the configured trees".to_owned()));
-                    }
-                    let tree = leaves
-                        .entry((p, n))
-                        .or_insert_with(|| vec![0; shape.leaf_count()]);
-                    if let Some(slot) = tree.get_mut(leaf as usize) {
-                        *slot = digest;
-                    }
+            match Self::load_leaves(engine, q, shape) {
+                Ok(map) => {
+                    trees.map = map;
+                    return Ok(trees);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored Merkle leaves are unusable; rebuilding the trees from the data");
                 }
             }
-            for ((p, n), l) in leaves {
-                let tree = MerkleTree::from_leaves(q, p, shape, l)
-                    .map_err(|e| Error::Config(e.to_string()))?;
-                trees.map.insert((p, n), tree);
-            }
-            return Ok(trees);
+        } else {
+            tracing::info!(
+                ?stored_shape,
+                ?shape,
+                "Merkle trees are kept in another shape (or not at all); rebuilding them from the data"
+            );
         }
+        // Until the rebuild is complete the marker is absent, so a crash
+        // midway rebuilds again at the next open.
+        engine.write(vec![Op::Delete(
+            Space::Meta,
+            meta::MERKLE_SHAPE.as_bytes().to_vec(),
+        )])?;
         trees.rebuild(engine)?;
         let marker = meta::encode(meta::MERKLE_SHAPE, &shape)?;
         engine.write(vec![Op::Put(
@@ -725,10 +720,49 @@ impl Trees {
         Ok(trees)
     }
 
+    /// Reads the persisted leaves of every tree.
+    fn load_leaves<E: Engine>(
+        engine: &E,
+        q: PartitionCount,
+        shape: TreeShape,
+    ) -> Result<HashMap<(PartitionId, u8), MerkleTree>> {
+        let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
+        let mut from: Option<Vec<u8>> = None;
+        loop {
+            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let rows = engine.range(Space::Leaves, lower, Bound::Unbounded, BATCH)?;
+            let Some((last, _)) = rows.last() else { break };
+            from = Some(last.clone());
+            for (k, v) in &rows {
+                let corrupt = |reason| Error::Corrupt {
+                    location: format!("merkle leaf {}", codec::hex(k)),
+                    reason,
+                };
+                let (p, n, leaf) = codec::decode_leaf_key(k).map_err(corrupt)?;
+                let digest = codec::decode_leaf(v.as_ref()).map_err(corrupt)?;
+                let slot = leaves
+                    .entry((p, n))
+                    .or_insert_with(|| vec![0; shape.leaf_count()])
+                    .get_mut(leaf as usize);
+                match slot {
+                    Some(slot) if q.contains(p) => *slot = digest,
+                    _ => return Err(corrupt("leaf outside the configured trees".to_owned())),
+                }
+            }
+        }
+        leaves
+            .into_iter()
+            .map(|((p, n), l)| {
+                let tree = MerkleTree::from_leaves(q, p, shape, l)
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                Ok(((p, n), tree))
+            })
+            .collect()
+    }
+
     /// Recomputes every tree from the objects and rewrites the leaves.
     fn rebuild<E: Engine>(&mut self, engine: &E) -> Result<()> {
-        // Old leaves first: after a crash mid-rebuild the shape marker is
-        // still stale, so the next open starts over.
+        self.map.clear();
         loop {
             let rows = engine.range(Space::Leaves, Bound::Unbounded, Bound::Unbounded, BATCH)?;
             if rows.is_empty() {

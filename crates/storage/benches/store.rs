@@ -1,0 +1,3 @@
+//! Storage throughput against raw fjall (being written).
+
+fn main() {}

@@ -1,0 +1,219 @@
+//! The on-disk formats, pinned: `tests/fixtures/store-v1.bin` holds every
+//! entry of a small store (objects with siblings and tombstones, Merkle
+//! leaves, hints, metadata) as written by format 1.
+//!
+//! - Building the same store today must produce exactly those bytes, so an
+//!   accidental change of any encoding fails here.
+//! - A store opened over those bytes must read back what was written, so
+//!   data written by format 1 stays readable.
+//!
+//! After an intended format change (with a new format tag and a reader for
+//! the old one), rewrite the fixture with `GYRE_BLESS_FIXTURES=1 cargo test
+//! -p gyre-storage format_fixture` and commit it beside the old one.
+
+use bytes::Bytes;
+use gyre_ring::{Layout, Member, RingConfig};
+use gyre_types::{
+    BucketName, BucketProps, ConflictMode, Key, NodeId, PartitionCount, Timestamp, ZoneName,
+};
+use gyre_versioning::Policy;
+
+use crate::engine::{Engine, MemEngine, Op, Space};
+use crate::{Change, Hint, MemStore, Object, ObjectId, Store, StoreConfig};
+
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1.bin");
+const MAGIC: &[u8] = b"gyre-store-fixture-1\n";
+
+fn config() -> StoreConfig {
+    StoreConfig {
+        partitions: PartitionCount::new(64).unwrap(),
+        ..StoreConfig::default()
+    }
+}
+
+fn oid(bucket: &str, key: &[u8]) -> ObjectId {
+    ObjectId::new(
+        BucketName::new(bucket).unwrap(),
+        Key::new(key.to_vec()).unwrap(),
+    )
+}
+
+fn ts(ms: u64) -> Timestamp {
+    Timestamp::from_parts(ms, 3)
+}
+
+fn layout() -> Layout {
+    let members = [(1, "eu-1"), (2, "eu-2"), (3, "eu-3")]
+        .into_iter()
+        .map(|(i, z)| Member::new(NodeId::new(i), ZoneName::new(z).unwrap(), 100))
+        .collect();
+    let config = RingConfig {
+        partitions: PartitionCount::new(64).unwrap(),
+        replication: 3,
+    };
+    Layout::initial(config, members).unwrap()
+}
+
+fn carts() -> BucketProps {
+    BucketProps::new(5, 2, 3)
+        .unwrap()
+        .with_conflict_mode(ConflictMode::Lww)
+        .with_max_value_len(1 << 20)
+        .unwrap()
+}
+
+/// Concurrent writes by nodes 1 and 2: two siblings.
+fn alice() -> Object {
+    let p = Policy::default();
+    let mut a = Object::new();
+    a.put_blind(
+        Bytes::from_static(b"apples"),
+        NodeId::new(1),
+        ts(1_700_000_000_000),
+        &p,
+    )
+    .unwrap();
+    let mut b = Object::new();
+    b.put_blind(
+        Bytes::from(vec![0xa5; 300]),
+        NodeId::new(2),
+        ts(1_700_000_000_001),
+        &p,
+    )
+    .unwrap();
+    a.sync(&b, &p);
+    a
+}
+
+/// Written, then deleted: a tombstone.
+fn bob() -> Object {
+    let p = Policy::default();
+    let mut o = Object::new();
+    o.put_blind(
+        Bytes::from_static(b"pears"),
+        NodeId::new(3),
+        ts(1_700_000_000_002),
+        &p,
+    )
+    .unwrap();
+    o.delete_blind(NodeId::new(3), ts(1_700_000_000_003), &p)
+        .unwrap();
+    o
+}
+
+fn hint(i: u8) -> Hint {
+    let mut o = Object::new();
+    o.put_blind(
+        Bytes::from(vec![i; usize::from(i)]),
+        NodeId::new(1),
+        ts(1_700_000_000_100 + u64::from(i)),
+        &Policy::default(),
+    )
+    .unwrap();
+    Hint {
+        id: oid("default", &[b'h', i, 0xff]),
+        n_val: 3,
+        object: o,
+    }
+}
+
+fn build() -> MemStore {
+    let s = MemStore::new(config()).unwrap();
+    let put = |id: ObjectId, n_val: u8, o: Object| {
+        s.update(&id, n_val, |_| Change::Write(o, ())).unwrap();
+    };
+    put(oid("carts", b"alice"), 3, alice());
+    put(oid("carts", b"bob"), 3, bob());
+    put(oid("default", b"\x00binary\xff"), 1, alice());
+    s.add_hint(NodeId::new(7), &hint(1)).unwrap();
+    s.add_hint(NodeId::new(7), &hint(2)).unwrap();
+    s.add_hint(NodeId::new(9), &hint(3)).unwrap();
+    s.set_node_id(NodeId::new(0x1234)).unwrap();
+    s.set_cluster_id("fixture").unwrap();
+    s.set_layout(&layout()).unwrap();
+    s.set_bucket_props(&BucketName::new("carts").unwrap(), &carts())
+        .unwrap();
+    s
+}
+
+fn encode(rows: &[(Space, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    for (space, k, v) in rows {
+        out.push(*space as u8);
+        for part in [k, v] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+    out
+}
+
+fn decode(bytes: &[u8]) -> Vec<Op> {
+    let mut rest = bytes.strip_prefix(MAGIC).expect("fixture magic");
+    let mut take = |n: usize| {
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        head.to_vec()
+    };
+    let mut ops = Vec::new();
+    let mut remaining = bytes.len() - MAGIC.len();
+    while remaining > 0 {
+        let space = Space::ALL[usize::from(take(1)[0])];
+        let klen = u32::from_le_bytes(take(4).try_into().unwrap()) as usize;
+        let k = take(klen);
+        let vlen = u32::from_le_bytes(take(4).try_into().unwrap()) as usize;
+        let v = take(vlen);
+        remaining -= 9 + klen + vlen;
+        ops.push(Op::Put(space, k, v));
+    }
+    ops
+}
+
+#[test]
+fn current_encoding_matches_the_fixture() {
+    let bytes = encode(&build().engine().dump());
+    if std::env::var_os("GYRE_BLESS_FIXTURES").is_some() {
+        std::fs::write(PATH, &bytes).unwrap();
+    }
+    let committed = std::fs::read(PATH).expect("committed fixture");
+    assert!(
+        bytes == committed,
+        "the store's on-disk encoding changed: see the docs of this module"
+    );
+}
+
+#[test]
+fn the_fixture_reads_back() {
+    let engine = MemEngine::default();
+    engine
+        .write(decode(&std::fs::read(PATH).expect("committed fixture")))
+        .unwrap();
+    let s = MemStore::with_engine(engine, config()).unwrap();
+
+    assert_eq!(s.get(&oid("carts", b"alice")).unwrap(), Some(alice()));
+    assert_eq!(s.get(&oid("carts", b"bob")).unwrap(), Some(bob()));
+    assert!(s.get(&oid("carts", b"bob")).unwrap().unwrap().is_deleted());
+    assert_eq!(
+        s.get(&oid("default", b"\x00binary\xff")).unwrap(),
+        Some(alice())
+    );
+    assert_eq!(s.verify_trees().unwrap(), []);
+    assert_eq!(s.merkle_trees().len(), 3);
+
+    let hints: Vec<Hint> = s
+        .hints(NodeId::new(7), None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect();
+    assert_eq!(hints, [hint(1), hint(2)]);
+    assert_eq!(s.hint_backlog().get(&NodeId::new(9)), Some(&1));
+
+    assert_eq!(s.node_id().unwrap(), Some(NodeId::new(0x1234)));
+    assert_eq!(s.cluster_id().unwrap().as_deref(), Some("fixture"));
+    assert_eq!(s.layout().unwrap(), Some(layout()));
+    assert_eq!(
+        s.bucket_props(&BucketName::new("carts").unwrap()).unwrap(),
+        Some(carts())
+    );
+}
