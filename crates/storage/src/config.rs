@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 /// | `none` | the journal write reaches the operating system | yes | no: the last moments of writes may be lost |
 ///
 /// `always` and `group` make the same promise; `group` keeps one fsync in
-/// flight at a time and lets every writer that arrived meanwhile share the
-/// next one, so many concurrent writers cost few fsyncs at the price of
-/// waiting for the fsync in progress. With `none`, the operating system
+/// flight at a time, lets writers keep appending to the journal while it
+/// runs, and has every writer that arrived meanwhile share the next one, so
+/// many concurrent writers cost few fsyncs at the price of waiting for the
+/// fsync in progress. With `none`, the operating system
 /// writes the journal back when it chooses (Linux: within about 30 s), and
 /// the store fsyncs when a journal file is sealed and on a clean close.
 /// A failed fsync is fatal in every mode: see [`Error::Fatal`](crate::Error::Fatal).

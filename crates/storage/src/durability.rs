@@ -197,7 +197,7 @@ fn group_commit<E: Engine>(engine: &E, shared: &Shared, window: Duration) {
         }
         let target = state.written;
         drop(state);
-        let result = engine.sync(SyncMode::Disk);
+        let result = engine.sync(SyncMode::DiskOverlapped);
         state = shared.lock();
         match result {
             Ok(()) => {

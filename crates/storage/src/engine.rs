@@ -55,8 +55,14 @@ pub enum Op {
 pub enum SyncMode {
     /// Into the operating system: survives the process dying.
     Os,
-    /// Onto the disk (`fdatasync`): survives power loss.
+    /// Onto the disk (`fdatasync`): survives power loss. Writers wait
+    /// while it runs (fjall holds its journal lock through the fsync).
     Disk,
+    /// Onto the disk like [`Disk`](Self::Disk), but writers may append to
+    /// the journal while the fsync runs: the journal is handed to the OS
+    /// under the lock and fsynced outside it. For group commit, where the
+    /// next batch of writers should gather while this fsync is in flight.
+    DiskOverlapped,
 }
 
 /// An ordered key-value engine with atomic multi-space batches.

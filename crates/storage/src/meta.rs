@@ -19,6 +19,11 @@ const BUCKET_PREFIX: &str = "bucket/";
 /// The tag of metadata entries in this format.
 const FORMAT: u8 = 1;
 
+/// The last hint sequence number issued for `target`.
+pub(crate) fn hint_seq(target: gyre_types::NodeId) -> String {
+    format!("hint_seq/{target}")
+}
+
 pub(crate) fn bucket(b: &BucketName) -> String {
     format!("{BUCKET_PREFIX}{b}")
 }

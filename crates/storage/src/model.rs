@@ -111,7 +111,8 @@ pub struct Hint {
     pub object: Object,
 }
 
-/// A hint's place in its target's queue. Ids grow with arrival, per target.
+/// A hint's place in its target's queue. Ids grow with arrival, per target,
+/// and are never reused (not even after every hint was removed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HintId(pub(crate) u64);
 

@@ -3,7 +3,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use gyre_merkle::{ItemDigest, MerkleTree, TreeShape};
+use gyre_merkle::{ItemDigest, MerkleTree, TreeId, TreeShape};
 use gyre_types::{BucketProps, KeyHash, NodeId, PartitionCount, PartitionId};
 
 use crate::codec::{self, DecodeError};
@@ -117,6 +117,25 @@ impl<E: Engine> NodeStore<E> {
                 Err(e)
             }
         }
+    }
+
+    /// Writes one object's change with the Merkle leaves it moves, in one
+    /// batch, and applies it to the trees; returns the batch's ticket. The
+    /// caller holds the object's stripe.
+    fn commit_object(
+        &self,
+        hash: KeyHash,
+        op: Op,
+        old: Option<(u8, ItemDigest)>,
+        new: Option<(u8, ItemDigest)>,
+    ) -> Result<u64> {
+        let mut trees = self.trees();
+        let mut ops = Vec::with_capacity(3);
+        ops.push(op);
+        let changes = trees.plan(hash, old, new, &mut ops)?;
+        let ticket = self.write(ops)?;
+        trees.apply(changes);
+        Ok(ticket)
     }
 
     fn check_key(&self, id: &ObjectId) -> Result<()> {
@@ -246,14 +265,7 @@ impl<E: Engine> Store for NodeStore<E> {
                 Some((n_val, Self::digest(id, &new))),
             )
         };
-        let ticket = {
-            let mut trees = self.trees();
-            let mut ops = vec![op];
-            let changes = trees.plan(id.hash(), old_digest, new_digest, &mut ops)?;
-            let ticket = self.write(ops)?;
-            trees.apply(changes);
-            ticket
-        };
+        let ticket = self.commit_object(id.hash(), op, old_digest, new_digest)?;
         drop(stripe);
         self.syncer.wait(ticket)?;
         Ok(out)
@@ -270,15 +282,8 @@ impl<E: Engine> Store for NodeStore<E> {
         if !object.is_deleted() || object.version_digest() != version {
             return Ok(false);
         }
-        let ticket = {
-            let mut trees = self.trees();
-            let mut ops = vec![Op::Delete(Space::Objects, key)];
-            let old = Some((n_val, Self::digest(id, &object)));
-            let changes = trees.plan(id.hash(), old, None, &mut ops)?;
-            let ticket = self.write(ops)?;
-            trees.apply(changes);
-            ticket
-        };
+        let old = Some((n_val, Self::digest(id, &object)));
+        let ticket = self.commit_object(id.hash(), Op::Delete(Space::Objects, key), old, None)?;
         drop(stripe);
         self.syncer.wait(ticket)?;
         Ok(true)
@@ -415,11 +420,15 @@ impl<E: Engine> Store for NodeStore<E> {
         let (id, ticket) = {
             let mut queues = self.hint_queues();
             let seq = queues.next_seq(&*self.engine, target)?;
-            let ticket = self.write(vec![Op::Put(
-                Space::Hints,
-                codec::hint_key(target, seq).to_vec(),
-                record,
-            )])?;
+            let name = meta::hint_seq(target);
+            let ticket = self.write(vec![
+                Op::Put(Space::Hints, codec::hint_key(target, seq).to_vec(), record),
+                Op::Put(
+                    Space::Meta,
+                    name.clone().into_bytes(),
+                    meta::encode(&name, &seq)?,
+                ),
+            ])?;
             queues.added(target, seq);
             (HintId(seq), ticket)
         };
@@ -524,6 +533,24 @@ impl<E: Engine> Drop for NodeStore<E> {
     }
 }
 
+/// Calls `f` with every entry of `space`, a page at a time, in key order.
+fn each_page<E: Engine>(
+    engine: &E,
+    space: Space,
+    mut f: impl FnMut(&[(Vec<u8>, E::Bytes)]) -> Result<()>,
+) -> Result<()> {
+    let mut from: Option<Vec<u8>> = None;
+    loop {
+        let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let rows = engine.range(space, lower, Bound::Unbounded, BATCH)?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(());
+        };
+        from = Some(last.clone());
+        f(&rows)?;
+    }
+}
+
 /// The first key after every key that starts with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Bound<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -577,7 +604,7 @@ struct Trees {
 
 impl Trees {
     fn empty(&self, partition: PartitionId) -> Result<MerkleTree> {
-        MerkleTree::new(self.q, partition, self.shape).map_err(|e| Error::Config(e.to_string()))
+        tree_error(MerkleTree::new(self.q, partition, self.shape))
     }
 
     fn get(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree> {
@@ -646,9 +673,7 @@ impl Trees {
             let Some(tree) = self.map.get(&c.tree) else {
                 continue;
             };
-            let leaf = tree
-                .leaf_of(hash)
-                .map_err(|e| Error::Config(e.to_string()))?;
+            let leaf = tree_error(tree.leaf_of(hash))?;
             let current = tree.leaves().get(leaf).copied().unwrap_or(0);
             let key = codec::leaf_key(c.tree.0, c.tree.1, leaf as u32).to_vec();
             ops.push(match current ^ delta {
@@ -727,13 +752,8 @@ impl Trees {
         shape: TreeShape,
     ) -> Result<HashMap<(PartitionId, u8), MerkleTree>> {
         let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
-        let mut from: Option<Vec<u8>> = None;
-        loop {
-            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let rows = engine.range(Space::Leaves, lower, Bound::Unbounded, BATCH)?;
-            let Some((last, _)) = rows.last() else { break };
-            from = Some(last.clone());
-            for (k, v) in &rows {
+        each_page(engine, Space::Leaves, |rows| {
+            for (k, v) in rows {
                 let corrupt = |reason| Error::Corrupt {
                     location: format!("merkle leaf {}", codec::hex(k)),
                     reason,
@@ -749,86 +769,68 @@ impl Trees {
                     _ => return Err(corrupt("leaf outside the configured trees".to_owned())),
                 }
             }
-        }
+            Ok(())
+        })?;
         leaves
             .into_iter()
-            .map(|((p, n), l)| {
-                let tree = MerkleTree::from_leaves(q, p, shape, l)
-                    .map_err(|e| Error::Config(e.to_string()))?;
-                Ok(((p, n), tree))
-            })
+            .map(|((p, n), l)| Ok(((p, n), tree_error(MerkleTree::from_leaves(q, p, shape, l))?)))
             .collect()
     }
 
     /// Recomputes every tree from the objects and rewrites the leaves.
     fn rebuild<E: Engine>(&mut self, engine: &E) -> Result<()> {
         self.map.clear();
-        loop {
-            let rows = engine.range(Space::Leaves, Bound::Unbounded, Bound::Unbounded, BATCH)?;
-            if rows.is_empty() {
-                break;
-            }
-            engine.write(
-                rows.into_iter()
-                    .map(|(k, _)| Op::Delete(Space::Leaves, k))
-                    .collect(),
-            )?;
-        }
+        each_page(engine, Space::Leaves, |rows| {
+            let ops = rows
+                .iter()
+                .map(|(k, _)| Op::Delete(Space::Leaves, k.clone()));
+            engine.write(ops.collect())
+        })?;
+        let (q, shape) = (self.q, self.shape);
         let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
         let (mut seen, mut skipped) = (0u64, 0u64);
-        let mut from: Option<Vec<u8>> = None;
-        loop {
-            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let rows = engine.range(Space::Objects, lower, Bound::Unbounded, BATCH)?;
-            let Some((last, _)) = rows.last() else { break };
-            from = Some(last.clone());
-            for (k, v) in &rows {
-                match NodeStore::<E>::decode_stored(k, v.as_ref()) {
-                    Ok(s) => {
-                        let p = self.q.partition_of(s.id.hash());
-                        let digest = NodeStore::<E>::digest(&s.id, &s.object);
-                        let tree = self.map.entry((p, s.n_val)).or_insert(
-                            MerkleTree::new(self.q, p, self.shape)
-                                .map_err(|e| Error::Config(e.to_string()))?,
-                        );
-                        let leaf = tree
-                            .leaf_of(s.id.hash())
-                            .map_err(|e| Error::Config(e.to_string()))?;
-                        let l = leaves
-                            .entry((p, s.n_val))
-                            .or_insert_with(|| vec![0; self.shape.leaf_count()]);
-                        if let Some(slot) = l.get_mut(leaf) {
-                            *slot ^= digest.as_u128();
-                        }
-                    }
+        each_page(engine, Space::Objects, |rows| {
+            for (k, v) in rows {
+                seen += 1;
+                let s = match NodeStore::<E>::decode_stored(k, v.as_ref()) {
+                    Ok(s) => s,
                     Err(e) => {
                         skipped += 1;
                         tracing::warn!(error = %e, "skipping a corrupt object while rebuilding Merkle trees");
+                        continue;
                     }
+                };
+                let p = q.partition_of(s.id.hash());
+                let leaf =
+                    tree_error(TreeId::new(q, p, shape).and_then(|t| t.leaf_of(s.id.hash())))?;
+                let digest = NodeStore::<E>::digest(&s.id, &s.object);
+                if let Some(slot) = leaves
+                    .entry((p, s.n_val))
+                    .or_insert_with(|| vec![0; shape.leaf_count()])
+                    .get_mut(leaf)
+                {
+                    *slot ^= digest.as_u128();
                 }
-                seen += 1;
             }
-            if seen % (100 * BATCH as u64) < BATCH as u64 {
+            if seen % (100 * BATCH as u64) < rows.len() as u64 {
                 tracing::info!(objects = seen, "rebuilding Merkle trees");
             }
-        }
+            Ok(())
+        })?;
         let mut ops = Vec::new();
         for ((p, n), l) in leaves {
-            for (i, &d) in l.iter().enumerate() {
-                if d != 0 {
-                    ops.push(Op::Put(
-                        Space::Leaves,
-                        codec::leaf_key(p, n, i as u32).to_vec(),
-                        codec::encode_leaf(d).to_vec(),
-                    ));
-                }
+            for (i, &d) in l.iter().enumerate().filter(|(_, d)| **d != 0) {
+                ops.push(Op::Put(
+                    Space::Leaves,
+                    codec::leaf_key(p, n, i as u32).to_vec(),
+                    codec::encode_leaf(d).to_vec(),
+                ));
                 if ops.len() >= BATCH {
                     engine.write(std::mem::take(&mut ops))?;
                 }
             }
-            let tree = MerkleTree::from_leaves(self.q, p, self.shape, l)
-                .map_err(|e| Error::Config(e.to_string()))?;
-            self.map.insert((p, n), tree);
+            self.map
+                .insert((p, n), tree_error(MerkleTree::from_leaves(q, p, shape, l))?);
         }
         engine.write(ops)?;
         tracing::info!(
@@ -841,6 +843,11 @@ impl Trees {
     }
 }
 
+/// Tree errors here mean the store's own configuration is inconsistent.
+pub(crate) fn tree_error<T>(r: std::result::Result<T, gyre_merkle::Error>) -> Result<T> {
+    r.map_err(|e| Error::Config(e.to_string()))
+}
+
 /// Per-target hint sequence numbers and backlog counts.
 struct HintQueues {
     next: HashMap<NodeId, u64>,
@@ -851,48 +858,55 @@ impl HintQueues {
     /// Counts the stored hints per target.
     fn load<E: Engine>(engine: &E) -> Result<Self> {
         let mut counts: BTreeMap<NodeId, u64> = BTreeMap::new();
-        let mut from: Option<Vec<u8>> = None;
-        loop {
-            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let rows = engine.range(Space::Hints, lower, Bound::Unbounded, BATCH)?;
-            let Some((last, _)) = rows.last() else { break };
-            from = Some(last.clone());
-            for (k, _) in &rows {
+        each_page(engine, Space::Hints, |rows| {
+            for (k, _) in rows {
                 let (target, _) = codec::decode_hint_key(k).map_err(|reason| Error::Corrupt {
                     location: format!("hint {}", codec::hex(k)),
                     reason,
                 })?;
                 *counts.entry(target).or_default() += 1;
             }
-        }
+            Ok(())
+        })?;
         Ok(Self {
             next: HashMap::new(),
             counts,
         })
     }
 
-    /// The next sequence number of `target`'s queue: one past the last stored.
+    /// The next sequence number of `target`'s queue: one past the last ever
+    /// issued (the greater of the last stored hint and the recorded
+    /// high-water mark, which survives the removal of every hint).
     fn next_seq<E: Engine>(&mut self, engine: &E, target: NodeId) -> Result<u64> {
         if let Some(&n) = self.next.get(&target) {
             return Ok(n);
         }
         let first = codec::hint_key(target, 0);
         let last = codec::hint_key(target, u64::MAX);
-        let next = match engine.last_key(
+        let stored = match engine.last_key(
             Space::Hints,
             Bound::Included(&first[..]),
             Bound::Included(&last[..]),
         )? {
-            None => 1,
+            None => 0,
             Some(k) => {
-                let (_, seq) = codec::decode_hint_key(&k).map_err(|reason| Error::Corrupt {
-                    location: format!("hint {}", codec::hex(&k)),
-                    reason,
-                })?;
-                seq.checked_add(1)
-                    .ok_or_else(|| Error::Config(format!("hint queue of {target} is exhausted")))?
+                codec::decode_hint_key(&k)
+                    .map_err(|reason| Error::Corrupt {
+                        location: format!("hint {}", codec::hex(&k)),
+                        reason,
+                    })?
+                    .1
             }
         };
+        let name = meta::hint_seq(target);
+        let issued: u64 = match engine.get(Space::Meta, name.as_bytes())? {
+            Some(b) => meta::decode(&name, b.as_ref())?,
+            None => 0,
+        };
+        let next = stored
+            .max(issued)
+            .checked_add(1)
+            .ok_or_else(|| Error::Config(format!("hint queue of {target} is exhausted")))?;
         self.next.insert(target, next);
         Ok(next)
     }

@@ -37,8 +37,8 @@ pub(crate) fn verify_trees<S: Store + ?Sized>(store: &S) -> Result<Vec<TreeMisma
             }
         }
         for (n_val, items) in items {
-            let rebuilt = MerkleTree::from_items(q, partition, shape, items)
-                .map_err(|e| crate::Error::Config(e.to_string()))?;
+            let rebuilt =
+                crate::node_store::tree_error(MerkleTree::from_items(q, partition, shape, items))?;
             let kept = store.merkle_tree(partition, n_val)?;
             if kept.root() != rebuilt.root() || kept.leaves() != rebuilt.leaves() {
                 mismatches.push(TreeMismatch {

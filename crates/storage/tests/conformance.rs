@@ -357,6 +357,11 @@ fn hints_queue_per_target_in_order<H: Harness>() {
         assert!(h.store().remove_hint(a, hid).unwrap());
     }
     assert_eq!(h.store().hint_backlog().get(&a), None);
+    // Ids are never reused, even once the queue is empty (and reopened).
+    let highest = h.store().add_hint(a, &hint(60)).unwrap();
+    h.store().remove_hint(a, highest).unwrap();
+    h.reopen();
+    assert!(h.store().add_hint(a, &hint(61)).unwrap() > highest);
     // Hints are not objects: they never show up in data or trees.
     assert!(h.store().merkle_trees().is_empty());
     assert_eq!(h.store().get(&id("b", "k1")).unwrap(), None);

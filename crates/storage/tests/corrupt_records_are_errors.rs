@@ -15,7 +15,7 @@ use gyre_types::PartitionCount;
 
 /// Rewrites every value of `keyspace` with `damage(key, value)`.
 fn damage(dir: &std::path::Path, keyspace: &str, damage: impl Fn(&[u8], &[u8]) -> Option<Vec<u8>>) {
-    let db = Database::builder(dir).open().unwrap();
+    let db = Database::builder(dir.join("fjall")).open().unwrap();
     let ks = db
         .keyspace(keyspace, KeyspaceCreateOptions::default)
         .unwrap();
