@@ -1,0 +1,70 @@
+//! How Gyre nodes talk to each other.
+//!
+//! One [`Transport`] trait with two implementations held to one
+//! conformance suite (`tests/conformance.rs`):
+//!
+//! - [`QuicTransport`]: QUIC (quinn) with mutual TLS under a cluster CA
+//!   ([`tls`]); one connection per peer, reused, a stream per request,
+//!   reconnect with backoff, keep-alive and an idle timeout that notice a
+//!   dead peer within seconds.
+//! - [`MemTransport`]: an in-process network for the simulator and fast
+//!   tests, with seeded faults (drop, delay, reorder, duplicate, partitions
+//!   one-way or both ways, heal).
+//!
+//! Messages are the types of `gyre-wire`. Whatever arrives for this node
+//! comes out of the [`Inbound`] receiver returned with the transport.
+//!
+//! This is the only crate of the workspace that imports quinn and rustls.
+
+mod error;
+mod inbound;
+mod mem;
+mod quic;
+pub mod tls;
+
+use std::future::Future;
+use std::time::Duration;
+
+use gyre_types::NodeId;
+use gyre_wire::{OneWay, Request, Response, StreamOpen};
+
+pub use error::{Error, Result};
+pub use inbound::{InStream, Inbound, OutStream, Responder};
+pub use mem::{Faults, MemNetwork, MemTransport};
+pub use quic::{QuicConfig, QuicTransport};
+
+/// Sending to peers. Receiving is the [`Inbound`] channel each
+/// implementation hands out when it is created.
+pub trait Transport: Send + Sync + 'static {
+    /// This node.
+    fn local(&self) -> NodeId;
+
+    /// Sends `request` to `peer` and waits for its answer, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Unreachable`], [`Error::Refused`] or
+    /// [`Error::Broken`]; the request may or may not have been processed.
+    fn request(
+        &self,
+        peer: NodeId,
+        request: Request,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Response>> + Send;
+
+    /// Sends a one-way message. Returns once it is on its way; delivery is
+    /// not confirmed.
+    ///
+    /// # Errors
+    /// [`Error::Unreachable`] or [`Error::Refused`] if it could not leave.
+    fn send(&self, peer: NodeId, message: OneWay) -> impl Future<Output = Result<()>> + Send;
+
+    /// Opens a bulk stream to `peer`.
+    ///
+    /// # Errors
+    /// As [`request`](Self::request).
+    fn open_stream(
+        &self,
+        peer: NodeId,
+        open: StreamOpen,
+    ) -> impl Future<Output = Result<OutStream>> + Send;
+}

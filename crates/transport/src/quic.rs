@@ -1,0 +1,650 @@
+//! [`QuicTransport`]: QUIC between nodes, mutual TLS under the cluster CA.
+//!
+//! - One outgoing connection per peer, reused by every request; a
+//!   bidirectional stream per request or bulk stream, a unidirectional
+//!   stream per one-way message. Each stream starts with a
+//!   [`gyre_wire::Open`] frame.
+//! - A new connection starts with the handshake on its first stream: the
+//!   connecting node sends [`Hello`] (protocol version, cluster, its node
+//!   id) and the acceptor answers [`HelloReply`]. The acceptor checks that
+//!   the claimed id is the one in the client certificate; the connecting
+//!   node checked the server's certificate against the id it dialled (the
+//!   TLS server name).
+//! - Keep-alives every `keep_alive` and an idle timeout of `idle_timeout`
+//!   close the connection to a dead peer within seconds; the next request
+//!   reconnects, with exponential backoff after failures.
+//! - Every frame is bounded by the [`FrameLimit`]: a stream that announces
+//!   a larger frame, or sends bytes that do not decode, is reset on its own;
+//!   the connection and its other streams carry on.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gyre_types::NodeId;
+use gyre_wire::{
+    FrameLimit, Hello, HelloReply, OneWay, Open, Request, Response, StreamDone, StreamItem,
+    StreamOpen, frame,
+};
+use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::tls::{self, NodeIdentity};
+use crate::{Error, InStream, Inbound, OutStream, Responder, Result, Transport};
+
+/// Application error codes on QUIC streams and connections.
+mod code {
+    use quinn::VarInt;
+    /// A normal close.
+    pub(super) const DONE: VarInt = VarInt::from_u32(0);
+    /// The handshake was refused.
+    pub(super) const REFUSED: VarInt = VarInt::from_u32(1);
+    /// A frame was too large or did not decode.
+    pub(super) const BAD_FRAME: VarInt = VarInt::from_u32(2);
+    /// The node could not take the message (shutting down).
+    pub(super) const UNAVAILABLE: VarInt = VarInt::from_u32(3);
+}
+
+/// How a [`QuicTransport`] is set up.
+#[derive(Debug)]
+pub struct QuicConfig {
+    /// The UDP address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The cluster's name; peers of other clusters are refused.
+    pub cluster: String,
+    /// This node's certificate and key, and the cluster CA.
+    pub identity: NodeIdentity,
+    /// The largest frame accepted or sent.
+    pub frame_limit: FrameLimit,
+    /// A connection silent this long is closed (a dead peer is noticed
+    /// within this time).
+    pub idle_timeout: Duration,
+    /// Keep-alive interval, well below `idle_timeout`.
+    pub keep_alive: Duration,
+    /// How long connecting to a peer may take.
+    pub connect_timeout: Duration,
+    /// Streams a peer may have open at once on one connection (bounds the
+    /// concurrency a peer can impose; senders beyond it wait).
+    pub max_streams_per_peer: u32,
+    /// First wait after a failed connection attempt; doubles per failure.
+    pub backoff_min: Duration,
+    /// Longest wait between connection attempts.
+    pub backoff_max: Duration,
+    /// Inbound messages buffered for the node before the transport stops
+    /// reading from peers.
+    pub inbound_buffer: usize,
+}
+
+impl QuicConfig {
+    /// Defaults for `identity` in `cluster`, listening on `listen`.
+    pub fn new(listen: SocketAddr, cluster: impl Into<String>, identity: NodeIdentity) -> Self {
+        Self {
+            listen,
+            cluster: cluster.into(),
+            identity,
+            frame_limit: FrameLimit::DEFAULT,
+            idle_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(3),
+            max_streams_per_peer: 1024,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            inbound_buffer: 4096,
+        }
+    }
+}
+
+/// The QUIC transport of one node.
+#[derive(Clone, Debug)]
+pub struct QuicTransport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    local: NodeId,
+    cluster: String,
+    limit: FrameLimit,
+    endpoint: Endpoint,
+    client: quinn::ClientConfig,
+    connect_timeout: Duration,
+    backoff: (Duration, Duration),
+    peers: Mutex<HashMap<NodeId, Peer>>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+/// What this node knows of a peer it sends to.
+#[derive(Debug, Default)]
+struct Peer {
+    addr: Option<SocketAddr>,
+    conn: Option<Connection>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    /// Held while connecting, so that concurrent requests share one attempt.
+    connecting: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl QuicTransport {
+    /// Binds the endpoint and starts accepting peers. Must run inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Tls`] for unusable certificates, [`Error::Setup`] if the
+    /// socket cannot be bound.
+    pub fn bind(config: QuicConfig) -> Result<(Self, mpsc::Receiver<Inbound>)> {
+        let mut transport = quinn::TransportConfig::default();
+        let idle = quinn::IdleTimeout::try_from(config.idle_timeout)
+            .map_err(|e| Error::Setup(format!("idle timeout: {e}")))?;
+        transport
+            .max_idle_timeout(Some(idle))
+            .keep_alive_interval(Some(config.keep_alive))
+            .max_concurrent_bidi_streams(VarInt::from_u32(config.max_streams_per_peer))
+            .max_concurrent_uni_streams(VarInt::from_u32(config.max_streams_per_peer));
+        let transport = Arc::new(transport);
+
+        let mut server = tls::quinn_server_config(&config.identity)?;
+        server.transport_config(Arc::clone(&transport));
+        let mut client = tls::quinn_client_config(&config.identity)?;
+        client.transport_config(transport);
+
+        let endpoint = Endpoint::server(server, config.listen)
+            .map_err(|e| Error::Setup(format!("binding {}: {e}", config.listen)))?;
+        let (tx, rx) = mpsc::channel(config.inbound_buffer.max(1));
+        let inner = Arc::new(Inner {
+            local: config.identity.node,
+            cluster: config.cluster,
+            limit: config.frame_limit,
+            endpoint,
+            client,
+            connect_timeout: config.connect_timeout,
+            backoff: (config.backoff_min, config.backoff_max),
+            peers: Mutex::new(HashMap::new()),
+            inbound: tx,
+        });
+        tokio::spawn(accept_loop(Arc::clone(&inner)));
+        Ok((Self { inner }, rx))
+    }
+
+    /// The address the endpoint listens on.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] if the socket is gone.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.inner
+            .endpoint
+            .local_addr()
+            .map_err(|e| Error::Setup(e.to_string()))
+    }
+
+    /// Records (or changes) where `peer` listens. A changed address drops
+    /// the current connection to it.
+    pub fn set_peer_addr(&self, peer: NodeId, addr: SocketAddr) {
+        let mut peers = self.inner.peers();
+        let p = peers.entry(peer).or_default();
+        if p.addr != Some(addr) {
+            p.addr = Some(addr);
+            if let Some(c) = p.conn.take() {
+                c.close(code::DONE, b"peer moved");
+            }
+            p.failures = 0;
+            p.retry_at = None;
+        }
+    }
+
+    /// Closes every connection and stops accepting; waits until peers were
+    /// told.
+    pub async fn shutdown(&self) {
+        self.inner.endpoint.close(code::DONE, b"shutdown");
+        self.inner.endpoint.wait_idle().await;
+    }
+
+    async fn connection(&self, peer: NodeId) -> Result<Connection> {
+        let inner = &self.inner;
+        let lock = {
+            let mut peers = inner.peers();
+            let p = peers.entry(peer).or_default();
+            if let Some(c) = p.conn.as_ref().filter(|c| c.close_reason().is_none()) {
+                return Ok(c.clone());
+            }
+            Arc::clone(&p.connecting)
+        };
+        let _attempt = lock.lock().await;
+        let addr = {
+            let mut peers = inner.peers();
+            let p = peers.entry(peer).or_default();
+            if let Some(c) = p.conn.as_ref().filter(|c| c.close_reason().is_none()) {
+                return Ok(c.clone());
+            }
+            if let Some(at) = p.retry_at.filter(|at| *at > Instant::now()) {
+                return Err(Error::Unreachable {
+                    peer,
+                    reason: format!(
+                        "{} failed connection attempts; next in {:?}",
+                        p.failures,
+                        at - Instant::now()
+                    ),
+                });
+            }
+            p.addr.ok_or_else(|| Error::Unreachable {
+                peer,
+                reason: "no known address".to_owned(),
+            })?
+        };
+        let result = self.connect(peer, addr).await;
+        let mut peers = inner.peers();
+        let p = peers.entry(peer).or_default();
+        match &result {
+            Ok(conn) => {
+                p.conn = Some(conn.clone());
+                p.failures = 0;
+                p.retry_at = None;
+            }
+            Err(e) => {
+                p.failures = p.failures.saturating_add(1);
+                let (min, max) = inner.backoff;
+                let wait = min
+                    .saturating_mul(1 << p.failures.min(16).saturating_sub(1))
+                    .min(max);
+                p.retry_at = Some(Instant::now() + wait);
+                tracing::debug!(%peer, %addr, error = %e, ?wait, "connection attempt failed");
+            }
+        }
+        result
+    }
+
+    async fn connect(&self, peer: NodeId, addr: SocketAddr) -> Result<Connection> {
+        let inner = &self.inner;
+        let unreachable = |reason: String| Error::Unreachable { peer, reason };
+        let connecting = inner
+            .endpoint
+            .connect_with(inner.client.clone(), addr, &tls::node_dns_name(peer))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let handshake = async {
+            let conn = connecting.await.map_err(|e| unreachable(e.to_string()))?;
+            let (mut send, mut recv) = conn
+                .open_bi()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let hello = Hello::new(inner.cluster.clone(), inner.local);
+            write_frame(&mut send, &hello, inner.limit)
+                .await
+                .map_err(|e| refused_or(peer, e))?;
+            let _ = send.finish();
+            let reply: HelloReply = read_frame(&mut recv, inner.limit)
+                .await
+                .map_err(|e| refused_or(peer, e))?;
+            let node = reply.accepted().map_err(|e| Error::Refused {
+                peer,
+                reason: e.to_string(),
+            })?;
+            if node != peer {
+                return Err(Error::Refused {
+                    peer,
+                    reason: format!("reached node {node} instead"),
+                });
+            }
+            Ok(conn)
+        };
+        match tokio::time::timeout(inner.connect_timeout, handshake).await {
+            Ok(r) => r,
+            Err(_) => Err(unreachable(format!(
+                "no handshake within {:?}",
+                inner.connect_timeout
+            ))),
+        }
+    }
+
+    async fn exchange(&self, peer: NodeId, request: Request) -> Result<Response> {
+        let limit = self.inner.limit;
+        let frame = frame::encode(&Open::Request(request), limit)?;
+        let conn = self.connection(peer).await?;
+        let broken = |reason: String| Error::Broken { peer, reason };
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| broken(e.to_string()))?;
+        send.write_all(&frame)
+            .await
+            .map_err(|e| broken(e.to_string()))?;
+        let _ = send.finish();
+        read_frame(&mut recv, limit).await.map_err(|e| e.at(peer))
+    }
+}
+
+/// A stream failure during the handshake: the peer refused us (and closed
+/// the connection).
+fn refused_or(peer: NodeId, e: FrameError) -> Error {
+    match e {
+        FrameError::Stream(reason) => Error::Refused { peer, reason },
+        FrameError::Wire(e) => Error::Wire(e),
+    }
+}
+
+impl Inner {
+    fn peers(&self) -> MutexGuard<'_, HashMap<NodeId, Peer>> {
+        // Peer records are replaced field by field; a panic elsewhere
+        // cannot leave one half-written in a way that matters.
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Transport for QuicTransport {
+    fn local(&self) -> NodeId {
+        self.inner.local
+    }
+
+    async fn request(&self, peer: NodeId, request: Request, timeout: Duration) -> Result<Response> {
+        match tokio::time::timeout(timeout, self.exchange(peer, request)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                peer,
+                after: timeout,
+            }),
+        }
+    }
+
+    async fn send(&self, peer: NodeId, message: OneWay) -> Result<()> {
+        let frame = frame::encode(&Open::Message(message), self.inner.limit)?;
+        let conn = self.connection(peer).await?;
+        let broken = |e: &dyn std::fmt::Display| Error::Broken {
+            peer,
+            reason: e.to_string(),
+        };
+        let mut send = conn.open_uni().await.map_err(|e| broken(&e))?;
+        send.write_all(&frame).await.map_err(|e| broken(&e))?;
+        let _ = send.finish();
+        Ok(())
+    }
+
+    async fn open_stream(&self, peer: NodeId, open: StreamOpen) -> Result<OutStream> {
+        let limit = self.inner.limit;
+        let first = frame::encode(&Open::Stream(open), limit)?;
+        let conn = self.connection(peer).await?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| Error::Broken {
+            peer,
+            reason: e.to_string(),
+        })?;
+        send.write_all(&first).await.map_err(|e| Error::Broken {
+            peer,
+            reason: e.to_string(),
+        })?;
+        let (out, input) = OutStream::pair(self.inner.local, peer);
+        let InStream {
+            mut items, done, ..
+        } = input;
+        tokio::spawn(async move {
+            let result = async {
+                while let Some(item) = items.recv().await {
+                    let end = matches!(item, StreamItem::End { .. });
+                    write_frame(&mut send, &item, limit).await?;
+                    if end {
+                        break;
+                    }
+                }
+                let _ = send.finish();
+                read_frame::<StreamDone>(&mut recv, limit).await
+            }
+            .await;
+            if let Some(done) = done {
+                let _ = done.send(result.map_err(|e| e.at(peer)));
+            }
+        });
+        Ok(out)
+    }
+}
+
+async fn accept_loop(inner: Arc<Inner>) {
+    while let Some(incoming) = inner.endpoint.accept().await {
+        tokio::spawn(serve_connection(Arc::clone(&inner), incoming));
+    }
+}
+
+/// Runs the handshake on a new connection, then serves its streams.
+async fn serve_connection(inner: Arc<Inner>, incoming: quinn::Incoming) {
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "incoming connection failed its TLS handshake");
+            return;
+        }
+    };
+    let Some(from) = handshake(&inner, &conn).await else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            bi = conn.accept_bi() => match bi {
+                Ok((send, recv)) => {
+                    tokio::spawn(serve_bi(Arc::clone(&inner), from, send, recv));
+                }
+                Err(_) => return,
+            },
+            uni = conn.accept_uni() => match uni {
+                Ok(recv) => {
+                    tokio::spawn(serve_uni(Arc::clone(&inner), from, recv));
+                }
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+/// The acceptor's side of the handshake; the peer's verified id.
+async fn handshake(inner: &Inner, conn: &Connection) -> Option<NodeId> {
+    let remote = conn.remote_address();
+    let steps = async {
+        let (mut send, mut recv) = conn.accept_bi().await.ok()?;
+        let hello: Hello = match read_frame(&mut recv, inner.limit).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(%remote, error = %e, "peer sent no valid hello");
+                conn.close(code::BAD_FRAME, b"expected a hello");
+                return None;
+            }
+        };
+        let verdict = hello
+            .answer(&inner.cluster, inner.local)
+            .map_err(|(reply, e)| (reply, e.to_string()))
+            .and_then(|welcome| match tls::verify_peer_is(conn, hello.node) {
+                Ok(()) => Ok(welcome),
+                Err(e) => {
+                    let reason = format!("certificate does not name node {}: {e}", hello.node);
+                    Err((
+                        HelloReply::Refused {
+                            reason: reason.clone(),
+                        },
+                        reason,
+                    ))
+                }
+            });
+        match verdict {
+            Ok(welcome) => {
+                write_frame(&mut send, &welcome, inner.limit).await.ok()?;
+                let _ = send.finish();
+                Some(hello.node)
+            }
+            Err((refusal, reason)) => {
+                tracing::warn!(%remote, claimed = %hello.node, %reason, "refused a peer");
+                let _ = write_frame(&mut send, &refusal, inner.limit).await;
+                let _ = send.finish();
+                // Give the refusal a moment to leave before closing.
+                let _ = tokio::time::timeout(Duration::from_millis(200), send.stopped()).await;
+                conn.close(code::REFUSED, reason.as_bytes());
+                None
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), steps)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Serves one bidirectional stream: a request or a bulk stream.
+async fn serve_bi(inner: Arc<Inner>, from: NodeId, mut send: SendStream, mut recv: RecvStream) {
+    let open: Open = match read_frame(&mut recv, inner.limit).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(peer = %from, error = %e, "bad frame; resetting the stream");
+            let _ = recv.stop(code::BAD_FRAME);
+            let _ = send.reset(code::BAD_FRAME);
+            return;
+        }
+    };
+    match open {
+        Open::Request(request) => {
+            let (tx, rx) = oneshot::channel();
+            let delivered = inner
+                .inbound
+                .send(Inbound::Request {
+                    from,
+                    request,
+                    reply: Responder(tx),
+                })
+                .await;
+            match (delivered, rx.await) {
+                (Ok(()), Ok(response)) => {
+                    if let Err(e) = write_frame(&mut send, &response, inner.limit).await {
+                        tracing::warn!(peer = %from, error = %e, "could not send a response");
+                        let _ = send.reset(code::BAD_FRAME);
+                        return;
+                    }
+                    let _ = send.finish();
+                }
+                _ => {
+                    let _ = send.reset(code::UNAVAILABLE);
+                }
+            }
+        }
+        Open::Message(message) => {
+            let _ = inner.inbound.send(Inbound::Message { from, message }).await;
+            let _ = send.finish();
+        }
+        Open::Stream(open) => serve_bulk(&inner, from, open, send, recv).await,
+    }
+}
+
+/// Receives a bulk stream: items into the node's [`InStream`] (waiting when
+/// the node is behind, which stops reading and so applies QUIC flow
+/// control), then the node's verdict back to the sender.
+async fn serve_bulk(
+    inner: &Inner,
+    from: NodeId,
+    open: StreamOpen,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) {
+    let (out, stream) = OutStream::pair(from, inner.local);
+    if inner
+        .inbound
+        .send(Inbound::Stream { from, open, stream })
+        .await
+        .is_err()
+    {
+        let _ = send.reset(code::UNAVAILABLE);
+        return;
+    }
+    let OutStream { items, done, .. } = out;
+    loop {
+        let item: StreamItem = match read_frame(&mut recv, inner.limit).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(peer = %from, error = %e, "bulk stream broke");
+                let _ = recv.stop(code::BAD_FRAME);
+                let _ = send.reset(code::BAD_FRAME);
+                return;
+            }
+        };
+        let end = matches!(item, StreamItem::End { .. });
+        if items.send(item).await.is_err() {
+            let _ = recv.stop(code::UNAVAILABLE);
+            let _ = send.reset(code::UNAVAILABLE);
+            return;
+        }
+        if end {
+            break;
+        }
+    }
+    drop(items);
+    match done.await {
+        Ok(Ok(verdict)) => {
+            if write_frame(&mut send, &verdict, inner.limit).await.is_ok() {
+                let _ = send.finish();
+            }
+        }
+        _ => {
+            let _ = send.reset(code::UNAVAILABLE);
+        }
+    }
+}
+
+/// Serves one unidirectional stream: a one-way message.
+async fn serve_uni(inner: Arc<Inner>, from: NodeId, mut recv: RecvStream) {
+    match read_frame::<Open>(&mut recv, inner.limit).await {
+        Ok(Open::Message(message)) => {
+            let _ = inner.inbound.send(Inbound::Message { from, message }).await;
+        }
+        Ok(_) => {
+            tracing::warn!(peer = %from, "a request on a one-way stream; ignored");
+            let _ = recv.stop(code::BAD_FRAME);
+        }
+        Err(e) => {
+            tracing::warn!(peer = %from, error = %e, "bad frame; stopping the stream");
+            let _ = recv.stop(code::BAD_FRAME);
+        }
+    }
+}
+
+/// A frame that could not be sent or received on a stream.
+#[derive(Debug)]
+enum FrameError {
+    /// The stream or connection failed.
+    Stream(String),
+    /// The frame was too large or did not decode.
+    Wire(gyre_wire::Error),
+}
+
+impl FrameError {
+    /// The transport error, for a stream to `peer`.
+    fn at(self, peer: NodeId) -> Error {
+        match self {
+            Self::Stream(reason) => Error::Broken { peer, reason },
+            Self::Wire(e) => Error::Wire(e),
+        }
+    }
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stream(reason) => f.write_str(reason),
+            Self::Wire(e) => e.fmt(f),
+        }
+    }
+}
+
+async fn write_frame<T: Serialize>(
+    send: &mut SendStream,
+    msg: &T,
+    limit: FrameLimit,
+) -> std::result::Result<(), FrameError> {
+    let bytes = frame::encode(msg, limit).map_err(FrameError::Wire)?;
+    send.write_all(&bytes)
+        .await
+        .map_err(|e| FrameError::Stream(e.to_string()))
+}
+
+/// Reads one frame; the body is allocated only once its header passed the
+/// limit.
+async fn read_frame<T: DeserializeOwned>(
+    recv: &mut RecvStream,
+    limit: FrameLimit,
+) -> std::result::Result<T, FrameError> {
+    let stream = |e: quinn::ReadExactError| FrameError::Stream(e.to_string());
+    let mut header = [0; frame::HEADER_LEN];
+    recv.read_exact(&mut header).await.map_err(stream)?;
+    let len = limit.body_len(header).map_err(FrameError::Wire)?;
+    let mut body = vec![0; len];
+    recv.read_exact(&mut body).await.map_err(stream)?;
+    frame::decode(&body).map_err(FrameError::Wire)
+}

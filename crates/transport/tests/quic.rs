@@ -1,0 +1,302 @@
+//! QuicTransport over real QUIC on loopback: many concurrent requests on
+//! one connection, reconnecting to a restarted peer, garbage datagrams and
+//! oversized frames shrugged off, and handshakes refused for the wrong
+//! cluster or a claimed id that the certificate does not carry.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gyre_transport::tls::{self, ClusterCa};
+use gyre_transport::{Error, Inbound, QuicConfig, QuicTransport, Transport};
+use gyre_types::{BucketName, Key, NodeId};
+use gyre_wire::{FrameLimit, Hello, HelloReply, Open, Request, Response, frame};
+use tokio::sync::mpsc;
+
+const T: Duration = Duration::from_secs(10);
+
+fn node(n: u64) -> NodeId {
+    NodeId::new(n)
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn bind(
+    ca: &ClusterCa,
+    id: u64,
+    addr: SocketAddr,
+    cluster: &str,
+) -> (QuicTransport, mpsc::Receiver<Inbound>) {
+    let config = QuicConfig::new(addr, cluster, ca.identity(node(id)).unwrap());
+    QuicTransport::bind(config).unwrap()
+}
+
+/// Answers every request: Ping with Pong, ReplicaGet with the key echoed
+/// back as a list of keys, so that answers can be matched to requests.
+fn serve(mut inbound: mpsc::Receiver<Inbound>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(msg) = inbound.recv().await {
+            if let Inbound::Request { request, reply, .. } = msg {
+                let response = match request {
+                    Request::ReplicaGet { bucket, key, .. } => {
+                        Response::Keys(vec![gyre_wire::KeyVersion {
+                            bucket,
+                            key,
+                            version: 0,
+                        }])
+                    }
+                    _ => Response::Pong,
+                };
+                reply.respond(response);
+            }
+        }
+    })
+}
+
+fn get(i: usize) -> Request {
+    Request::ReplicaGet {
+        layout: 1,
+        bucket: BucketName::new("b").unwrap(),
+        key: Key::new(format!("k{i}").into_bytes()).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_requests_are_all_answered() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, _a_in) = bind(&ca, 1, loopback(), "test");
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    a.set_peer_addr(node(2), b.local_addr().unwrap());
+    let _server = serve(b_in);
+
+    let a = Arc::new(a);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10_000 {
+        let a = Arc::clone(&a);
+        tasks.spawn(async move { (i, a.request(node(2), get(i), Duration::from_secs(60)).await) });
+    }
+    let mut answered = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (i, response) = joined.unwrap();
+        match response.unwrap() {
+            Response::Keys(keys) => assert_eq!(keys[0].key.as_bytes(), format!("k{i}").as_bytes()),
+            other => panic!("request {i} got {other:?}"),
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_is_reconnected_without_intervention() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, _a_in) = bind(&ca, 1, loopback(), "test");
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    let b_addr = b.local_addr().unwrap();
+    a.set_peer_addr(node(2), b_addr);
+    let server = serve(b_in);
+    assert_eq!(
+        a.request(node(2), Request::Ping, T).await.unwrap(),
+        Response::Pong
+    );
+
+    // The peer dies: requests fail (quickly, not after the idle timeout).
+    b.shutdown().await;
+    drop(b);
+    server.abort();
+    let err = a
+        .request(node(2), Request::Ping, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Broken { .. } | Error::Unreachable { .. } | Error::Timeout { .. }
+        ),
+        "{err}"
+    );
+
+    // It comes back on the same address; the next requests reconnect.
+    let (b, b_in) = bind(&ca, 2, b_addr, "test");
+    let _server = serve(b_in);
+    let deadline = Instant::now() + T;
+    loop {
+        match a
+            .request(node(2), Request::Ping, Duration::from_secs(2))
+            .await
+        {
+            Ok(r) => {
+                assert_eq!(r, Response::Pong);
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                // Backing off after the failures; the retry is the event.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = e;
+            }
+            Err(e) => panic!("not reconnected within {T:?}: {e}"),
+        }
+    }
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_datagrams_harm_nothing() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, _a_in) = bind(&ca, 1, loopback(), "test");
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    let b_addr = b.local_addr().unwrap();
+    a.set_peer_addr(node(2), b_addr);
+    let _server = serve(b_in);
+    assert_eq!(
+        a.request(node(2), Request::Ping, T).await.unwrap(),
+        Response::Pong
+    );
+
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..2_000usize {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 1 + (x as usize % 1400);
+        let datagram: Vec<u8> = (0..len).map(|j| (x >> (j % 56)) as u8 ^ i as u8).collect();
+        socket.send_to(&datagram, b_addr).unwrap();
+    }
+    // Existing and new connections still work.
+    for _ in 0..100 {
+        assert_eq!(
+            a.request(node(2), Request::Ping, T).await.unwrap(),
+            Response::Pong
+        );
+    }
+    let (c, _c_in) = bind(&ca, 3, loopback(), "test");
+    c.set_peer_addr(node(2), b_addr);
+    assert_eq!(
+        c.request(node(2), Request::Ping, T).await.unwrap(),
+        Response::Pong
+    );
+}
+
+/// A raw QUIC client with a valid certificate for `id`, that has done the
+/// handshake claiming `claimed`.
+async fn raw_client(
+    ca: &ClusterCa,
+    id: u64,
+    claimed: u64,
+    server: NodeId,
+    addr: SocketAddr,
+) -> (quinn::Endpoint, quinn::Connection, HelloReply) {
+    let identity = ca.identity(node(id)).unwrap();
+    let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();
+    endpoint.set_default_client_config(tls::quinn_client_config(&identity).unwrap());
+    let conn = endpoint
+        .connect(addr, &tls::node_dns_name(server))
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let hello = frame::encode(&Hello::new("test", node(claimed)), FrameLimit::DEFAULT).unwrap();
+    send.write_all(&hello).await.unwrap();
+    send.finish().unwrap();
+    let body = recv.read_to_end(1 << 20).await.unwrap();
+    let reply: HelloReply = frame::decode(&body[4..]).unwrap();
+    (endpoint, conn, reply)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_or_garbage_frame_resets_only_its_stream() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let mut config = QuicConfig::new(loopback(), "test", ca.identity(node(2)).unwrap());
+    config.frame_limit = FrameLimit::new(64 * 1024).unwrap();
+    let (b, b_in) = QuicTransport::bind(config).unwrap();
+    let _server = serve(b_in);
+    let addr = b.local_addr().unwrap();
+
+    let (_endpoint, conn, reply) = raw_client(&ca, 1, 1, node(2), addr).await;
+    assert_eq!(reply.accepted().unwrap(), node(2));
+
+    // A header announcing more than the limit: that stream is reset.
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&(64 * 1024 + 1u32).to_le_bytes())
+        .await
+        .unwrap();
+    send.write_all(&[0u8; 100]).await.unwrap();
+    assert!(recv.read_to_end(1 << 20).await.is_err());
+
+    // Garbage that is not a message: reset too.
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    assert!(recv.read_to_end(1 << 20).await.is_err());
+
+    // The same connection still serves good requests.
+    for _ in 0..10 {
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let ping = frame::encode(&Open::Request(Request::Ping), FrameLimit::DEFAULT).unwrap();
+        send.write_all(&ping).await.unwrap();
+        send.finish().unwrap();
+        let body = recv.read_to_end(1 << 20).await.unwrap();
+        assert_eq!(
+            frame::decode::<Response>(&body[4..]).unwrap(),
+            Response::Pong
+        );
+    }
+    assert!(conn.close_reason().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_id_that_the_certificate_does_not_carry_is_refused() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    let _server = serve(b_in);
+    let (_endpoint, conn, reply) = raw_client(&ca, 1, 7, node(2), b.local_addr().unwrap()).await;
+    assert!(matches!(reply, HelloReply::Refused { .. }), "{reply:?}");
+    let reason = tokio::time::timeout(T, conn.closed()).await.unwrap();
+    assert!(
+        matches!(reason, quinn::ConnectionError::ApplicationClosed(_)),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_cluster_is_refused() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, _a_in) = bind(&ca, 1, loopback(), "staging");
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    a.set_peer_addr(node(2), b.local_addr().unwrap());
+    let _server = serve(b_in);
+    let err = a.request(node(2), Request::Ping, T).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Refused { reason, .. } if reason.contains("cluster")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_of_another_ca_is_refused() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let rogue = ClusterCa::generate("test").unwrap();
+    let (a, _a_in) = bind(&rogue, 1, loopback(), "test");
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    a.set_peer_addr(node(2), b.local_addr().unwrap());
+    let _server = serve(b_in);
+    let err = a.request(node(2), Request::Ping, T).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unreachable { .. } | Error::Refused { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_peer_fails_fast() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, _a_in) = bind(&ca, 1, loopback(), "test");
+    let err = a.request(node(9), Request::Ping, T).await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+}

@@ -1,0 +1,337 @@
+//! Every message between nodes.
+//!
+//! Postcard encodes enums by variant index and structs by field order, so
+//! the order of variants and fields below is part of the protocol: append
+//! new variants at the end, and change anything else only with a new
+//! [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+
+use bytes::Bytes;
+use gyre_merkle::KeyRange;
+use gyre_ring::Layout;
+use gyre_types::{BucketName, Key, NodeId, PartitionId, ZoneName};
+use gyre_versioning::DvvSet;
+use serde::{Deserialize, Serialize};
+
+/// A replica's state of one key, as it travels: a DVV set of byte values.
+pub type Object = DvvSet<Bytes>;
+
+/// The first frame on a new connection, from the node that opened it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the sender speaks.
+    pub protocol: u16,
+    /// The cluster the sender belongs to; nodes of other clusters are refused.
+    pub cluster: String,
+    /// The sender's node id; the receiver checks it against the sender's
+    /// certificate.
+    pub node: NodeId,
+}
+
+/// The answer to a [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// The connection is accepted.
+    Welcome {
+        /// The protocol version the receiver speaks (the same).
+        protocol: u16,
+        /// The receiver's node id.
+        node: NodeId,
+    },
+    /// The connection is refused; the receiver closes it.
+    Refused {
+        /// Why, for the sender's log.
+        reason: String,
+    },
+}
+
+/// One object with what a replica needs to file it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The bucket.
+    pub bucket: BucketName,
+    /// The key.
+    pub key: Key,
+    /// The bucket's n_val (which Merkle tree the key belongs to).
+    pub n_val: u8,
+    /// The state to merge.
+    pub object: Object,
+}
+
+/// A key and the digest of the version a replica holds, for anti-entropy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVersion {
+    /// The bucket.
+    pub bucket: BucketName,
+    /// The key.
+    pub key: Key,
+    /// `DvvSet::version_digest` of the replica's state.
+    pub version: u128,
+}
+
+/// A client operation forwarded to a node that may coordinate it (one in
+/// the key's preference list).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientOp {
+    /// Read a key at quorum `r` (the bucket's default if `None`).
+    Get {
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: Key,
+        /// Read quorum override.
+        r: Option<u8>,
+    },
+    /// Write a value with the context of an earlier read (`None`: blind).
+    Put {
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: Key,
+        /// The opaque context bytes the client got from a read.
+        context: Option<Bytes>,
+        /// The value.
+        value: Bytes,
+        /// Write quorum override.
+        w: Option<u8>,
+    },
+    /// Delete with the context of an earlier read (`None`: blind).
+    Delete {
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: Key,
+        /// The opaque context bytes the client got from a read.
+        context: Option<Bytes>,
+        /// Write quorum override.
+        w: Option<u8>,
+    },
+}
+
+/// The result of a forwarded [`ClientOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// A read: the live values and the context to write them back with.
+    Values {
+        /// The siblings' values (empty: not found or deleted).
+        values: Vec<Bytes>,
+        /// The opaque context.
+        context: Bytes,
+    },
+    /// A write reached its quorum.
+    Written,
+}
+
+/// A request that expects one [`Response`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Liveness and round-trip check; answered with [`Response::Pong`].
+    Ping,
+    /// A replica's state of one key; answered with [`Response::Object`].
+    ReplicaGet {
+        /// The layout version the sender routed with.
+        layout: u64,
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: Key,
+    },
+    /// Merge a state into a replica (a coordinated put or delete, or read
+    /// repair); answered with [`Response::Stored`] once durable.
+    ReplicaPut {
+        /// The layout version the sender routed with.
+        layout: u64,
+        /// The object.
+        item: Item,
+    },
+    /// Coordinate a client operation; answered with [`Response::Client`].
+    Coordinate {
+        /// The layout version the sender routed with.
+        layout: u64,
+        /// The operation.
+        op: ClientOp,
+    },
+    /// Hinted handoff: states held for the receiver while it was away;
+    /// answered with [`Response::Stored`] once all are durable.
+    DeliverHints {
+        /// The objects to merge.
+        items: Vec<Item>,
+    },
+    /// One step of a Merkle exchange over the tree of (partition, n_val);
+    /// answered with [`Response::Merkle`].
+    Merkle {
+        /// The n_val of the tree (the request names the partition).
+        n_val: u8,
+        /// The exchange step.
+        request: gyre_merkle::Request,
+    },
+    /// The keys (and versions) a replica holds in some ranges of a tree;
+    /// answered with [`Response::Keys`].
+    ListKeys {
+        /// The partition.
+        partition: PartitionId,
+        /// The n_val of the tree.
+        n_val: u8,
+        /// The hash ranges, as a Merkle exchange reported them.
+        ranges: Vec<KeyRange>,
+    },
+    /// The states of some keys (anti-entropy); answered with [`Response::Items`].
+    Fetch {
+        /// The keys.
+        keys: Vec<(BucketName, Key)>,
+    },
+    /// The current layout if newer than `have`; answered with [`Response::Layout`].
+    PullLayout {
+        /// The version the sender holds.
+        have: u64,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// To [`Request::Ping`].
+    Pong,
+    /// To [`Request::ReplicaGet`]: the replica's state, if any.
+    Object(Option<Object>),
+    /// To [`Request::ReplicaPut`] and [`Request::DeliverHints`]: durable.
+    Stored,
+    /// To [`Request::Coordinate`].
+    Client(ClientReply),
+    /// To [`Request::Merkle`].
+    Merkle(gyre_merkle::Response),
+    /// To [`Request::ListKeys`].
+    Keys(Vec<KeyVersion>),
+    /// To [`Request::Fetch`]: the states the replica holds.
+    Items(Vec<Item>),
+    /// To [`Request::PullLayout`]: a newer layout, or `None`.
+    Layout(Option<Box<Layout>>),
+    /// The request failed at the receiver.
+    Error(RemoteError),
+}
+
+/// Why a request failed at the node that received it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct RemoteError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+/// Kinds of [`RemoteError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request was malformed or not allowed.
+    BadRequest,
+    /// The receiver routes with a different layout version.
+    WrongLayout,
+    /// Not enough replicas answered.
+    Unavailable,
+    /// The receiver's storage failed.
+    Storage,
+    /// The receiver is overloaded or shutting down; try another node.
+    Busy,
+    /// Anything else.
+    Internal,
+}
+
+/// A node's state as gossip spreads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The node.
+    pub id: NodeId,
+    /// Where peers reach it (QUIC, `host:port`).
+    pub peer_addr: String,
+    /// Where clients reach it (RESP, HTTP).
+    pub client_addrs: Vec<String>,
+    /// Its failure domain.
+    pub zone: ZoneName,
+    /// Its relative capacity.
+    pub capacity: u32,
+    /// Where it is in its life.
+    pub status: NodeStatus,
+    /// Bumped when the node restarts, so that its fresh heartbeats win.
+    pub incarnation: u64,
+    /// Bumped by the node on every gossip round.
+    pub heartbeat: u64,
+    /// The newest layout version it holds.
+    pub layout_version: u64,
+}
+
+/// Where a node is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeStatus {
+    /// Joining: not yet in a committed layout.
+    Joining,
+    /// A member.
+    Up,
+    /// Leaving: its partitions are handed off.
+    Leaving,
+    /// Removed by an operator.
+    Removed,
+}
+
+/// A message that expects no answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OneWay {
+    /// A gossip round: the states the sender knows.
+    Gossip {
+        /// The states (the sender's own first).
+        nodes: Vec<NodeState>,
+    },
+}
+
+/// What a bulk stream carries, sent as its first frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamOpen {
+    /// Partition handoff: every object of a partition, then
+    /// [`StreamItem::End`].
+    Handoff {
+        /// The partition.
+        partition: PartitionId,
+        /// The layout version that moved it.
+        layout: u64,
+    },
+}
+
+/// The frames of a bulk stream after its [`StreamOpen`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamItem {
+    /// One object.
+    Item(Item),
+    /// The sender is done; `sent` objects went.
+    End {
+        /// How many items were sent, so the receiver can check.
+        sent: u64,
+    },
+}
+
+/// The receiver's last word on a bulk stream, once every item is durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamDone {
+    /// Every item was received and stored.
+    Stored {
+        /// How many items the receiver stored.
+        received: u64,
+    },
+    /// The receiver gave up; the sender should retry later.
+    Failed(RemoteError),
+}
+
+/// The first frame of every stream: what the stream carries.
+///
+/// - `Request` opens a bidirectional stream; one [`Response`] comes back.
+/// - `Message` opens a unidirectional stream that carries only it.
+/// - `Stream` opens a bidirectional stream; [`StreamItem`] frames follow
+///   up to [`StreamItem::End`], and one [`StreamDone`] comes back. QUIC flow
+///   control is the backpressure: a sender that outruns the receiver waits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Open {
+    /// A request.
+    Request(Request),
+    /// A one-way message.
+    Message(OneWay),
+    /// A bulk stream.
+    Stream(StreamOpen),
+}
