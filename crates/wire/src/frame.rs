@@ -135,7 +135,7 @@ impl FrameReader {
         let mut h = [0; HEADER_LEN];
         h.copy_from_slice(header);
         let len = self.limit.body_len(h)?;
-        if self.buf.len() < HEADER_LEN + len {
+        if self.buf.len() < HEADER_LEN.saturating_add(len) {
             return Ok(None);
         }
         let mut frame = self.buf.split_to(HEADER_LEN + len);
