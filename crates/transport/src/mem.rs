@@ -6,38 +6,8 @@
 //! It is what the simulator runs a cluster on, and what fast tests use. It
 //! passes the same conformance suite as the QUIC transport.
 //!
-//! # What the faults do
-//!
-//! - A **lost** message (dropped by [`Faults::drop`], sent over a cut link,
-//!   or addressed to a node that left or restarted while it was in flight)
-//!   simply never arrives, as on a real network: a request whose question or
-//!   answer is lost ends in [`Error::Timeout`]. Only a peer that is not in
-//!   the network at all gives [`Error::Unreachable`], at once.
-//! - A request travels twice: the question from requester to peer and the
-//!   answer back, each with its own draw of loss and delay, each needing its
-//!   own direction of the link. So after
-//!   [`partition_one_way(a, b)`](MemNetwork::partition_one_way), `b`'s
-//!   one-way messages still reach `a`, and `a` even receives `b`'s requests,
-//!   but their answers are lost and `b` times out.
-//! - A **duplicated** request or message is delivered twice, each copy with
-//!   its own delay. Only the first copy's answer reaches the requester; the
-//!   other copy's is discarded. Answers and bulk streams are never
-//!   duplicated.
-//! - A **bulk stream** is set up by a message that the faults treat like any
-//!   other (a lost setup breaks the stream: the sender's next
-//!   [`OutStream::send`] or [`OutStream::finish`] fails). Its items are not
-//!   delayed or dropped one by one, but the stream breaks as soon as either
-//!   direction of its link is cut or either end leaves or restarts.
-//!
-//! # Determinism
-//!
-//! Every random choice comes from one seeded generator, drawn when a message
-//! is sent (or an answer given) under the network's lock, and delayed
-//! messages due at the same instant are delivered in the order they were
-//! sent. So on tokio's paused clock with a current-thread runtime, the same
-//! seed and the same program give the same run. On a real clock, a burst of
-//! messages sent at once still arrives in the same order for the same seed
-//! (delays are whole milliseconds, see [`Faults::delay`]).
+//! [`MemNetwork`] documents what each fault does and how runs stay
+//! reproducible.
 //!
 //! # Example
 //!
@@ -129,8 +99,42 @@ pub struct Faults {
 /// [`set_faults`](Self::set_faults), [`partition`](Self::partition),
 /// [`partition_one_way`](Self::partition_one_way),
 /// [`isolate`](Self::isolate), [`heal`](Self::heal) and
-/// [`leave`](Self::leave) change it while it runs. See the
-/// [module documentation](self) for what each fault does.
+/// [`leave`](Self::leave) change it while it runs.
+///
+/// # What the faults do
+///
+/// - A **lost** message (dropped by [`Faults::drop`], sent over a cut link,
+///   or addressed to a node that left or restarted while it was in flight)
+///   simply never arrives, as on a real network: a request whose question or
+///   answer is lost ends in [`Error::Timeout`]. Only a peer that is not in
+///   the network at all gives [`Error::Unreachable`], at once, and a peer
+///   that drops a request without answering gives [`Error::Broken`].
+/// - A request travels twice: the question from requester to peer and the
+///   answer back, each with its own draw of loss and delay, each needing its
+///   own direction of the link. So after
+///   [`partition_one_way(a, b)`](Self::partition_one_way), `b`'s
+///   one-way messages still reach `a`, and `a` even receives `b`'s requests,
+///   but their answers are lost and `b` times out.
+/// - A **duplicated** request or message is delivered twice, each copy with
+///   its own delay. Only the first copy's answer reaches the requester; the
+///   other copy's is discarded. Answers and bulk streams are never
+///   duplicated.
+/// - A **bulk stream** is set up by a message that the faults treat like any
+///   other (a lost setup breaks the stream: the sender's next
+///   [`OutStream::send`] or [`OutStream::finish`] fails). Its items are not
+///   delayed or dropped one by one, but the stream breaks as soon as either
+///   direction of its link is cut or either end leaves or restarts.
+///
+/// # Determinism
+///
+/// Every random choice comes from one seeded generator, drawn when a message
+/// is sent (or an answer given) under the network's lock, and delayed
+/// messages due at the same instant are delivered in the order they were
+/// sent. So on tokio's paused clock with a current-thread runtime, the same
+/// seed and the same program give the same run. On a real clock (still
+/// current-thread), a burst of messages sent at once arrives in the same
+/// order for the same seed (delays are whole milliseconds, see
+/// [`Faults::delay`]).
 #[derive(Clone)]
 pub struct MemNetwork {
     shared: Arc<Shared>,
@@ -504,8 +508,7 @@ impl MemNetwork {
                 };
                 if delay.is_zero() {
                     ready.extend(state.route(delivery));
-                } else {
-                    let due = now + delay;
+                } else if let Some(due) = now.checked_add(delay) {
                     let seq = state.sent;
                     state.sent += 1;
                     state
@@ -513,6 +516,7 @@ impl MemNetwork {
                         .push(Reverse(InFlight { due, seq, delivery }));
                     timers.push(due);
                 }
+                // A delay beyond the clock's range: the copy never arrives.
             }
             incarnation
         };
