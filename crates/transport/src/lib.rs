@@ -15,6 +15,39 @@
 //! comes out of the [`Inbound`] receiver returned with the transport.
 //!
 //! This is the only crate of the workspace that imports quinn and rustls.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use gyre_transport::tls::ClusterCa;
+//! use gyre_transport::{Inbound, QuicConfig, QuicTransport, Transport};
+//! use gyre_types::NodeId;
+//! use gyre_wire::{Request, Response};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! runtime.block_on(async {
+//!     // One cluster CA; a certificate per node, naming its id.
+//!     let ca = ClusterCa::generate("demo")?;
+//!     let any = "127.0.0.1:0".parse()?;
+//!     let (a, _a_inbound) = QuicTransport::bind(QuicConfig::new(any, "demo", ca.identity(NodeId::new(1))?))?;
+//!     let (b, mut b_inbound) = QuicTransport::bind(QuicConfig::new(any, "demo", ca.identity(NodeId::new(2))?))?;
+//!     a.set_peer_addr(b.local(), b.local_addr()?);
+//!
+//!     // Node b answers pings; node a asks over mutually authenticated QUIC.
+//!     tokio::spawn(async move {
+//!         while let Some(Inbound::Request { from, reply, .. }) = b_inbound.recv().await {
+//!             assert_eq!(from, NodeId::new(1));
+//!             reply.respond(Response::Pong);
+//!         }
+//!     });
+//!     let answer = a.request(b.local(), Request::Ping, Duration::from_secs(5)).await?;
+//!     assert_eq!(answer, Response::Pong);
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 mod inbound;
