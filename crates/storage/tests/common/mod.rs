@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use bytes::Bytes;
-use gyre_storage::{Change, FjallStore, MemStore, ObjectId, Store, StoreConfig};
+use gyre_storage::{Change, FjallStore, MemStore, Object, ObjectId, Store, StoreConfig};
 use gyre_types::{BucketName, Key, NodeId, PartitionCount, Timestamp};
 use gyre_versioning::Policy;
 use tempfile::TempDir;
@@ -84,35 +84,32 @@ pub fn node(n: u64) -> NodeId {
     NodeId::new(n)
 }
 
-/// A blind put of `value` coordinated by `coordinator`; returns the new state.
+/// A blind put of `value` coordinated by `coordinator`.
 pub fn put<S: Store>(store: &S, id: &ObjectId, n_val: u8, value: &[u8], coordinator: u64) {
     let value = Bytes::copy_from_slice(value);
-    store
-        .update(id, n_val, |cur| {
-            let mut o = cur.cloned().unwrap_or_default();
-            o.put_blind(
-                value,
-                node(coordinator),
-                Timestamp::from_u64(1),
-                &Policy::default(),
-            )
-            .unwrap();
-            Change::Write(o, ())
-        })
-        .unwrap();
+    write_blind(store, id, n_val, |o, ts, p| {
+        o.put_blind(value, node(coordinator), ts, p).map(drop)
+    });
 }
 
 /// A blind delete coordinated by `coordinator`.
 pub fn delete<S: Store>(store: &S, id: &ObjectId, n_val: u8, coordinator: u64) {
+    write_blind(store, id, n_val, |o, ts, p| {
+        o.delete_blind(node(coordinator), ts, p).map(drop)
+    });
+}
+
+/// Applies a blind write (stamped 1, default policy) to the current state.
+fn write_blind<S: Store>(
+    store: &S,
+    id: &ObjectId,
+    n_val: u8,
+    write: impl FnOnce(&mut Object, Timestamp, &Policy) -> gyre_versioning::Result<()>,
+) {
     store
         .update(id, n_val, |cur| {
             let mut o = cur.cloned().unwrap_or_default();
-            o.delete_blind(
-                node(coordinator),
-                Timestamp::from_u64(1),
-                &Policy::default(),
-            )
-            .unwrap();
+            write(&mut o, Timestamp::from_u64(1), &Policy::default()).unwrap();
             Change::Write(o, ())
         })
         .unwrap();
