@@ -5,6 +5,7 @@ use gyre_types::NodeId;
 use gyre_wire::{Item, OneWay, Request, Response, StreamDone, StreamItem, StreamOpen};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lane::LaneReply;
 use crate::{Error, Result};
 
 /// Items a bulk stream buffers between sender and receiver before the
@@ -41,15 +42,36 @@ pub enum Inbound {
     },
 }
 
-/// The way back for one request's answer.
+/// The way back for one request's answer. Dropping it unanswered fails
+/// the request at once (the requester sees [`Error::Broken`]).
 #[derive(Debug)]
-pub struct Responder(pub(crate) oneshot::Sender<Response>);
+pub struct Responder(Reply);
+
+#[derive(Debug)]
+enum Reply {
+    /// Through the task serving the request's own stream (or the
+    /// in-memory network).
+    Once(oneshot::Sender<Response>),
+    /// Onto a QUIC lane.
+    Lane(LaneReply),
+}
 
 impl Responder {
+    pub(crate) fn once(tx: oneshot::Sender<Response>) -> Self {
+        Self(Reply::Once(tx))
+    }
+
+    pub(crate) fn lane(reply: LaneReply) -> Self {
+        Self(Reply::Lane(reply))
+    }
+
     /// Sends the answer. If the requester gave up meanwhile (deadline,
     /// broken connection), the answer is dropped.
     pub fn respond(self, response: Response) {
-        let _ = self.0.send(response);
+        match self.0 {
+            Reply::Once(tx) => drop(tx.send(response)),
+            Reply::Lane(reply) => reply.respond(response),
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! conformance suite (`tests/conformance.rs`):
 //!
 //! - [`QuicTransport`]: QUIC (quinn) with mutual TLS under a cluster CA
-//!   ([`tls`]); one connection per peer, reused, a stream per request,
-//!   reconnect with backoff, keep-alive and an idle timeout that notice a
+//!   ([`tls`]); one connection per peer, reused; small requests share the
+//!   connection's lane (one long-lived stream of tagged frames), large
+//!   ones and bulk transfers get streams of their own; reconnect with backoff, keep-alive and an idle timeout that notice a
 //!   dead peer within seconds.
 //! - [`MemTransport`]: an in-process network for the simulator and fast
 //!   tests, with seeded faults (drop, delay, reorder, duplicate, partitions
@@ -51,6 +52,7 @@
 
 mod error;
 mod inbound;
+mod lane;
 mod mem;
 mod quic;
 pub mod tls;

@@ -615,7 +615,7 @@ impl Transport for MemTransport {
                     let inbound = Inbound::Request {
                         from: local,
                         request,
-                        reply: Responder(reply),
+                        reply: Responder::once(reply),
                     };
                     (inbound, flag)
                 })

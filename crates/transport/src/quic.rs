@@ -1,9 +1,10 @@
 //! [`QuicTransport`]: QUIC between nodes, mutual TLS under the cluster CA.
 //!
-//! - One outgoing connection per peer, reused by every request; a
-//!   bidirectional stream per request or bulk stream, a unidirectional
-//!   stream per one-way message. Each stream starts with a
-//!   [`gyre_wire::Open`] frame.
+//! - One outgoing connection per peer, reused by every request. Small
+//!   requests ride the connection's lane ([`crate::lane`]); large requests
+//!   and bulk streams get a bidirectional stream each, one-way messages a
+//!   unidirectional one. Each stream starts with a [`gyre_wire::Open`]
+//!   frame.
 //! - A new connection starts with the handshake on its first stream: the
 //!   connecting node sends [`Hello`] (protocol version, cluster, its node
 //!   id) and the acceptor answers [`HelloReply`]. The acceptor checks that
@@ -14,8 +15,9 @@
 //!   close the connection to a dead peer within seconds; the next request
 //!   reconnects, with exponential backoff after failures.
 //! - Every frame is bounded by the [`FrameLimit`]: a stream that announces
-//!   a larger frame, or sends bytes that do not decode, is reset on its own;
-//!   the connection and its other streams carry on.
+//!   a larger frame, or sends bytes that do not decode, is reset on its own
+//!   (on the lane, only that frame's request fails); the connection and its
+//!   other streams carry on.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lane::{self, Lane};
 use crate::tls::{self, NodeIdentity};
 use crate::{Error, InStream, Inbound, OutStream, Responder, Result, Transport};
 
@@ -66,8 +69,9 @@ pub struct QuicConfig {
     pub keep_alive: Duration,
     /// How long connecting to a peer may take.
     pub connect_timeout: Duration,
-    /// Streams a peer may have open at once on one connection (bounds the
-    /// concurrency a peer can impose; senders beyond it wait).
+    /// Streams a peer may have open at once on one connection, and
+    /// requests it may have unanswered on its lane (bounds the concurrency
+    /// a peer can impose; senders beyond it wait).
     pub max_streams_per_peer: u32,
     /// First wait after a failed connection attempt; doubles per failure.
     pub backoff_min: Duration,
@@ -112,15 +116,29 @@ struct Inner {
     client: quinn::ClientConfig,
     connect_timeout: Duration,
     backoff: (Duration, Duration),
+    max_in_flight: usize,
     peers: Mutex<HashMap<NodeId, Peer>>,
     inbound: mpsc::Sender<Inbound>,
+}
+
+/// A live connection to a peer and its lane.
+#[derive(Clone, Debug)]
+struct Link {
+    conn: Connection,
+    lane: Arc<Lane>,
+}
+
+impl Link {
+    fn is_open(&self) -> bool {
+        self.conn.close_reason().is_none() && self.lane.is_open()
+    }
 }
 
 /// What this node knows of a peer it sends to.
 #[derive(Debug, Default)]
 struct Peer {
     addr: Option<SocketAddr>,
-    conn: Option<Connection>,
+    link: Option<Link>,
     failures: u32,
     retry_at: Option<Instant>,
     /// Held while connecting, so that concurrent requests share one attempt.
@@ -161,6 +179,7 @@ impl QuicTransport {
             client,
             connect_timeout: config.connect_timeout,
             backoff: (config.backoff_min, config.backoff_max),
+            max_in_flight: config.max_streams_per_peer as usize,
             peers: Mutex::new(HashMap::new()),
             inbound: tx,
         });
@@ -186,8 +205,8 @@ impl QuicTransport {
         let p = peers.entry(peer).or_default();
         if p.addr != Some(addr) {
             p.addr = Some(addr);
-            if let Some(c) = p.conn.take() {
-                c.close(code::DONE, b"peer moved");
+            if let Some(link) = p.link.take() {
+                link.conn.close(code::DONE, b"peer moved");
             }
             p.failures = 0;
             p.retry_at = None;
@@ -201,13 +220,13 @@ impl QuicTransport {
         self.inner.endpoint.wait_idle().await;
     }
 
-    async fn connection(&self, peer: NodeId) -> Result<Connection> {
+    async fn connection(&self, peer: NodeId) -> Result<Link> {
         let inner = &self.inner;
         let lock = {
             let mut peers = inner.peers();
             let p = peers.entry(peer).or_default();
-            if let Some(c) = p.conn.as_ref().filter(|c| c.close_reason().is_none()) {
-                return Ok(c.clone());
+            if let Some(link) = p.link.as_ref().filter(|l| l.is_open()) {
+                return Ok(link.clone());
             }
             Arc::clone(&p.connecting)
         };
@@ -215,8 +234,11 @@ impl QuicTransport {
         let addr = {
             let mut peers = inner.peers();
             let p = peers.entry(peer).or_default();
-            if let Some(c) = p.conn.as_ref().filter(|c| c.close_reason().is_none()) {
-                return Ok(c.clone());
+            if let Some(link) = p.link.as_ref().filter(|l| l.is_open()) {
+                return Ok(link.clone());
+            }
+            if let Some(old) = p.link.take() {
+                old.conn.close(code::DONE, b"lane closed; reconnecting");
             }
             if let Some(at) = p.retry_at.filter(|at| *at > Instant::now()) {
                 return Err(Error::Unreachable {
@@ -237,8 +259,8 @@ impl QuicTransport {
         let mut peers = inner.peers();
         let p = peers.entry(peer).or_default();
         match &result {
-            Ok(conn) => {
-                p.conn = Some(conn.clone());
+            Ok(link) => {
+                p.link = Some(link.clone());
                 p.failures = 0;
                 p.retry_at = None;
             }
@@ -255,7 +277,7 @@ impl QuicTransport {
         result
     }
 
-    async fn connect(&self, peer: NodeId, addr: SocketAddr) -> Result<Connection> {
+    async fn connect(&self, peer: NodeId, addr: SocketAddr) -> Result<Link> {
         let inner = &self.inner;
         let unreachable = |reason: String| Error::Unreachable { peer, reason };
         let connecting = inner
@@ -286,7 +308,15 @@ impl QuicTransport {
                     reason: format!("reached node {node} instead"),
                 });
             }
-            Ok(conn)
+            let (mut send, recv) = conn
+                .open_bi()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            write_frame(&mut send, &Open::Lane, inner.limit)
+                .await
+                .map_err(|e| e.at(peer))?;
+            let lane = Arc::new(Lane::start(peer, inner.limit, send, recv));
+            Ok(Link { conn, lane })
         };
         match tokio::time::timeout(inner.connect_timeout, handshake).await {
             Ok(r) => r,
@@ -299,8 +329,12 @@ impl QuicTransport {
 
     async fn exchange(&self, peer: NodeId, request: Request) -> Result<Response> {
         let limit = self.inner.limit;
+        let link = self.connection(peer).await?;
+        if let Some(answer) = link.lane.call(&request).await {
+            return answer;
+        }
         let frame = frame::encode(&Open::Request(request), limit)?;
-        let conn = self.connection(peer).await?;
+        let conn = link.conn;
         let broken = |reason: String| Error::Broken { peer, reason };
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| broken(e.to_string()))?;
         send.write_all(&frame)
@@ -345,7 +379,7 @@ impl Transport for QuicTransport {
 
     async fn send(&self, peer: NodeId, message: OneWay) -> Result<()> {
         let frame = frame::encode(&Open::Message(message), self.inner.limit)?;
-        let conn = self.connection(peer).await?;
+        let conn = self.connection(peer).await?.conn;
         let broken = |e: &dyn std::fmt::Display| Error::Broken {
             peer,
             reason: e.to_string(),
@@ -359,7 +393,7 @@ impl Transport for QuicTransport {
     async fn open_stream(&self, peer: NodeId, open: StreamOpen) -> Result<OutStream> {
         let limit = self.inner.limit;
         let first = frame::encode(&Open::Stream(open), limit)?;
-        let conn = self.connection(peer).await?;
+        let conn = self.connection(peer).await?.conn;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| Error::Broken {
             peer,
             reason: e.to_string(),
@@ -499,7 +533,7 @@ async fn serve_bi(inner: Arc<Inner>, from: NodeId, mut send: SendStream, mut rec
                 .send(Inbound::Request {
                     from,
                     request,
-                    reply: Responder(tx),
+                    reply: Responder::once(tx),
                 })
                 .await;
             match (delivered, rx.await) {
@@ -521,6 +555,10 @@ async fn serve_bi(inner: Arc<Inner>, from: NodeId, mut send: SendStream, mut rec
             let _ = send.finish();
         }
         Open::Stream(open) => serve_bulk(&inner, from, open, send, recv).await,
+        Open::Lane => {
+            let inbound = inner.inbound.clone();
+            lane::serve(from, inner.limit, inner.max_in_flight, inbound, send, recv).await;
+        }
     }
 }
 

@@ -93,6 +93,7 @@ macro_rules! conformance {
             conformance!(@tests $harness;
                 request_is_answered,
                 concurrent_requests_match_their_answers,
+                requests_and_answers_of_every_size,
                 silent_peer_times_out,
                 dropped_responder_is_an_error,
                 unknown_peer_is_an_error,
@@ -286,6 +287,76 @@ async fn concurrent_requests_match_their_answers<H: Harness>() {
         answered += 1;
     }
     assert_eq!(answered, REQUESTS);
+}
+
+/// Small and large requests and answers, concurrently, each get their own
+/// answer (on QUIC: small ones share the lane, large ones take streams,
+/// and a large answer may come back on the lane).
+async fn requests_and_answers_of_every_size<H: Harness>() {
+    let mut cluster = H::cluster(2).await;
+    let (a, _) = cluster.node(0);
+    let (_, b_id) = cluster.node(1);
+    let mut inbound = cluster.take_inbound(1);
+    // Echoes every item it is given, and answers a get with `n` big items.
+    tokio::spawn(async move {
+        while let Some(message) = inbound.recv().await {
+            let Inbound::Request { request, reply, .. } = message else {
+                continue;
+            };
+            let items = match request {
+                Request::ReplicaPut { item, .. } => vec![item],
+                Request::DeliverHints { items } => items,
+                Request::ReplicaGet { key, .. } => {
+                    let n = usize::from(key.as_bytes()[key.len() - 1] - b'0');
+                    (0..n * 64).map(|i| item(big_key(i))).collect()
+                }
+                other => panic!("unexpected request {other:?}"),
+            };
+            reply.respond(Response::Items(items));
+        }
+    });
+
+    let key_of = |len: usize| {
+        let mut bytes = format!("k{len}-").into_bytes();
+        bytes.resize(len, b'y');
+        Key::new(bytes).expect("a valid key")
+    };
+    let mut requests = JoinSet::new();
+    for round in 0..8 {
+        // One item: from a few bytes to a 64 KiB key.
+        for len in [1, 100, 1000, 60 * 1024, Key::MAX_LEN] {
+            let a = Arc::clone(&a);
+            let it = item(key_of(len));
+            let request = Request::ReplicaPut {
+                layout: 3,
+                item: it.clone(),
+            };
+            requests.spawn(async move { (a.request(b_id, request, SOON).await, vec![it]) });
+        }
+        // Many items: up to 4 MiB in one request.
+        let a2 = Arc::clone(&a);
+        let items: Vec<Item> = (0..(round + 1) * 64).map(|i| item(big_key(i))).collect();
+        let request = Request::DeliverHints {
+            items: items.clone(),
+        };
+        requests.spawn(async move { (a2.request(b_id, request, SOON).await, items) });
+        // A small request with a large answer: `round` × 512 KiB.
+        let a3 = Arc::clone(&a);
+        let request = Request::ReplicaGet {
+            layout: 3,
+            bucket: bucket(),
+            key: Key::new(format!("get-{round}").into_bytes()).expect("a valid key"),
+        };
+        let expected = (0..round * 64).map(|i| item(big_key(i))).collect();
+        requests.spawn(async move { (a3.request(b_id, request, SOON).await, expected) });
+    }
+    let mut answered = 0;
+    while let Some(joined) = requests.join_next().await {
+        let (response, expected) = joined.expect("the request task does not panic");
+        assert_eq!(response.expect("answered"), Response::Items(expected));
+        answered += 1;
+    }
+    assert_eq!(answered, 8 * 7);
 }
 
 /// A peer that keeps the request but never answers: `Timeout` at about the

@@ -1,6 +1,7 @@
 //! QuicTransport over real QUIC on loopback: many concurrent requests on
 //! one connection, reconnecting to a restarted peer, garbage datagrams and
-//! oversized frames shrugged off, and handshakes refused for the wrong
+//! oversized frames shrugged off (on a stream of their own or on the
+//! lane), and handshakes refused for the wrong
 //! cluster or a claimed id that the certificate does not carry.
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use gyre_transport::tls::{self, ClusterCa};
 use gyre_transport::{Error, Inbound, QuicConfig, QuicTransport, Transport};
 use gyre_types::{BucketName, Key, NodeId};
-use gyre_wire::{FrameLimit, Hello, HelloReply, Open, Request, Response, frame};
+use gyre_wire::{Answer, FrameLimit, Hello, HelloReply, Open, Request, Response, frame};
 use tokio::sync::mpsc;
 
 const T: Duration = Duration::from_secs(10);
@@ -207,17 +208,23 @@ async fn raw_client(
     (endpoint, conn, reply)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_or_garbage_frame_resets_only_its_stream() {
+/// A served node 2 that takes frames of up to 64 KiB, and a raw client
+/// connected to it (handshake done).
+async fn served_with_a_64_kib_limit() -> (QuicTransport, quinn::Endpoint, quinn::Connection) {
     let ca = ClusterCa::generate("test").unwrap();
     let mut config = QuicConfig::new(loopback(), "test", ca.identity(node(2)).unwrap());
     config.frame_limit = FrameLimit::new(64 * 1024).unwrap();
     let (b, b_in) = QuicTransport::bind(config).unwrap();
-    let _server = serve(b_in);
+    serve(b_in);
     let addr = b.local_addr().unwrap();
-
-    let (_endpoint, conn, reply) = raw_client(&ca, 1, 1, node(2), addr).await;
+    let (endpoint, conn, reply) = raw_client(&ca, 1, 1, node(2), addr).await;
     assert_eq!(reply.accepted().unwrap(), node(2));
+    (b, endpoint, conn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_or_garbage_frame_resets_only_its_stream() {
+    let (_b, _endpoint, conn) = served_with_a_64_kib_limit().await;
 
     // A header announcing more than the limit: that stream is reset. The
     // server may stop it before our later writes, which then fail too.
@@ -252,6 +259,62 @@ async fn an_oversized_or_garbage_frame_resets_only_its_stream() {
             Response::Pong
         );
     }
+    assert!(conn.close_reason().is_none());
+}
+
+/// Reads one tagged answer off a lane.
+async fn read_answer(recv: &mut quinn::RecvStream) -> (u64, Answer) {
+    let mut header = [0; frame::TAGGED_HEADER_LEN];
+    recv.read_exact(&mut header).await.unwrap();
+    let (tag, len) = frame::tagged_header(header);
+    let mut body = vec![0; len as usize];
+    recv.read_exact(&mut body).await.unwrap();
+    (tag, frame::decode(&body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_or_garbage_frame_on_a_lane_fails_only_its_request() {
+    let (_b, _endpoint, conn) = served_with_a_64_kib_limit().await;
+
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let limit = FrameLimit::DEFAULT;
+    send.write_all(&frame::encode(&Open::Lane, limit).unwrap())
+        .await
+        .unwrap();
+    let ping = |tag| frame::encode_tagged(tag, &Request::Ping, limit).unwrap();
+    // Tag 1: a body one byte over the limit (sent whole, and skipped).
+    let mut oversized = (64 * 1024 + 1u32).to_le_bytes().to_vec();
+    oversized.extend_from_slice(&1u64.to_le_bytes());
+    oversized.resize(frame::TAGGED_HEADER_LEN + 64 * 1024 + 1, 0xee);
+    // Tag 2: bytes that are no request.
+    let mut garbage = 5u32.to_le_bytes().to_vec();
+    garbage.extend_from_slice(&2u64.to_le_bytes());
+    garbage.extend_from_slice(&[0xff; 5]);
+    for bytes in [&ping(0)[..], &oversized, &garbage, &ping(3)] {
+        send.write_all(bytes).await.unwrap();
+    }
+
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..4 {
+        let (tag, answer) = read_answer(&mut recv).await;
+        answers.insert(tag, answer);
+    }
+    assert_eq!(answers[&0], Answer::Response(Response::Pong));
+    assert!(
+        matches!(&answers[&1], Answer::Failed { reason } if reason.contains("limit")),
+        "{:?}",
+        answers[&1]
+    );
+    assert!(matches!(answers[&2], Answer::Failed { .. }));
+    assert_eq!(answers[&3], Answer::Response(Response::Pong));
+
+    // The lane carries on.
+    send.write_all(&ping(4)).await.unwrap();
+    assert_eq!(
+        read_answer(&mut recv).await,
+        (4, Answer::Response(Response::Pong))
+    );
+    send.finish().unwrap();
     assert!(conn.close_reason().is_none());
 }
 

@@ -1,5 +1,12 @@
 //! Length-prefixed frames: `len u32 LE ‖ postcard body`, with a limit
 //! checked before anything is allocated.
+//!
+//! Tagged frames, `len u32 LE ‖ tag u64 LE ‖ postcard body`, carry many
+//! requests and their answers on one stream (an [`Open::Lane`]); the tag
+//! pairs an answer with its request. `len` counts the body only, so a
+//! receiver can skip an oversized body and still answer its tag.
+//!
+//! [`Open::Lane`]: crate::Open::Lane
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -9,6 +16,9 @@ use crate::{Error, Result};
 
 /// Bytes of a frame's length prefix.
 pub const HEADER_LEN: usize = 4;
+
+/// Bytes of a tagged frame's header: the length, then the tag.
+pub const TAGGED_HEADER_LEN: usize = HEADER_LEN + 8;
 
 /// The largest frame a peer may send, checked on both sides: a sender
 /// refuses to encode a larger one, a receiver refuses its header before
@@ -44,7 +54,14 @@ impl FrameLimit {
     /// # Errors
     /// [`Error::FrameTooLarge`] if the body would exceed the limit.
     pub fn body_len(self, header: [u8; HEADER_LEN]) -> Result<usize> {
-        let len = u32::from_le_bytes(header);
+        self.check(u32::from_le_bytes(header))
+    }
+
+    /// Checks an announced body length against the limit.
+    ///
+    /// # Errors
+    /// [`Error::FrameTooLarge`] if `len` exceeds the limit.
+    pub fn check(self, len: u32) -> Result<usize> {
         if len > self.0 {
             return Err(Error::FrameTooLarge {
                 len: u64::from(len),
@@ -69,10 +86,28 @@ impl Default for FrameLimit {
 pub fn encode<T: Serialize + ?Sized>(msg: &T, limit: FrameLimit) -> Result<Bytes> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_u32_le(0);
+    encode_after(buf, msg, limit)
+}
+
+/// Encodes `msg` as one tagged frame: `len ‖ tag ‖ body`.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_tagged<T: Serialize + ?Sized>(tag: u64, msg: &T, limit: FrameLimit) -> Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_u32_le(0);
+    buf.put_u64_le(tag);
+    encode_after(buf, msg, limit)
+}
+
+/// Appends `msg`'s body to `buf` (a header whose first four bytes are the
+/// length to fill in) and fills in the length.
+fn encode_after<T: Serialize + ?Sized>(buf: BytesMut, msg: &T, limit: FrameLimit) -> Result<Bytes> {
+    let header = buf.len();
     let mut writer = buf.writer();
     postcard::to_io(msg, &mut writer).map_err(|e| Error::Encode(e.to_string()))?;
     let mut buf = writer.into_inner();
-    let body = buf.len() - HEADER_LEN;
+    let body = buf.len() - header;
     let len = u32::try_from(body)
         .ok()
         .filter(|&l| l <= limit.get())
@@ -82,6 +117,13 @@ pub fn encode<T: Serialize + ?Sized>(msg: &T, limit: FrameLimit) -> Result<Bytes
         })?;
     buf[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
     Ok(buf.freeze())
+}
+
+/// Splits a tagged frame's header into its tag and announced body length
+/// (unchecked: pass the length to [`FrameLimit::check`]).
+pub fn tagged_header(header: [u8; TAGGED_HEADER_LEN]) -> (u64, u32) {
+    let [l0, l1, l2, l3, t @ ..] = header;
+    (u64::from_le_bytes(t), u32::from_le_bytes([l0, l1, l2, l3]))
 }
 
 /// Decodes one frame body (without its header). The whole body must be one

@@ -326,6 +326,11 @@ pub enum StreamDone {
 /// - `Stream` opens a bidirectional stream; [`StreamItem`] frames follow
 ///   up to [`StreamItem::End`], and one [`StreamDone`] comes back. QUIC flow
 ///   control is the backpressure: a sender that outruns the receiver waits.
+/// - `Lane` opens a long-lived bidirectional stream for many small
+///   requests: tagged [`Request`] frames one way, tagged [`Answer`] frames
+///   the other, in any order ([`frame::encode_tagged`]).
+///
+/// [`frame::encode_tagged`]: crate::frame::encode_tagged
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Open {
     /// A request.
@@ -334,4 +339,20 @@ pub enum Open {
     Message(OneWay),
     /// A bulk stream.
     Stream(StreamOpen),
+    /// A lane of tagged requests.
+    Lane,
+}
+
+/// What a lane carries back for one tagged request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// The node's response.
+    Response(Response),
+    /// No response will come: the frame was refused (too large, did not
+    /// decode) or the node dropped the request. The counterpart of a reset
+    /// stream.
+    Failed {
+        /// Why, for the requester's error.
+        reason: String,
+    },
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::*;
 use gyre_types::{BucketName, Key, NodeId};
 use gyre_wire::{
-    ClientOp, Error, FrameLimit, FrameReader, Hello, HelloReply, Open, Request, Response,
+    Answer, ClientOp, Error, FrameLimit, FrameReader, Hello, HelloReply, Open, Request, Response,
     StreamDone, StreamItem, frame,
 };
 use proptest::collection::vec;
@@ -58,6 +58,31 @@ proptest! {
     #[test]
     fn one_way_round_trips(msg in one_way()) {
         round_trip(&msg)?;
+    }
+
+    /// A tagged frame: the header names the body's length and the tag; the
+    /// body is the plain encoding.
+    #[test]
+    fn tagged_frames_round_trip(tag in any::<u64>(), request in request(), answer in answer()) {
+        for (encoded, plain) in [
+            (
+                frame::encode_tagged(tag, &request, FrameLimit::DEFAULT).unwrap(),
+                frame::encode(&request, FrameLimit::DEFAULT).unwrap(),
+            ),
+            (
+                frame::encode_tagged(tag, &answer, FrameLimit::DEFAULT).unwrap(),
+                frame::encode(&answer, FrameLimit::DEFAULT).unwrap(),
+            ),
+        ] {
+            let (header, body) = encoded.split_at(frame::TAGGED_HEADER_LEN);
+            let (got_tag, len) = frame::tagged_header(header.try_into().unwrap());
+            prop_assert_eq!(got_tag, tag);
+            prop_assert_eq!(len as usize, body.len());
+            prop_assert_eq!(body, &plain[frame::HEADER_LEN..]);
+        }
+        let body = frame::encode_tagged(tag, &answer, FrameLimit::DEFAULT).unwrap();
+        let decoded: Answer = frame::decode(&body[frame::TAGGED_HEADER_LEN..]).unwrap();
+        prop_assert_eq!(decoded, answer);
     }
 
     #[test]

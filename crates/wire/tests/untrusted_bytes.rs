@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::any_frame;
 use gyre_wire::{
-    Error, FrameLimit, FrameReader, Hello, HelloReply, Open, Response, StreamDone, StreamItem,
-    frame,
+    Answer, Error, FrameLimit, FrameReader, Hello, HelloReply, Open, Response, StreamDone,
+    StreamItem, frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -45,6 +45,7 @@ fn check_all(body: &[u8]) -> Result<usize, TestCaseError> {
     let accepted = [
         check::<Open>(body)?,
         check::<Response>(body)?,
+        check::<Answer>(body)?,
         check::<Hello>(body)?,
         check::<HelloReply>(body)?,
         check::<StreamItem>(body)?,

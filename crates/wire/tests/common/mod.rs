@@ -11,8 +11,9 @@ use gyre_types::{
 };
 use gyre_versioning::{DvvSet, Policy};
 use gyre_wire::{
-    ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, NodeState, NodeStatus,
-    Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
+    Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, NodeState,
+    NodeStatus, Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem,
+    StreamOpen,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -448,6 +449,14 @@ pub fn open() -> impl Strategy<Value = Open> {
         request().prop_map(Open::Request),
         one_way().prop_map(Open::Message),
         stream_open().prop_map(Open::Stream),
+        Just(Open::Lane),
+    ]
+}
+
+pub fn answer() -> impl Strategy<Value = Answer> {
+    prop_oneof![
+        response().prop_map(Answer::Response),
+        "\\PC{0,40}".prop_map(|reason| Answer::Failed { reason }),
     ]
 }
 
