@@ -42,6 +42,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Nothing of this cluster could be reached at a seed address.
+    #[error("seed {addr}: {reason}")]
+    Seed {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        reason: String,
+    },
     /// A message could not be encoded or a received one decoded.
     #[error(transparent)]
     Wire(#[from] gyre_wire::Error),

@@ -114,6 +114,8 @@ struct Inner {
     limit: FrameLimit,
     endpoint: Endpoint,
     client: quinn::ClientConfig,
+    /// For dialling an address whose node is not known yet.
+    seed_client: quinn::ClientConfig,
     connect_timeout: Duration,
     backoff: (Duration, Duration),
     max_in_flight: usize,
@@ -166,7 +168,9 @@ impl QuicTransport {
         let mut server = tls::quinn_server_config(&config.identity)?;
         server.transport_config(Arc::clone(&transport));
         let mut client = tls::quinn_client_config(&config.identity)?;
-        client.transport_config(transport);
+        client.transport_config(Arc::clone(&transport));
+        let mut seed_client = tls::quinn_seed_client_config(&config.identity)?;
+        seed_client.transport_config(transport);
 
         let endpoint = Endpoint::server(server, config.listen)
             .map_err(|e| Error::Setup(format!("binding {}: {e}", config.listen)))?;
@@ -177,6 +181,7 @@ impl QuicTransport {
             limit: config.frame_limit,
             endpoint,
             client,
+            seed_client,
             connect_timeout: config.connect_timeout,
             backoff: (config.backoff_min, config.backoff_max),
             max_in_flight: config.max_streams_per_peer as usize,
@@ -278,49 +283,78 @@ impl QuicTransport {
     }
 
     async fn connect(&self, peer: NodeId, addr: SocketAddr) -> Result<Link> {
+        let (_, link) = self.dial(addr, Some(peer)).await.map_err(|e| e.at(peer))?;
+        Ok(link)
+    }
+
+    /// Connects to whatever node of the cluster listens at `addr` (a seed,
+    /// say), learns its id from its certificate, and keeps the connection
+    /// for what is sent to that node later.
+    ///
+    /// # Errors
+    /// [`Error::Seed`] if nothing answers there, or it is refused (another
+    /// cluster or CA, a certificate that names no single node).
+    pub async fn discover(&self, addr: SocketAddr) -> Result<NodeId> {
+        let (peer, link) = self.dial(addr, None).await.map_err(|e| Error::Seed {
+            addr,
+            reason: e.reason,
+        })?;
+        let mut peers = self.inner.peers();
+        let p = peers.entry(peer).or_default();
+        p.addr = Some(addr);
+        p.failures = 0;
+        p.retry_at = None;
+        if let Some(old) = p.link.replace(link) {
+            old.conn.close(code::DONE, b"replaced");
+        }
+        Ok(peer)
+    }
+
+    /// Connects to `addr`, expecting node `expected` (or, with `None`, any
+    /// node of the cluster), runs the handshake and opens the lane.
+    async fn dial(
+        &self,
+        addr: SocketAddr,
+        expected: Option<NodeId>,
+    ) -> std::result::Result<(NodeId, Link), DialError> {
         let inner = &self.inner;
-        let unreachable = |reason: String| Error::Unreachable { peer, reason };
+        let (config, name) = match expected {
+            Some(peer) => (inner.client.clone(), tls::node_dns_name(peer)),
+            None => (inner.seed_client.clone(), "seed.node.gyre".to_owned()),
+        };
         let connecting = inner
             .endpoint
-            .connect_with(inner.client.clone(), addr, &tls::node_dns_name(peer))
-            .map_err(|e| unreachable(e.to_string()))?;
+            .connect_with(config, addr, &name)
+            .map_err(DialError::unreachable)?;
         let handshake = async {
-            let conn = connecting.await.map_err(|e| unreachable(e.to_string()))?;
-            let (mut send, mut recv) = conn
-                .open_bi()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
+            let conn = connecting.await.map_err(DialError::unreachable)?;
+            let peer = match expected {
+                Some(peer) => peer,
+                None => tls::peer_node_id(&conn).map_err(DialError::refused)?,
+            };
+            let (mut send, mut recv) = conn.open_bi().await.map_err(DialError::unreachable)?;
             let hello = Hello::new(inner.cluster.clone(), inner.local);
             write_frame(&mut send, &hello, inner.limit)
                 .await
-                .map_err(|e| refused_or(peer, e))?;
+                .map_err(DialError::refused)?;
             let _ = send.finish();
             let reply: HelloReply = read_frame(&mut recv, inner.limit)
                 .await
-                .map_err(|e| refused_or(peer, e))?;
-            let node = reply.accepted().map_err(|e| Error::Refused {
-                peer,
-                reason: e.to_string(),
-            })?;
+                .map_err(DialError::refused)?;
+            let node = reply.accepted().map_err(DialError::refused)?;
             if node != peer {
-                return Err(Error::Refused {
-                    peer,
-                    reason: format!("reached node {node} instead"),
-                });
+                return Err(DialError::refused(format!("reached node {node} instead")));
             }
-            let (mut send, recv) = conn
-                .open_bi()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
+            let (mut send, recv) = conn.open_bi().await.map_err(DialError::unreachable)?;
             write_frame(&mut send, &Open::Lane, inner.limit)
                 .await
-                .map_err(|e| e.at(peer))?;
+                .map_err(DialError::unreachable)?;
             let lane = Arc::new(Lane::start(peer, inner.limit, send, recv));
-            Ok(Link { conn, lane })
+            Ok((peer, Link { conn, lane }))
         };
         match tokio::time::timeout(inner.connect_timeout, handshake).await {
             Ok(r) => r,
-            Err(_) => Err(unreachable(format!(
+            Err(_) => Err(DialError::unreachable(format!(
                 "no handshake within {:?}",
                 inner.connect_timeout
             ))),
@@ -345,12 +379,36 @@ impl QuicTransport {
     }
 }
 
-/// A stream failure during the handshake: the peer refused us (and closed
-/// the connection).
-fn refused_or(peer: NodeId, e: FrameError) -> Error {
-    match e {
-        FrameError::Stream(reason) => Error::Refused { peer, reason },
-        FrameError::Wire(e) => Error::Wire(e),
+/// Why a connection attempt failed.
+#[derive(Debug)]
+struct DialError {
+    /// The peer answered and refused us (or is not who we expected).
+    refused: bool,
+    reason: String,
+}
+
+impl DialError {
+    fn unreachable(e: impl std::fmt::Display) -> Self {
+        Self {
+            refused: false,
+            reason: e.to_string(),
+        }
+    }
+
+    fn refused(e: impl std::fmt::Display) -> Self {
+        Self {
+            refused: true,
+            reason: e.to_string(),
+        }
+    }
+
+    fn at(self, peer: NodeId) -> Error {
+        let reason = self.reason;
+        if self.refused {
+            Error::Refused { peer, reason }
+        } else {
+            Error::Unreachable { peer, reason }
+        }
     }
 }
 

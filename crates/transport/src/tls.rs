@@ -26,6 +26,11 @@
 //!   (Calling [`verify_peer_is`] afterwards as well is cheap, and also
 //!   refuses certificates that name further nodes besides; this CA never
 //!   issues those.)
+//! * **A node dialling a seed**, an address whose node id it does not know
+//!   yet, uses [`seed_client_crypto`]: the server's certificate must still
+//!   chain to the cluster CA, be valid now and name exactly one node, and is
+//!   checked for that node's name; the id is then read from it
+//!   ([`peer_node_id`]).
 //! * **The accepting node (server)** requires a client certificate. rustls
 //!   checks that it chains to the cluster CA, is within its validity window
 //!   and is meant for client authentication. rustls does not know *which*
@@ -68,11 +73,14 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
     SerialNumber,
 };
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// The one ALPN protocol nodes speak, set on both server and client configs.
@@ -168,8 +176,8 @@ pub enum TlsError {
     /// do not match).
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
-    /// The client-certificate verifier could not be built.
-    #[error("client certificate verifier: {0}")]
+    /// A certificate verifier could not be built.
+    #[error("certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     /// The rustls config cannot be used for QUIC.
     #[error("QUIC TLS configuration: {0}")]
@@ -626,6 +634,80 @@ pub fn client_crypto(identity: &NodeIdentity) -> Result<ClientConfig> {
     config.resumption = rustls::client::Resumption::disabled();
     config.enable_early_data = false;
     Ok(config)
+}
+
+/// The rustls client config for dialling a seed: an address whose node id
+/// is not known yet. As [`client_crypto`], except that the server's
+/// certificate may name *any* one node: it must still chain to the cluster
+/// CA, be within its validity window and name exactly one node, and it is
+/// checked for that node's name. Learn the id afterwards with
+/// [`peer_node_id`]. The server name dialled is ignored.
+pub fn seed_client_crypto(identity: &NodeIdentity) -> Result<ClientConfig> {
+    let provider = provider();
+    let inner =
+        WebPkiServerVerifier::builder_with_provider(identity.roots()?, provider.clone()).build()?;
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyNodeVerifier { inner }))
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    config.enable_early_data = false;
+    Ok(config)
+}
+
+/// Verifies a server certificate as webpki does for the node it names.
+#[derive(Debug)]
+struct AnyNodeVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for AnyNodeVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let node = cert_node_id(end_entity).map_err(|e| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
+        })?;
+        let name = ServerName::try_from(node_dns_name(node))
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// [`seed_client_crypto`] wrapped for quinn.
+pub fn quinn_seed_client_config(identity: &NodeIdentity) -> Result<quinn::ClientConfig> {
+    let crypto = QuicClientConfig::try_from(seed_client_crypto(identity)?)?;
+    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
 }
 
 /// [`server_crypto`] wrapped for quinn, with quinn's default transport

@@ -368,3 +368,45 @@ async fn an_unknown_peer_fails_fast() {
     let err = a.request(node(9), Request::Ping, T).await.unwrap_err();
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_address_is_discovered_as_its_node() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, _a_in) = bind(&ca, 1, loopback(), "test");
+    let (b, b_in) = bind(&ca, 0xb0b, loopback(), "test");
+    let _server = serve(b_in);
+    let found = a.discover(b.local_addr().unwrap()).await.unwrap();
+    assert_eq!(found, node(0xb0b));
+    // The address is remembered: requests by id need nothing more.
+    assert_eq!(
+        a.request(found, Request::Ping, T).await.unwrap(),
+        Response::Pong
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_of_another_ca_or_cluster_or_nobody_is_an_error() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let rogue = ClusterCa::generate("test").unwrap();
+    let mut config = QuicConfig::new(loopback(), "test", ca.identity(node(1)).unwrap());
+    config.connect_timeout = Duration::from_millis(500);
+    let (a, _a_in) = QuicTransport::bind(config).unwrap();
+    let (other_ca, other_ca_in) = bind(&rogue, 2, loopback(), "test");
+    let (other_cluster, other_cluster_in) = bind(&ca, 3, loopback(), "staging");
+    let _s1 = serve(other_ca_in);
+    let _s2 = serve(other_cluster_in);
+    // A port where nothing listens (bound, then released).
+    let nobody = UdpSocket::bind(loopback()).unwrap().local_addr().unwrap();
+
+    for (what, addr) in [
+        ("another CA", other_ca.local_addr().unwrap()),
+        ("another cluster", other_cluster.local_addr().unwrap()),
+        ("nobody", nobody),
+    ] {
+        let err = a.discover(addr).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Seed { addr: at, .. } if *at == addr),
+            "{what}: {err}"
+        );
+    }
+}
