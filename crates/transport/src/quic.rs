@@ -204,7 +204,9 @@ impl QuicTransport {
     }
 
     /// Records (or changes) where `peer` listens. A changed address drops
-    /// the current connection to it.
+    /// the current connection to it. Until it is called, a peer that
+    /// connected to this node is reached where it connected from (a node
+    /// dials from the socket it listens on).
     pub fn set_peer_addr(&self, peer: NodeId, addr: SocketAddr) {
         let mut peers = self.inner.peers();
         let p = peers.entry(peer).or_default();
@@ -503,6 +505,14 @@ async fn serve_connection(inner: Arc<Inner>, incoming: quinn::Incoming) {
     let Some(from) = handshake(&inner, &conn).await else {
         return;
     };
+    // A node dials from the socket it listens on: until told otherwise,
+    // that is where to reach it.
+    inner
+        .peers()
+        .entry(from)
+        .or_default()
+        .addr
+        .get_or_insert(conn.remote_address());
     loop {
         tokio::select! {
             bi = conn.accept_bi() => match bi {

@@ -17,15 +17,13 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gyre_membership::{Heartbeat, Message};
 use gyre_transport::tls::ClusterCa;
 use gyre_transport::{
     Error, Inbound, MemNetwork, MemTransport, QuicConfig, QuicTransport, Transport,
 };
-use gyre_types::{BucketName, Key, NodeId, PartitionId, ZoneName};
-use gyre_wire::{
-    Item, KeyVersion, NodeState, NodeStatus, Object, OneWay, Request, Response, StreamDone,
-    StreamOpen,
-};
+use gyre_types::{BucketName, Key, NodeId, PartitionId};
+use gyre_wire::{Item, KeyVersion, Object, OneWay, Request, Response, StreamDone, StreamOpen};
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -151,18 +149,21 @@ fn replica_get(i: usize) -> Request {
 }
 
 fn gossip(id: NodeId, heartbeat: u64) -> OneWay {
-    OneWay::Gossip {
-        nodes: vec![NodeState {
+    OneWay::Gossip(Message::Ack2 {
+        states: Vec::new(),
+        heartbeats: vec![Heartbeat {
             id,
-            peer_addr: "127.0.0.1:7000".to_owned(),
-            client_addrs: vec!["127.0.0.1:6379".to_owned()],
-            zone: ZoneName::new("zone-a").expect("a valid zone name"),
-            capacity: 100,
-            status: NodeStatus::Up,
-            incarnation: 1,
+            generation: 1,
             heartbeat,
-            layout_version: 3,
         }],
+    })
+}
+
+/// The heartbeat a [`gossip`] message carries.
+fn heartbeat_of(message: &OneWay) -> u64 {
+    match message {
+        OneWay::Gossip(Message::Ack2 { heartbeats, .. }) => heartbeats[0].heartbeat,
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -711,10 +712,9 @@ mod mem_faults {
                             reply.respond(answer(&request));
                             saw.send(Seen::Request(from))
                         }
-                        Inbound::Message {
-                            from,
-                            message: OneWay::Gossip { nodes },
-                        } => saw.send(Seen::Message(from, nodes[0].heartbeat)),
+                        Inbound::Message { from, message } => {
+                            saw.send(Seen::Message(from, heartbeat_of(&message)))
+                        }
                         Inbound::Stream { .. } => Ok(()),
                     };
                 }
@@ -973,10 +973,7 @@ mod mem_faults {
         let mut order = Vec::new();
         for _ in 0..100 {
             match next(&mut b_inbound).await {
-                Inbound::Message {
-                    message: OneWay::Gossip { nodes },
-                    ..
-                } => order.push(nodes[0].heartbeat),
+                Inbound::Message { message, .. } => order.push(heartbeat_of(&message)),
                 other => panic!("seed {seed}: unexpected {other:?}"),
             }
         }

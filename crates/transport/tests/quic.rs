@@ -410,3 +410,24 @@ async fn a_seed_of_another_ca_or_cluster_or_nobody_is_an_error() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_connected_can_be_reached_back_without_its_address() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let (a, a_in) = bind(&ca, 1, loopback(), "test");
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    let _sa = serve(a_in);
+    let _sb = serve(b_in);
+    let err = b.request(node(1), Request::Ping, T).await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    // Once a has connected to b, b knows where a listens.
+    a.set_peer_addr(node(2), b.local_addr().unwrap());
+    assert_eq!(
+        a.request(node(2), Request::Ping, T).await.unwrap(),
+        Response::Pong
+    );
+    assert_eq!(
+        b.request(node(1), Request::Ping, T).await.unwrap(),
+        Response::Pong
+    );
+}

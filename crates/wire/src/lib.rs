@@ -56,9 +56,8 @@ mod msg;
 pub use error::{Error, Result};
 pub use frame::{FrameLimit, FrameReader};
 pub use msg::{
-    Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, NodeState,
-    NodeStatus, Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem,
-    StreamOpen,
+    Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, Object, OneWay,
+    Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
 };
 
 /// The protocol version this crate speaks. Peers with another version are

@@ -6,9 +6,10 @@
 //! [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
 
 use bytes::Bytes;
+use gyre_membership::{LayoutStamp, Message};
 use gyre_merkle::KeyRange;
 use gyre_ring::Layout;
-use gyre_types::{BucketName, Key, NodeId, PartitionId, ZoneName};
+use gyre_types::{BucketName, Key, NodeId, PartitionId};
 use gyre_versioning::DvvSet;
 use serde::{Deserialize, Serialize};
 
@@ -179,10 +180,11 @@ pub enum Request {
         /// The keys.
         keys: Vec<(BucketName, Key)>,
     },
-    /// The current layout if newer than `have`; answered with [`Response::Layout`].
+    /// The receiver's layout if its stamp is greater than `have`; answered
+    /// with [`Response::Layout`].
     PullLayout {
-        /// The version the sender holds.
-        have: u64,
+        /// The stamp of the layout the sender holds, if any.
+        have: Option<LayoutStamp>,
     },
 }
 
@@ -236,50 +238,11 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// A node's state as gossip spreads it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeState {
-    /// The node.
-    pub id: NodeId,
-    /// Where peers reach it (QUIC, `host:port`).
-    pub peer_addr: String,
-    /// Where clients reach it (RESP, HTTP).
-    pub client_addrs: Vec<String>,
-    /// Its failure domain.
-    pub zone: ZoneName,
-    /// Its relative capacity.
-    pub capacity: u32,
-    /// Where it is in its life.
-    pub status: NodeStatus,
-    /// Bumped when the node restarts, so that its fresh heartbeats win.
-    pub incarnation: u64,
-    /// Bumped by the node on every gossip round.
-    pub heartbeat: u64,
-    /// The newest layout version it holds.
-    pub layout_version: u64,
-}
-
-/// Where a node is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NodeStatus {
-    /// Joining: not yet in a committed layout.
-    Joining,
-    /// A member.
-    Up,
-    /// Leaving: its partitions are handed off.
-    Leaving,
-    /// Removed by an operator.
-    Removed,
-}
-
 /// A message that expects no answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OneWay {
-    /// A gossip round: the states the sender knows.
-    Gossip {
-        /// The states (the sender's own first).
-        nodes: Vec<NodeState>,
-    },
+    /// One step of a gossip round (membership).
+    Gossip(Message),
 }
 
 /// What a bulk stream carries, sent as its first frame.

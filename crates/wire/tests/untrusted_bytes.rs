@@ -332,11 +332,11 @@ fn lying_length_prefixes_allocate_nothing_like_their_claim() {
             "open",
             cat(&[&[0, 5, 3, 1, 64, 0, 2, 2, 0], &huge, &[1, 2]]),
         ),
-        // Open::Message(OneWay::Gossip { nodes }).
+        // Open::Message(OneWay::Gossip(Message::Ack2 { states, .. })).
         (
-            "gossip nodes",
+            "gossip states",
             "open",
-            cat(&[&[1, 0], &huge, &[1, 1, b'a']]),
+            cat(&[&[1, 0, 2], &huge, &[1, 1, 1, 1, 1, b'a']]),
         ),
         // Response::Object(Some(dvv)) with 2^32 - 1 entries.
         ("dvv entries", "response", cat(&[&[1, 1], &huge, &[1, 1]])),

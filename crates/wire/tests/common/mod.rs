@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // test helpers; each test file uses a subset
 
 use bytes::Bytes;
+use gyre_membership::{Digest, Heartbeat, LayoutStamp, Message, NodeState, NodeStatus, Tombstone};
 use gyre_merkle::{Exchange, ItemDigest, KeyRange, MerkleTree, Step, TreeShape};
 use gyre_ring::{Layout, Member, RingConfig};
 use gyre_types::{
@@ -11,9 +12,8 @@ use gyre_types::{
 };
 use gyre_versioning::{DvvSet, Policy};
 use gyre_wire::{
-    Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, NodeState,
-    NodeStatus, Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem,
-    StreamOpen,
+    Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, Object, OneWay,
+    Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -367,7 +367,7 @@ pub fn request() -> impl Strategy<Value = Request> {
             ranges
         }),
         vec((bucket(), key()), 0..6).prop_map(|keys| Request::Fetch { keys }),
-        any::<u64>().prop_map(|have| Request::PullLayout { have }),
+        option::of(layout_stamp()).prop_map(|have| Request::PullLayout { have }),
     ]
 }
 
@@ -388,9 +388,8 @@ pub fn response() -> impl Strategy<Value = Response> {
 pub fn node_status() -> impl Strategy<Value = NodeStatus> {
     prop_oneof![
         Just(NodeStatus::Joining),
-        Just(NodeStatus::Up),
+        Just(NodeStatus::Member),
         Just(NodeStatus::Leaving),
-        Just(NodeStatus::Removed),
     ]
 }
 
@@ -398,31 +397,88 @@ fn addr() -> impl Strategy<Value = String> {
     ("[a-z0-9.-]{1,20}", any::<u16>()).prop_map(|(host, port)| format!("{host}:{port}"))
 }
 
+pub fn layout_stamp() -> impl Strategy<Value = LayoutStamp> {
+    (any::<u64>(), any::<u64>()).prop_map(|(version, digest)| LayoutStamp { version, digest })
+}
+
 pub fn node_state() -> impl Strategy<Value = NodeState> {
     (
-        (node(), addr(), vec(addr(), 0..3), zone(), 1u32..=100),
-        (node_status(), any::<u64>(), any::<u64>(), any::<u64>()),
+        (node(), any::<u64>(), any::<u64>(), any::<u64>()),
+        (addr(), vec(addr(), 0..3), zone(), 1u32..=100),
+        (node_status(), option::of(layout_stamp())),
     )
         .prop_map(
             |(
-                (id, peer_addr, client_addrs, zone, capacity),
-                (status, incarnation, heartbeat, layout_version),
+                (id, generation, heartbeat, version),
+                (peer_addr, client_addrs, zone, capacity),
+                (status, layout),
             )| NodeState {
                 id,
+                generation,
+                heartbeat,
+                version,
                 peer_addr,
                 client_addrs,
                 zone,
                 capacity,
                 status,
-                incarnation,
-                heartbeat,
-                layout_version,
+                layout,
             },
         )
 }
 
+fn digest() -> impl Strategy<Value = Digest> {
+    (node(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(id, generation, heartbeat, version)| Digest {
+            id,
+            generation,
+            heartbeat,
+            version,
+        },
+    )
+}
+
+fn heartbeat() -> impl Strategy<Value = Heartbeat> {
+    (node(), any::<u64>(), any::<u64>()).prop_map(|(id, generation, heartbeat)| Heartbeat {
+        id,
+        generation,
+        heartbeat,
+    })
+}
+
+fn tombstone() -> impl Strategy<Value = Tombstone> {
+    (node(), any::<u64>()).prop_map(|(id, age_ms)| Tombstone { id, age_ms })
+}
+
+pub fn gossip() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (vec(digest(), 0..5), vec(tombstone(), 0..2)).prop_map(|(digests, tombstones)| {
+            Message::Syn {
+                digests,
+                tombstones,
+            }
+        }),
+        (
+            vec(node_state(), 0..3),
+            vec(heartbeat(), 0..3),
+            vec(digest(), 0..3),
+            vec(tombstone(), 0..2)
+        )
+            .prop_map(|(states, heartbeats, want, tombstones)| Message::Ack {
+                states,
+                heartbeats,
+                want,
+                tombstones
+            }),
+        (vec(node_state(), 0..3), vec(heartbeat(), 0..3))
+            .prop_map(|(states, heartbeats)| Message::Ack2 { states, heartbeats }),
+        Just(Message::Ping),
+        Just(Message::Pong),
+    ]
+}
+
 pub fn one_way() -> impl Strategy<Value = OneWay> {
-    vec(node_state(), 0..5).prop_map(|nodes| OneWay::Gossip { nodes })
+    gossip().prop_map(OneWay::Gossip)
 }
 
 pub fn stream_open() -> impl Strategy<Value = StreamOpen> {

@@ -1,0 +1,1093 @@
+//! The membership state machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use gyre_ring::{Layout, LayoutDiff, Member};
+use gyre_types::NodeId;
+
+use crate::config::{MAX_ADDR_LEN, acceptable};
+use crate::phi::{PhiDetector, PhiParams};
+use crate::rng::Rng;
+use crate::{
+    Change, Config, Digest, Error, Heartbeat, LayoutStamp, Message, NodeInfo, NodeState,
+    NodeStatus, Plan, Result, Tombstone,
+};
+
+/// What the core asks its driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send `msg` to `to` (its address: [`Membership::peer_addr`]). Delivery
+    /// may fail or be late; the protocol tolerates both.
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// `from` advertises a newer layout than this node holds: fetch it and
+    /// hand it to [`Membership::layout_received`]. Asked again after
+    /// [`Config::layout_pull_timeout`] if it has not arrived.
+    PullLayout {
+        /// A node that advertises it.
+        from: NodeId,
+        /// The layout advertised.
+        stamp: LayoutStamp,
+    },
+    /// Something worth telling the node (and its operator).
+    Event(Event),
+}
+
+/// What changed in this node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A state of a node not known before arrived.
+    Discovered(NodeId),
+    /// A node started again (a new generation of its state arrived): what it
+    /// held only in memory is gone. Its up/down verdict is unchanged.
+    Restarted(NodeId),
+    /// A node this node considered down (or had not seen up yet) answered
+    /// it directly. Gossip alone never brings a node up.
+    Up(NodeId),
+    /// The failure detector convicted a node (phi above the threshold).
+    Down(NodeId),
+    /// A node id was removed by an operator (here or elsewhere).
+    Removed(NodeId),
+    /// An operator removed this node's id: its driver should stop it. A node
+    /// whose data is wiped comes back with a fresh id.
+    SelfRemoved,
+    /// This node now holds another layout.
+    LayoutChanged(LayoutStamp),
+    /// A layout was refused: its Q or N differ from the cluster's.
+    LayoutRefused(LayoutStamp),
+}
+
+/// One node as this node sees it, for a status page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberView<'a> {
+    /// The node.
+    pub id: NodeId,
+    /// Its gossiped state (`None` for a seed not heard from yet, or a
+    /// removed id).
+    pub state: Option<&'a NodeState>,
+    /// Whether it is a member of this node's layout.
+    pub in_layout: bool,
+    /// Whether the driver introduced it as a seed.
+    pub seed: bool,
+    /// Whether it was removed (a tombstone is held).
+    pub removed: bool,
+    /// This node's verdict: up (answered directly, phi under the threshold).
+    pub up: bool,
+    /// The failure detector's suspicion level (`None` before any state).
+    pub phi: Option<f64>,
+}
+
+/// What this node knows of one other node.
+#[derive(Clone, Debug)]
+struct Entry {
+    /// `None` while only introduced as a seed.
+    state: Option<NodeState>,
+    /// The address the driver gave with [`Membership::introduce`].
+    seed_addr: Option<String>,
+    /// Present with `state`.
+    detector: Option<PhiDetector>,
+    /// The verdict last reported by an event.
+    up: bool,
+    /// When it was last pinged.
+    last_ping: Option<Duration>,
+    /// When its heartbeat last advanced while it was down (or new). It is
+    /// pinged every round until it answers, or until gossip has brought no
+    /// advance for [`PING_WHILE_HEARD`] rounds (a crashed node's last
+    /// heartbeats still travel for a while).
+    heard: Option<Duration>,
+}
+
+impl Entry {
+    fn empty() -> Self {
+        Self {
+            state: None,
+            seed_addr: None,
+            detector: None,
+            up: false,
+            last_ping: None,
+            heard: None,
+        }
+    }
+}
+
+/// Rounds a down node is pinged after gossip last brought an advance of its
+/// heartbeat.
+const PING_WHILE_HEARD: u32 = 5;
+
+/// How two versions of one node's state compare.
+enum Newer {
+    /// Mine has newer fields: send the whole state.
+    MineFields,
+    /// Same fields, my heartbeat is newer: send the heartbeat.
+    MineHeartbeat,
+    /// Theirs is newer.
+    Theirs,
+    Same,
+}
+
+fn compare(mine: &NodeState, theirs: &Digest) -> Newer {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    match (mine.generation, mine.version).cmp(&(theirs.generation, theirs.version)) {
+        Greater => Newer::MineFields,
+        Less => Newer::Theirs,
+        Equal => match mine.heartbeat.cmp(&theirs.heartbeat) {
+            Greater => Newer::MineHeartbeat,
+            Less => Newer::Theirs,
+            Equal => Newer::Same,
+        },
+    }
+}
+
+fn same_fields(a: &NodeState, b: &NodeState) -> bool {
+    a.peer_addr == b.peer_addr
+        && a.client_addrs == b.client_addrs
+        && a.zone == b.zone
+        && a.capacity == b.capacity
+        && a.status == b.status
+        && a.layout == b.layout
+}
+
+/// The membership of one node: its view of every other node, its failure
+/// detector verdicts, its layout, and the layout changes staged on it.
+///
+/// A pure state machine: the driver feeds it time ([`Membership::tick`])
+/// and messages ([`Membership::receive`], [`Membership::layout_received`])
+/// and carries out the [`Output`]s. See the crate docs for the model.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    config: Config,
+    me: NodeState,
+    entries: BTreeMap<NodeId, Entry>,
+    seeds: BTreeSet<NodeId>,
+    /// Removed ids, with the local time their tombstone expires.
+    tombstones: BTreeMap<NodeId, Duration>,
+    layout: Option<Layout>,
+    stamp: Option<LayoutStamp>,
+    /// The newest layout asked for, and when.
+    pending_pull: Option<(LayoutStamp, Duration)>,
+    staged: Vec<Change>,
+    rng: Rng,
+    was_member: bool,
+    self_removed: bool,
+    /// The latest `now` any call brought: the time operator actions (which
+    /// take none) judge liveness at.
+    last_now: Duration,
+}
+
+impl Membership {
+    /// The membership of node `me`, started with `generation` (greater than
+    /// at its previous start: wall-clock milliseconds will do) and the layout
+    /// it persisted, if any. `rng_seed` makes peer choice reproducible.
+    pub fn new(
+        me: NodeInfo,
+        generation: u64,
+        layout: Option<Layout>,
+        config: Config,
+        rng_seed: u64,
+    ) -> Result<Self> {
+        me.check()?;
+        let mut config = config;
+        config.max_nodes = config.max_nodes.max(1);
+        config.max_states_per_message = config.max_states_per_message.max(1);
+        config.phi_window = config.phi_window.max(1);
+        let stamp = layout.as_ref().map(LayoutStamp::of);
+        let member = layout.as_ref().is_some_and(|l| l.member(me.id).is_some());
+        let state = NodeState {
+            id: me.id,
+            generation,
+            heartbeat: 0,
+            version: 1,
+            peer_addr: me.peer_addr,
+            client_addrs: me.client_addrs,
+            zone: me.zone,
+            capacity: me.capacity,
+            status: if member {
+                NodeStatus::Member
+            } else {
+                NodeStatus::Joining
+            },
+            layout: stamp,
+        };
+        Ok(Self {
+            config,
+            me: state,
+            entries: BTreeMap::new(),
+            seeds: BTreeSet::new(),
+            tombstones: BTreeMap::new(),
+            layout,
+            stamp,
+            pending_pull: None,
+            staged: Vec::new(),
+            rng: Rng::new(rng_seed),
+            was_member: member,
+            self_removed: false,
+            last_now: Duration::ZERO,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me.id
+    }
+
+    /// This node's own state, as it gossips it.
+    pub fn state(&self) -> &NodeState {
+        &self.me
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The state of `id` as this node knows it (its own included).
+    pub fn node(&self, id: NodeId) -> Option<&NodeState> {
+        if id == self.me.id {
+            return Some(&self.me);
+        }
+        self.entries.get(&id).and_then(|e| e.state.as_ref())
+    }
+
+    /// Where to reach `id`: its gossiped peer address, or the one it was
+    /// introduced with.
+    pub fn peer_addr(&self, id: NodeId) -> Option<&str> {
+        if id == self.me.id {
+            return Some(&self.me.peer_addr);
+        }
+        let e = self.entries.get(&id)?;
+        e.state
+            .as_ref()
+            .map(|s| s.peer_addr.as_str())
+            .or(e.seed_addr.as_deref())
+    }
+
+    /// The layout this node holds.
+    pub fn layout(&self) -> Option<&Layout> {
+        self.layout.as_ref()
+    }
+
+    /// The stamp of [`Membership::layout`].
+    pub fn layout_stamp(&self) -> Option<LayoutStamp> {
+        self.stamp
+    }
+
+    /// Whether `id` is up by this node's verdict: it answered directly since
+    /// it was last down, and its phi is under the threshold at `now`. This
+    /// node is always up; unknown and removed ids never are.
+    pub fn is_up(&self, id: NodeId, now: Duration) -> bool {
+        if id == self.me.id {
+            return true;
+        }
+        self.entries.get(&id).is_some_and(|e| {
+            e.up && self
+                .entry_phi(e, now)
+                .is_some_and(|phi| phi <= self.config.phi_threshold)
+        })
+    }
+
+    /// The failure detector's suspicion of `id` at `now` (0 for this node;
+    /// `None` when no state of `id` is known).
+    pub fn phi(&self, id: NodeId, now: Duration) -> Option<f64> {
+        if id == self.me.id {
+            return Some(0.0);
+        }
+        self.entries.get(&id).and_then(|e| self.entry_phi(e, now))
+    }
+
+    /// Whether `id` was removed (this node holds its tombstone).
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.tombstones.contains_key(&id)
+    }
+
+    /// Every node this node knows of (itself, peers, seeds, removed ids),
+    /// sorted by id.
+    pub fn members(&self, now: Duration) -> impl Iterator<Item = MemberView<'_>> + '_ {
+        let in_layout = |id| self.layout.as_ref().is_some_and(|l| l.member(id).is_some());
+        let mut views: Vec<MemberView<'_>> = Vec::with_capacity(self.entries.len() + 1);
+        views.push(MemberView {
+            id: self.me.id,
+            state: Some(&self.me),
+            in_layout: in_layout(self.me.id),
+            seed: false,
+            removed: false,
+            up: true,
+            phi: Some(0.0),
+        });
+        for (id, e) in &self.entries {
+            views.push(MemberView {
+                id: *id,
+                state: e.state.as_ref(),
+                in_layout: in_layout(*id),
+                seed: self.seeds.contains(id),
+                removed: false,
+                up: self.is_up(*id, now),
+                phi: self.entry_phi(e, now),
+            });
+        }
+        for id in self.tombstones.keys() {
+            views.push(MemberView {
+                id: *id,
+                state: None,
+                in_layout: in_layout(*id),
+                seed: false,
+                removed: true,
+                up: false,
+                phi: None,
+            });
+        }
+        views.sort_by_key(|v| v.id);
+        views.into_iter()
+    }
+
+    /// A seed: a node the driver resolved from configuration (the transport
+    /// learns its id at the handshake). The core gossips with seeds while it
+    /// knows no live peer, and now and then afterwards, which also heals
+    /// partitions. Ignored for this node's own id, removed ids, an address
+    /// over [`crate::MAX_ADDR_LEN`] bytes, or when [`Config::max_nodes`] are known.
+    pub fn introduce(&mut self, id: NodeId, peer_addr: String) {
+        if id == self.me.id
+            || self.tombstones.contains_key(&id)
+            || peer_addr.len() > MAX_ADDR_LEN
+            || !self.has_room(id)
+        {
+            return;
+        }
+        self.entries
+            .entry(id)
+            .or_insert_with(Entry::empty)
+            .seed_addr = Some(peer_addr);
+        self.seeds.insert(id);
+    }
+
+    /// One gossip round; call every [`Config::gossip_interval`]. Bumps this
+    /// node's heartbeat, convicts silent peers, pings down peers whose
+    /// heartbeat gossip still brings, forgets expired tombstones, asks again
+    /// for an overdue layout, and opens a round with a random live peer,
+    /// sometimes also with an unreachable node and a seed (Cassandra's choice).
+    pub fn tick(&mut self, now: Duration) -> Vec<Output> {
+        self.last_now = self.last_now.max(now);
+        let mut out = Vec::new();
+        self.me.heartbeat = self.me.heartbeat.saturating_add(1);
+        self.tombstones.retain(|_, expires| *expires > now);
+        let params = self.phi_params();
+        let threshold = self.config.phi_threshold;
+        let every = self.config.gossip_interval;
+        let mut pings = Vec::new();
+        for (id, e) in &mut self.entries {
+            let phi = e.detector.as_ref().map(|d| d.phi(now, params));
+            if e.up && phi.is_none_or(|phi| phi > threshold) {
+                e.up = false;
+                out.push(Output::Event(Event::Down(*id)));
+            }
+            let recent = every.saturating_mul(PING_WHILE_HEARD);
+            if !e.up && e.heard.is_some_and(|at| now <= at.saturating_add(recent)) {
+                ping(e, *id, now, every, &mut pings);
+            }
+        }
+        out.extend(pings.into_iter().map(|to| Output::Send {
+            to,
+            msg: Message::Ping,
+        }));
+        self.maybe_pull(now, &mut out);
+        let targets = self.gossip_targets();
+        if !targets.is_empty() {
+            let syn = self.syn(now);
+            for to in targets {
+                out.push(Output::Send {
+                    to,
+                    msg: syn.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// A message from `from` (authenticated by the transport). Any content is
+    /// handled: unknown ids are learned (up to [`Config::max_nodes`]), long
+    /// lists are read only up to the limits, states over the limits are
+    /// ignored, and claims about this node never change it other than to
+    /// move its versions past them, so that its own state wins again.
+    pub fn receive(&mut self, now: Duration, from: NodeId, msg: Message) -> Vec<Output> {
+        self.last_now = self.last_now.max(now);
+        let mut out = Vec::new();
+        let mut pings = Vec::new();
+        match msg {
+            Message::Syn {
+                digests,
+                tombstones,
+            } => {
+                let listed = self.merge_tombstones(now, &tombstones, &mut out);
+                let reply = self.answer_syn(now, &digests, &listed);
+                out.push(Output::Send {
+                    to: from,
+                    msg: reply,
+                });
+            }
+            Message::Ack {
+                states,
+                heartbeats,
+                want,
+                tombstones,
+            } => {
+                self.merge_tombstones(now, &tombstones, &mut out);
+                self.apply_states(now, states, &mut out, &mut pings);
+                self.apply_heartbeats(now, &heartbeats, &mut pings);
+                let (states, heartbeats) = self.answer_want(&want);
+                if !states.is_empty() || !heartbeats.is_empty() {
+                    out.push(Output::Send {
+                        to: from,
+                        msg: Message::Ack2 { states, heartbeats },
+                    });
+                }
+            }
+            Message::Ack2 { states, heartbeats } => {
+                self.apply_states(now, states, &mut out, &mut pings);
+                self.apply_heartbeats(now, &heartbeats, &mut pings);
+            }
+            Message::Ping => out.push(Output::Send {
+                to: from,
+                msg: Message::Pong,
+            }),
+            Message::Pong => {}
+        }
+        self.direct_contact(now, from, &mut out);
+        for id in pings {
+            if id != from {
+                out.push(Output::Send {
+                    to: id,
+                    msg: Message::Ping,
+                });
+            }
+        }
+        self.maybe_pull(now, &mut out);
+        out
+    }
+
+    /// A layout the driver fetched (after [`Output::PullLayout`], or on its
+    /// own). Installed if its stamp is greater than this node's and it keeps
+    /// the cluster's Q and N; otherwise ignored.
+    pub fn layout_received(&mut self, now: Duration, layout: Layout) -> Vec<Output> {
+        self.last_now = self.last_now.max(now);
+        let mut out = Vec::new();
+        let stamp = LayoutStamp::of(&layout);
+        if Some(stamp) <= self.stamp {
+            return out;
+        }
+        if let Some(current) = &self.layout
+            && current.config() != layout.config()
+        {
+            out.push(Output::Event(Event::LayoutRefused(stamp)));
+            return out;
+        }
+        self.install(layout, stamp, &mut out);
+        self.maybe_pull(now, &mut out);
+        out
+    }
+
+    /// The staged changes, in order.
+    pub fn staged(&self) -> &[Change] {
+        &self.staged
+    }
+
+    /// Stages a change after checking it against the current layout, what
+    /// gossip knows and the changes already staged.
+    pub fn stage(&mut self, change: Change) -> Result<()> {
+        let mut all = self.staged.clone();
+        all.push(change.clone());
+        self.apply_changes(&all)?;
+        self.staged.push(change);
+        Ok(())
+    }
+
+    /// Drops every staged change.
+    pub fn clear_staged(&mut self) {
+        self.staged.clear();
+    }
+
+    /// The layout the staged changes make (the next version of the current
+    /// one, or the cluster's first with [`Config::ring`]) and what it moves.
+    pub fn plan(&self) -> Result<Plan> {
+        if self.staged.is_empty() {
+            return Err(Error::NothingStaged);
+        }
+        let (members, removed) = self.apply_changes(&self.staged)?;
+        let layout = match &self.layout {
+            Some(current) => current.next(members)?,
+            None => Layout::initial(self.config.ring, members)?,
+        };
+        let diff = match &self.layout {
+            Some(current) => Some(LayoutDiff::between(current, &layout)?),
+            None => None,
+        };
+        Ok(Plan {
+            base: self.stamp,
+            stamp: LayoutStamp::of(&layout),
+            layout,
+            diff,
+            removed,
+            changes: self.staged.clone(),
+        })
+    }
+
+    /// Installs a plan's layout and tombstones, and clears the staged
+    /// changes. Gossip then spreads the layout: peers see this node's stamp
+    /// and pull it.
+    ///
+    /// Refused if the plan was made against another layout than the current
+    /// one ([`Error::StalePlan`]) or a peer advertises a newer layout
+    /// ([`Error::LayoutBehind`]). A commit made concurrently on another node
+    /// may still win (see [`LayoutStamp`]): check [`Membership::layout`]
+    /// once gossip has settled.
+    pub fn commit(&mut self, now: Duration, plan: Plan) -> Result<Vec<Output>> {
+        self.last_now = self.last_now.max(now);
+        if plan.base != self.stamp {
+            return Err(Error::StalePlan {
+                planned_against: plan.base,
+                current: self.stamp,
+            });
+        }
+        if let Some(newest) = self.newest_advertised()
+            && Some(newest) > self.stamp
+        {
+            return Err(Error::LayoutBehind {
+                current: self.stamp,
+                newest,
+            });
+        }
+        let mut out = Vec::new();
+        for id in &plan.removed {
+            self.tombstone(now, *id, &mut out);
+        }
+        self.staged.clear();
+        self.install(plan.layout, plan.stamp, &mut out);
+        Ok(out)
+    }
+
+    // ---- internals ----
+
+    fn phi_params(&self) -> PhiParams {
+        PhiParams {
+            min_std: self.config.min_std_deviation,
+            acceptable_pause: self.config.acceptable_heartbeat_pause,
+        }
+    }
+
+    fn entry_phi(&self, e: &Entry, now: Duration) -> Option<f64> {
+        e.detector.as_ref().map(|d| d.phi(now, self.phi_params()))
+    }
+
+    fn has_room(&self, id: NodeId) -> bool {
+        self.entries.contains_key(&id) || self.entries.len() < self.config.max_nodes
+    }
+
+    fn gossip_targets(&mut self) -> Vec<NodeId> {
+        let mut live = Vec::new();
+        let mut unreachable = Vec::new();
+        for (id, e) in &self.entries {
+            if e.state.is_none() {
+                continue;
+            }
+            if e.up {
+                live.push(*id);
+            } else {
+                unreachable.push(*id);
+            }
+        }
+        let seeds: Vec<NodeId> = self.seeds.iter().copied().collect();
+        let mut targets = Vec::with_capacity(3);
+        let mut to_seed = false;
+        if let Some(peer) = self.rng.pick(&live) {
+            targets.push(peer);
+            to_seed = self.seeds.contains(&peer);
+        }
+        if !unreachable.is_empty() {
+            let p = unreachable.len() as f64 / (live.len() + 1) as f64;
+            if self.rng.chance(p)
+                && let Some(peer) = self.rng.pick(&unreachable)
+                && !targets.contains(&peer)
+            {
+                targets.push(peer);
+            }
+        }
+        if !seeds.is_empty() && (!to_seed || live.len() < seeds.len()) {
+            let go = live.is_empty() || {
+                let p = seeds.len() as f64 / (live.len() + unreachable.len()) as f64;
+                self.rng.chance(p)
+            };
+            if go
+                && let Some(seed) = self.rng.pick(&seeds)
+                && !targets.contains(&seed)
+            {
+                targets.push(seed);
+            }
+        }
+        targets
+    }
+
+    fn syn(&self, now: Duration) -> Message {
+        let mut digests = Vec::with_capacity(self.entries.len() + 1);
+        digests.push(self.me.digest());
+        digests.extend(
+            self.entries
+                .values()
+                .filter_map(|e| e.state.as_ref().map(NodeState::digest)),
+        );
+        Message::Syn {
+            digests,
+            tombstones: self.tombstone_list(now, &BTreeSet::new()),
+        }
+    }
+
+    fn tombstone_list(&self, now: Duration, skip: &BTreeSet<NodeId>) -> Vec<Tombstone> {
+        let ttl = self.config.removed_ttl;
+        self.tombstones
+            .iter()
+            .filter(|(id, _)| !skip.contains(id))
+            .map(|(id, expires)| Tombstone {
+                id: *id,
+                age_ms: u64::try_from(ttl.saturating_sub(expires.saturating_sub(now)).as_millis())
+                    .unwrap_or(u64::MAX),
+            })
+            .collect()
+    }
+
+    /// Merges tombstones from a peer; returns the ids it listed.
+    fn merge_tombstones(
+        &mut self,
+        now: Duration,
+        list: &[Tombstone],
+        out: &mut Vec<Output>,
+    ) -> BTreeSet<NodeId> {
+        let ttl = self.config.removed_ttl;
+        let mut listed = BTreeSet::new();
+        for t in list.iter().take(self.config.max_nodes) {
+            listed.insert(t.id);
+            let age = Duration::from_millis(t.age_ms);
+            if age >= ttl {
+                continue;
+            }
+            let expires = now.checked_add(ttl - age).unwrap_or(Duration::MAX);
+            if t.id == self.me.id {
+                if !self.self_removed {
+                    self.self_removed = true;
+                    out.push(Output::Event(Event::SelfRemoved));
+                }
+                continue;
+            }
+            if let Some(e) = self.tombstones.get_mut(&t.id) {
+                *e = (*e).min(expires);
+            } else if self.tombstones.len() < self.config.max_nodes {
+                self.forget(t.id, expires, out);
+            }
+        }
+        listed
+    }
+
+    fn tombstone(&mut self, now: Duration, id: NodeId, out: &mut Vec<Output>) {
+        let expires = now
+            .checked_add(self.config.removed_ttl)
+            .unwrap_or(Duration::MAX);
+        self.forget(id, expires, out);
+    }
+
+    fn forget(&mut self, id: NodeId, expires: Duration, out: &mut Vec<Output>) {
+        self.tombstones.insert(id, expires);
+        self.entries.remove(&id);
+        self.seeds.remove(&id);
+        out.push(Output::Event(Event::Removed(id)));
+    }
+
+    fn answer_syn(
+        &mut self,
+        now: Duration,
+        digests: &[Digest],
+        listed_tombstones: &BTreeSet<NodeId>,
+    ) -> Message {
+        let max_states = self.config.max_states_per_message;
+        let mut mentioned = BTreeSet::new();
+        let mut newer_fields = Vec::new();
+        let mut heartbeats = Vec::new();
+        let mut want = Vec::new();
+        for d in digests.iter().take(self.config.max_nodes) {
+            if d.id == self.me.id {
+                self.leap(d.generation, d.version, d.heartbeat, None);
+            }
+            if !mentioned.insert(d.id) {
+                continue;
+            }
+            if self.tombstones.contains_key(&d.id) {
+                continue;
+            }
+            match self.node(d.id) {
+                None => {
+                    if d.version >= 1 && self.has_room(d.id) {
+                        want.push(Digest {
+                            id: d.id,
+                            generation: 0,
+                            heartbeat: 0,
+                            version: 0,
+                        });
+                    }
+                }
+                Some(mine) => match compare(mine, d) {
+                    Newer::MineFields => newer_fields.push(d.id),
+                    Newer::MineHeartbeat => heartbeats.push(Heartbeat {
+                        id: mine.id,
+                        generation: mine.generation,
+                        heartbeat: mine.heartbeat,
+                    }),
+                    Newer::Theirs => want.push(mine.digest()),
+                    Newer::Same => {}
+                },
+            }
+        }
+        // What the initiator lacks entirely, this node's own state first,
+        // then what it holds older fields of.
+        let unmentioned = std::iter::once(&self.me)
+            .chain(self.entries.values().filter_map(|e| e.state.as_ref()))
+            .filter(|s| !mentioned.contains(&s.id));
+        let newer = newer_fields.iter().filter_map(|id| self.node(*id));
+        let states: Vec<NodeState> = unmentioned.chain(newer).take(max_states).cloned().collect();
+        Message::Ack {
+            states,
+            heartbeats,
+            want,
+            tombstones: self.tombstone_list(now, listed_tombstones),
+        }
+    }
+
+    fn answer_want(&mut self, want: &[Digest]) -> (Vec<NodeState>, Vec<Heartbeat>) {
+        let mut seen = BTreeSet::new();
+        let mut states = Vec::new();
+        let mut heartbeats = Vec::new();
+        for w in want.iter().take(self.config.max_nodes) {
+            if w.id == self.me.id {
+                self.leap(w.generation, w.version, w.heartbeat, None);
+            }
+            if !seen.insert(w.id) || self.tombstones.contains_key(&w.id) {
+                continue;
+            }
+            let Some(mine) = self.node(w.id) else {
+                continue;
+            };
+            match compare(mine, w) {
+                Newer::MineFields if states.len() < self.config.max_states_per_message => {
+                    states.push(mine.clone());
+                }
+                Newer::MineHeartbeat => heartbeats.push(Heartbeat {
+                    id: mine.id,
+                    generation: mine.generation,
+                    heartbeat: mine.heartbeat,
+                }),
+                _ => {}
+            }
+        }
+        (states, heartbeats)
+    }
+
+    /// Someone holds versions of this node's state at or past `generation`,
+    /// `version`, `heartbeat`: move past them, so that the state this node
+    /// gossips wins again (a restart whose generation is not greater than the
+    /// last, or a bogus claim).
+    fn leap(&mut self, generation: u64, version: u64, heartbeat: u64, fields: Option<&NodeState>) {
+        let me = &mut self.me;
+        if generation > me.generation {
+            me.generation = generation;
+            me.version = version.saturating_add(1).max(1);
+            me.heartbeat = heartbeat.saturating_add(1);
+        } else if generation == me.generation {
+            let conflict = fields.is_some_and(|s| !same_fields(s, me));
+            if version > me.version || (version == me.version && conflict) {
+                me.version = version.saturating_add(1);
+            }
+            if heartbeat > me.heartbeat {
+                me.heartbeat = heartbeat.saturating_add(1);
+            }
+        }
+    }
+
+    fn apply_states(
+        &mut self,
+        now: Duration,
+        states: Vec<NodeState>,
+        out: &mut Vec<Output>,
+        pings: &mut Vec<NodeId>,
+    ) {
+        let max = self.config.max_states_per_message;
+        for s in states.into_iter().take(max) {
+            self.apply_state(now, s, out, pings);
+        }
+    }
+
+    fn apply_state(
+        &mut self,
+        now: Duration,
+        s: NodeState,
+        out: &mut Vec<Output>,
+        pings: &mut Vec<NodeId>,
+    ) {
+        if !acceptable(&s) {
+            return;
+        }
+        if s.id == self.me.id {
+            self.leap(s.generation, s.version, s.heartbeat, Some(&s));
+            return;
+        }
+        if self.tombstones.contains_key(&s.id) || !self.has_room(s.id) {
+            return;
+        }
+        let id = s.id;
+        let estimate = self.config.first_heartbeat_estimate;
+        let window = self.config.phi_window;
+        let ping_every = self.config.gossip_interval;
+        let entry = self.entries.entry(id).or_insert_with(Entry::empty);
+        let Some(current) = &mut entry.state else {
+            entry.state = Some(s);
+            entry.detector = Some(PhiDetector::new(now, estimate));
+            out.push(Output::Event(Event::Discovered(id)));
+            entry.heard = Some(now);
+            ping(entry, id, now, ping_every, pings);
+            return;
+        };
+        if s.generation > current.generation {
+            *current = s;
+            entry.detector = Some(PhiDetector::new(now, estimate));
+            out.push(Output::Event(Event::Restarted(id)));
+            // An up node stays up: its new life has evidently begun. A down
+            // one is asked directly, as for any heartbeat heard of it.
+            if !entry.up {
+                entry.last_ping = None;
+                entry.heard = Some(now);
+                ping(entry, id, now, ping_every, pings);
+            }
+            return;
+        }
+        if s.generation < current.generation {
+            return;
+        }
+        let advanced = s.heartbeat > current.heartbeat;
+        if s.version > current.version {
+            let heartbeat = current.heartbeat.max(s.heartbeat);
+            *current = s;
+            current.heartbeat = heartbeat;
+        } else if advanced {
+            current.heartbeat = s.heartbeat;
+        }
+        if advanced {
+            heartbeat_arrived(entry, id, now, window, ping_every, pings);
+        }
+    }
+
+    fn apply_heartbeats(
+        &mut self,
+        now: Duration,
+        heartbeats: &[Heartbeat],
+        pings: &mut Vec<NodeId>,
+    ) {
+        let window = self.config.phi_window;
+        let ping_every = self.config.gossip_interval;
+        for h in heartbeats.iter().take(self.config.max_nodes) {
+            if h.id == self.me.id {
+                self.leap(h.generation, 0, h.heartbeat, None);
+                continue;
+            }
+            let Some(entry) = self.entries.get_mut(&h.id) else {
+                continue;
+            };
+            let Some(current) = &mut entry.state else {
+                continue;
+            };
+            if h.generation == current.generation && h.heartbeat > current.heartbeat {
+                current.heartbeat = h.heartbeat;
+                heartbeat_arrived(entry, h.id, now, window, ping_every, pings);
+            }
+        }
+    }
+
+    /// `from` spoke to this node: it is alive now.
+    fn direct_contact(&mut self, now: Duration, from: NodeId, out: &mut Vec<Output>) {
+        if let Some(e) = self.entries.get_mut(&from)
+            && !e.up
+            && let Some(detector) = &mut e.detector
+        {
+            detector.restart(now);
+            e.up = true;
+            e.heard = None;
+            out.push(Output::Event(Event::Up(from)));
+        }
+    }
+
+    fn newest_advertised(&self) -> Option<LayoutStamp> {
+        self.entries
+            .values()
+            .filter_map(|e| e.state.as_ref()?.layout)
+            .max()
+    }
+
+    fn maybe_pull(&mut self, now: Duration, out: &mut Vec<Output>) {
+        let Some(best) = self.newest_advertised() else {
+            return;
+        };
+        if Some(best) <= self.stamp {
+            return;
+        }
+        if let Some((asked, at)) = self.pending_pull
+            && asked >= best
+            && now < at.saturating_add(self.config.layout_pull_timeout)
+        {
+            return;
+        }
+        let advertising = |up: bool| -> Vec<NodeId> {
+            self.entries
+                .iter()
+                .filter(|(_, e)| {
+                    (e.up || !up) && e.state.as_ref().and_then(|s| s.layout) == Some(best)
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let mut sources = advertising(true);
+        if sources.is_empty() {
+            sources = advertising(false);
+        }
+        if let Some(from) = self.rng.pick(&sources) {
+            out.push(Output::PullLayout { from, stamp: best });
+            self.pending_pull = Some((best, now));
+        }
+    }
+
+    fn install(&mut self, layout: Layout, stamp: LayoutStamp, out: &mut Vec<Output>) {
+        let member = layout.member(self.me.id).is_some();
+        self.layout = Some(layout);
+        self.stamp = Some(stamp);
+        if self.pending_pull.is_some_and(|(asked, _)| asked <= stamp) {
+            self.pending_pull = None;
+        }
+        let status = if member {
+            self.was_member = true;
+            NodeStatus::Member
+        } else if self.was_member {
+            NodeStatus::Leaving
+        } else {
+            NodeStatus::Joining
+        };
+        self.me.status = status;
+        self.me.layout = Some(stamp);
+        self.me.version = self.me.version.saturating_add(1);
+        out.push(Output::Event(Event::LayoutChanged(stamp)));
+    }
+
+    fn apply_changes(&self, changes: &[Change]) -> Result<(Vec<Member>, Vec<NodeId>)> {
+        let mut members = self
+            .layout
+            .as_ref()
+            .map_or_else(Vec::new, |l| l.members().to_vec());
+        let mut removed = Vec::new();
+        for change in changes {
+            self.apply_change(&mut members, &mut removed, change)?;
+        }
+        Ok((members, removed))
+    }
+
+    fn apply_change(
+        &self,
+        members: &mut Vec<Member>,
+        removed: &mut Vec<NodeId>,
+        change: &Change,
+    ) -> Result<()> {
+        let position = |members: &[Member], id: NodeId| members.iter().position(|m| m.id == id);
+        let gone = |id: &NodeId| self.tombstones.contains_key(id) || removed.contains(id);
+        match change {
+            Change::Join(id) => {
+                if gone(id) {
+                    return Err(Error::Removed(*id));
+                }
+                if position(members, *id).is_some() {
+                    return Err(Error::AlreadyMember(*id));
+                }
+                let s = self.node(*id).ok_or(Error::UnknownNode(*id))?;
+                if s.capacity == 0 {
+                    return Err(Error::ZeroCapacity(*id));
+                }
+                members.push(Member::new(*id, s.zone.clone(), s.capacity));
+            }
+            Change::Leave(id) => {
+                let i = position(members, *id).ok_or(Error::NotAMember(*id))?;
+                members.remove(i);
+            }
+            Change::SetCapacity(id, capacity) => {
+                if *capacity == 0 {
+                    return Err(Error::ZeroCapacity(*id));
+                }
+                let m = members
+                    .iter_mut()
+                    .find(|m| m.id == *id)
+                    .ok_or(Error::NotAMember(*id))?;
+                m.capacity = *capacity;
+            }
+            Change::SetZone(id, zone) => {
+                let m = members
+                    .iter_mut()
+                    .find(|m| m.id == *id)
+                    .ok_or(Error::NotAMember(*id))?;
+                m.zone = zone.clone();
+            }
+            Change::Remove(id) => {
+                if *id == self.me.id {
+                    return Err(Error::RemoveSelf);
+                }
+                if gone(id) {
+                    return Err(Error::Removed(*id));
+                }
+                let i = position(members, *id);
+                if i.is_none() && self.node(*id).is_none() {
+                    return Err(Error::UnknownNode(*id));
+                }
+                if self.is_up(*id, self.last_now) {
+                    return Err(Error::NodeIsUp(*id));
+                }
+                if let Some(i) = i {
+                    members.remove(i);
+                }
+                removed.push(*id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A heartbeat of `id` advanced in gossip: a sample for the detector while
+/// the node is up; otherwise a reason to ask the node itself.
+fn heartbeat_arrived(
+    entry: &mut Entry,
+    id: NodeId,
+    now: Duration,
+    window: usize,
+    ping_every: Duration,
+    pings: &mut Vec<NodeId>,
+) {
+    if entry.up {
+        if let Some(d) = &mut entry.detector {
+            d.heartbeat(now, window);
+        }
+    } else {
+        entry.heard = Some(now);
+        ping(entry, id, now, ping_every, pings);
+    }
+}
+
+fn ping(entry: &mut Entry, id: NodeId, now: Duration, every: Duration, pings: &mut Vec<NodeId>) {
+    if entry
+        .last_ping
+        .is_none_or(|at| now >= at.saturating_add(every))
+    {
+        entry.last_ping = Some(now);
+        pings.push(id);
+    }
+}
