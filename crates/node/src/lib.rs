@@ -1,57 +1,69 @@
 //! A Gyre node: the services that run the pure cores over real IO.
 //!
-//! - [`MembershipService`] runs a node's [`gyre_membership::Membership`]
-//!   over a [`QuicTransport`](gyre_transport::QuicTransport): a gossip round
-//!   on a timer, gossip messages and layout pulls from peers, seeds resolved
-//!   to node ids at start, events logged and broadcast.
+//! - [`MembershipService`] runs a node's [`gyre_membership::Membership`]: a
+//!   gossip round on a timer, layout pulls, seeds resolved to node ids,
+//!   events logged and broadcast; it is also the [`ClusterView`] replication
+//!   routes with.
+//! - [`ReplicationService`] runs [`gyre_replication`]: client operations
+//!   coordinated here (or forwarded to a primary), peers' replica requests
+//!   served, hinted handoff and anti-entropy sessions.
+//! - [`Node`] composes both over one transport and dispatches what peers
+//!   send; hints and anti-entropy run in its background.
+//!
+//! Every service is generic over the transport ([`Peers`]: QUIC, or the
+//! in-memory network of the simulator) and the store, and uses tokio's
+//! clock, so the simulator runs the very same code on virtual time.
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! use gyre_membership::{Config, Membership, NodeInfo};
-//! use gyre_node::MembershipService;
-//! use gyre_transport::tls::ClusterCa;
-//! use gyre_transport::{QuicConfig, QuicTransport};
-//! use gyre_types::{NodeId, ZoneName};
+//! use bytes::Bytes;
+//! use gyre_membership::{Change, Config, Membership, NodeInfo};
+//! use gyre_node::{Node, NodeConfig};
+//! use gyre_replication::Replica;
+//! use gyre_storage::{Durability, MemStore, StoreConfig};
+//! use gyre_transport::MemNetwork;
+//! use gyre_types::{BucketName, Key, NodeId, ZoneName};
+//! use gyre_wire::{ClientOp, ClientReply};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let runtime = tokio::runtime::Runtime::new()?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
 //! runtime.block_on(async {
-//!     let ca = ClusterCa::generate("demo")?;
-//!     let config = Config {
-//!         gossip_interval: Duration::from_millis(50),
-//!         ..Config::default()
-//!     };
+//!     let network = MemNetwork::new(7);
+//!     let ids = [NodeId::new(1), NodeId::new(2)];
 //!     let mut nodes = Vec::new();
-//!     let mut seed = None;
-//!     for id in [1, 2] {
-//!         let id = NodeId::new(id);
-//!         let (transport, inbound) = QuicTransport::bind(QuicConfig::new(
-//!             "127.0.0.1:0".parse()?,
-//!             "demo",
-//!             ca.identity(id)?,
-//!         ))?;
-//!         let addr = transport.local_addr()?;
-//!         let me = NodeInfo {
-//!             id,
-//!             peer_addr: addr.to_string(),
-//!             client_addrs: Vec::new(),
-//!             zone: ZoneName::new("z1")?,
-//!             capacity: 100,
-//!         };
-//!         let core = Membership::new(me, 1, None, config.clone(), id.as_u64())?;
-//!         // Node 1 is the seed of node 2.
-//!         let seeds = seed.into_iter().collect();
-//!         seed = Some(addr);
-//!         nodes.push(MembershipService::start(core, transport, inbound, seeds));
+//!     for id in ids {
+//!         let (transport, inbound) = network.join(id);
+//!         let me = NodeInfo { id, peer_addr: id.to_string(), client_addrs: Vec::new(), zone: ZoneName::new("z1")?, capacity: 100 };
+//!         let core = Membership::new(me, 1, None, Config::default(), id.as_u64())?;
+//!         let store = MemStore::new(StoreConfig { durability: Durability::None, ..StoreConfig::default() })?;
+//!         let replica = Replica::new(id, store, gyre_replication::Config::default())?;
+//!         // Node 2 knows node 1 as its seed (on the in-memory network a
+//!         // node's address is its id).
+//!         let seeds = if id == ids[1] { vec![ids[0].to_string()] } else { Vec::new() };
+//!         nodes.push(Node::start(core, replica, transport, inbound, seeds, 0, NodeConfig::default()));
 //!     }
-//!     // Each learns of the other and sees it up.
-//!     let mut events = nodes[0].subscribe();
-//!     while !nodes[0].is_up(NodeId::new(2)) {
-//!         events.recv().await?;
+//!     // Once they see each other, an operator commits a layout with both.
+//!     while !nodes[0].membership().is_up(ids[1]) {
+//!         tokio::time::sleep(Duration::from_millis(100)).await;
 //!     }
-//!     for node in &nodes {
-//!         node.shutdown().await;
+//!     let admin = nodes[0].membership();
+//!     for id in ids {
+//!         admin.with(|core, _| core.stage(Change::Join(id)))?;
+//!     }
+//!     admin.commit(admin.with(|core, _| core.plan())?)?;
+//!     while nodes[1].membership().layout().is_none() {
+//!         tokio::time::sleep(Duration::from_millis(100)).await;
+//!     }
+//!
+//!     // A write through one node is read through the other.
+//!     let (bucket, key) = (BucketName::new("carts")?, Key::new(b"alice".to_vec())?);
+//!     let put = ClientOp::Put { bucket: bucket.clone(), key: key.clone(), context: None, value: Bytes::from("3 apples"), w: None };
+//!     assert!(matches!(nodes[0].replication().client(put).await?, ClientReply::Written { .. }));
+//!     let get = ClientOp::Get { bucket, key, r: None };
+//!     match nodes[1].replication().client(get).await? {
+//!         ClientReply::Values { values, .. } => assert_eq!(values, [Bytes::from("3 apples")]),
+//!         other => panic!("{other:?}"),
 //!     }
 //!     Ok::<_, Box<dyn std::error::Error>>(())
 //! })?;
@@ -60,5 +72,28 @@
 //! ```
 
 mod membership;
+mod node;
+mod peers;
+mod replication;
+
+use std::sync::Arc;
+
+use gyre_ring::Layout;
+use gyre_types::NodeId;
 
 pub use membership::MembershipService;
+pub use node::{Node, NodeConfig};
+pub use peers::Peers;
+pub use replication::{Counters, ReadReply, ReplicationService};
+
+/// What replication needs to know of the cluster: the layout to route
+/// with, the failure detector's verdicts, and the time.
+pub trait ClusterView: Send + Sync + 'static {
+    /// The layout this node holds.
+    fn layout(&self) -> Option<Arc<Layout>>;
+    /// Whether this node considers `id` up.
+    fn is_up(&self, id: NodeId) -> bool;
+    /// Wall-clock milliseconds since the Unix epoch (for the hybrid logical
+    /// clock and tombstone ages).
+    fn wall_ms(&self) -> u64;
+}

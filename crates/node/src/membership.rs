@@ -1,16 +1,18 @@
-//! [`MembershipService`]: a node's membership core, driven over QUIC.
+//! [`MembershipService`]: a node's membership core, driven over a
+//! transport.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use gyre_membership::{Event, LayoutStamp, Membership, Message, Output, Plan};
 use gyre_ring::Layout;
-use gyre_transport::{Inbound, QuicTransport, Transport};
 use gyre_types::NodeId;
-use gyre_wire::{ErrorKind, OneWay, RemoteError, Request, Response};
-use tokio::sync::{broadcast, mpsc};
+use gyre_wire::{OneWay, Request, Response};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::{ClusterView, Peers};
 
 /// How long a layout pull may take.
 const PULL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,45 +26,48 @@ const SEED_RETRY_MAX: Duration = Duration::from_secs(5);
 const EVENT_BUFFER: usize = 1024;
 
 /// A node's membership, running: the [`Membership`] core behind a lock,
-/// its outputs carried out over a [`QuicTransport`].
+/// its outputs carried out over a transport.
 ///
 /// - every `gossip_interval` a round ([`Membership::tick`]);
-/// - gossip messages from peers go to [`Membership::receive`], and layout
-///   pulls are answered from the layout held here;
-/// - seed addresses are resolved to node ids ([`QuicTransport::discover`])
-///   and introduced, retried with backoff until each answers once;
+/// - gossip messages from peers go to [`Membership::receive`] (the node's
+///   dispatcher calls [`MembershipService::receive`]), and layout pulls are
+///   answered from the layout held here ([`MembershipService::answer_pull`]);
+/// - seeds are resolved to node ids ([`Peers::discover`]) and introduced,
+///   retried with backoff until each answers once;
 /// - events are logged and broadcast ([`MembershipService::subscribe`]).
 ///
 /// The lock is never held across an await: sends and pulls run in their own
-/// tasks, so a slow peer delays nothing else.
+/// tasks, so a slow peer delays nothing else. Time is tokio's, so under a
+/// paused clock (the simulator) the whole service runs on virtual time.
 #[derive(Debug)]
-pub struct MembershipService {
+pub struct MembershipService<T> {
     core: Mutex<Membership>,
-    transport: QuicTransport,
+    transport: T,
     epoch: Instant,
+    /// Wall-clock milliseconds at `epoch`.
+    wall_base_ms: u64,
+    layout: RwLock<Option<(LayoutStamp, Arc<Layout>)>>,
     events: broadcast::Sender<Event>,
     tasks: Mutex<JoinSet<()>>,
 }
 
-impl MembershipService {
-    /// Starts the service for `core` on `transport`, serving what arrives on
-    /// `inbound`, and introduces `seeds` as they answer. Must run inside a
-    /// tokio runtime.
-    ///
-    /// Until replication serves them, requests other than pings and layout
-    /// pulls are answered with a [`ErrorKind::BadRequest`] error.
-    pub fn start(
-        core: Membership,
-        transport: QuicTransport,
-        inbound: mpsc::Receiver<Inbound>,
-        seeds: Vec<SocketAddr>,
-    ) -> Arc<Self> {
+impl<T: Peers> MembershipService<T> {
+    /// Starts the service for `core` on `transport` and introduces `seeds`
+    /// as they answer. `wall_ms` is the wall-clock time now (milliseconds
+    /// since the Unix epoch). Must run inside a tokio runtime.
+    pub fn start(core: Membership, transport: T, seeds: Vec<String>, wall_ms: u64) -> Arc<Self> {
         let interval = core.config().gossip_interval;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let layout = core
+            .layout()
+            .zip(core.layout_stamp())
+            .map(|(l, s)| (s, Arc::new(l.clone())));
         let service = Arc::new(Self {
             core: Mutex::new(core),
             transport,
             epoch: Instant::now(),
+            wall_base_ms: wall_ms,
+            layout: RwLock::new(layout),
             events,
             tasks: Mutex::new(JoinSet::new()),
         });
@@ -79,8 +84,6 @@ impl MembershipService {
                 service.carry_out(outputs);
             }
         });
-        let weak = Arc::downgrade(&service);
-        service.spawn(serve(weak, inbound));
         for seed in seeds {
             let weak = Arc::downgrade(&service);
             service.spawn(introduce_seed(weak, seed));
@@ -99,7 +102,7 @@ impl MembershipService {
     }
 
     /// The transport the service gossips over.
-    pub fn transport(&self) -> &QuicTransport {
+    pub fn transport(&self) -> &T {
         &self.transport
     }
 
@@ -116,8 +119,24 @@ impl MembershipService {
     }
 
     /// The layout this node holds.
-    pub fn layout(&self) -> Option<Layout> {
-        self.lock().layout().cloned()
+    pub fn layout(&self) -> Option<Arc<Layout>> {
+        recover(self.layout.read())
+            .as_ref()
+            .map(|(_, l)| Arc::clone(l))
+    }
+
+    /// Refreshes the shared copy of the layout if the core holds another.
+    fn refresh_layout(&self) {
+        let core = self.lock();
+        let stamp = core.layout_stamp();
+        let cached = recover(self.layout.read()).as_ref().map(|(s, _)| *s);
+        if stamp != cached {
+            let fresh = core
+                .layout()
+                .zip(stamp)
+                .map(|(l, s)| (s, Arc::new(l.clone())));
+            *recover(self.layout.write()) = fresh;
+        }
     }
 
     /// Events from now on: nodes up and down, layouts adopted.
@@ -154,21 +173,20 @@ impl MembershipService {
         )
     }
 
-    /// Stops every task of the service and closes the transport.
+    /// Stops every task of the service.
     pub async fn shutdown(&self) {
         let mut tasks = std::mem::take(&mut *self.tasks());
         tasks.shutdown().await;
-        self.transport.shutdown().await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Membership> {
         // The core's methods leave it consistent between calls; a panic in
         // one cannot leave it half-updated in a way a later call trusts.
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        recover(self.core.lock())
     }
 
     fn tasks(&self) -> MutexGuard<'_, JoinSet<()>> {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+        recover(self.tasks.lock())
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
@@ -180,6 +198,7 @@ impl MembershipService {
 
     /// Carries out what the core asked for.
     fn carry_out(self: &Arc<Self>, outputs: Vec<Output>) {
+        self.refresh_layout();
         for output in outputs {
             match output {
                 Output::Send { to, msg } => {
@@ -189,10 +208,7 @@ impl MembershipService {
                     let transport = self.transport.clone();
                     self.spawn(async move {
                         if let Some(addr) = addr {
-                            match tokio::net::lookup_host(&addr).await.map(|mut a| a.next()) {
-                                Ok(Some(at)) => transport.set_peer_addr(to, at),
-                                _ => tracing::debug!(peer = %to, %addr, "cannot resolve a peer's address"),
-                            }
+                            transport.learn(to, &addr).await;
                         }
                         if let Err(e) = transport.send(to, OneWay::Gossip(msg)).await {
                             tracing::debug!(peer = %to, error = %e, "gossip not sent");
@@ -224,8 +240,8 @@ fn log(event: &Event) {
 }
 
 /// Asks `from` for its layout (advertised as `stamp`) and adopts it.
-async fn pull_layout(
-    service: std::sync::Weak<MembershipService>,
+async fn pull_layout<T: Peers>(
+    service: std::sync::Weak<MembershipService<T>>,
     from: NodeId,
     stamp: LayoutStamp,
 ) {
@@ -249,18 +265,18 @@ async fn pull_layout(
     }
 }
 
-/// Resolves a seed address to its node and introduces it, retrying with
-/// backoff until it answers once.
-async fn introduce_seed(service: std::sync::Weak<MembershipService>, seed: SocketAddr) {
+/// Resolves a seed to its node and introduces it, retrying with backoff
+/// until it answers once.
+async fn introduce_seed<T: Peers>(service: std::sync::Weak<MembershipService<T>>, seed: String) {
     let mut wait = SEED_RETRY_MIN;
     loop {
         let Some(transport) = service.upgrade().map(|s| s.transport.clone()) else {
             return;
         };
-        match transport.discover(seed).await {
+        match transport.discover(&seed).await {
             Ok(id) => {
                 let Some(s) = service.upgrade() else { return };
-                s.lock().introduce(id, seed.to_string());
+                s.lock().introduce(id, seed.clone());
                 tracing::info!(%seed, node = %id, "seed reached");
                 return;
             }
@@ -273,42 +289,20 @@ async fn introduce_seed(service: std::sync::Weak<MembershipService>, seed: Socke
     }
 }
 
-/// Serves what peers send: gossip to the core, layout pulls and pings
-/// answered; anything else refused until replication serves it.
-async fn serve(service: std::sync::Weak<MembershipService>, mut inbound: mpsc::Receiver<Inbound>) {
-    while let Some(message) = inbound.recv().await {
-        let Some(s) = service.upgrade() else { return };
-        match message {
-            Inbound::Message {
-                from,
-                message: OneWay::Gossip(msg),
-            } => s.receive(from, msg),
-            Inbound::Request { request, reply, .. } => reply.respond(match request {
-                Request::Ping => Response::Pong,
-                Request::PullLayout { have } => s.answer_pull(have),
-                other => Response::Error(RemoteError {
-                    kind: ErrorKind::BadRequest,
-                    message: format!("not served by this node: {}", kind(&other)),
-                }),
-            }),
-            Inbound::Stream { from, .. } => {
-                tracing::warn!(peer = %from, "a bulk stream this node does not serve; dropped");
-            }
-        }
-    }
+fn recover<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A request's name, for errors.
-fn kind(request: &Request) -> &'static str {
-    match request {
-        Request::Ping => "ping",
-        Request::ReplicaGet { .. } => "replica get",
-        Request::ReplicaPut { .. } => "replica put",
-        Request::Coordinate { .. } => "coordinate",
-        Request::DeliverHints { .. } => "deliver hints",
-        Request::Merkle { .. } => "merkle",
-        Request::ListKeys { .. } => "list keys",
-        Request::Fetch { .. } => "fetch",
-        Request::PullLayout { .. } => "pull layout",
+impl<T: Peers> ClusterView for MembershipService<T> {
+    fn layout(&self) -> Option<Arc<Layout>> {
+        MembershipService::layout(self)
+    }
+
+    fn is_up(&self, id: NodeId) -> bool {
+        id == self.id() || MembershipService::is_up(self, id)
+    }
+
+    fn wall_ms(&self) -> u64 {
+        self.wall_base_ms + self.epoch.elapsed().as_millis() as u64
     }
 }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gyre_membership::{Change, Config, Membership, NodeInfo};
-use gyre_node::MembershipService;
+use gyre_node::{MembershipService, Node, NodeConfig};
+use gyre_replication::Replica;
 use gyre_ring::Layout;
+use gyre_storage::{Durability, MemStore, StoreConfig};
 use gyre_transport::tls::ClusterCa;
 use gyre_transport::{QuicConfig, QuicTransport};
 use gyre_types::{NodeId, ZoneName};
@@ -29,6 +31,8 @@ fn config() -> Config {
     }
 }
 
+type QuicNode = Node<QuicTransport, MemStore>;
+
 /// Starts node `id` listening on `listen`, with `seeds`.
 fn start(
     ca: &ClusterCa,
@@ -37,7 +41,7 @@ fn start(
     generation: u64,
     layout: Option<Layout>,
     seeds: Vec<SocketAddr>,
-) -> Arc<MembershipService> {
+) -> Arc<QuicNode> {
     let node = NodeId::new(id);
     let mut quic = QuicConfig::new(listen, "test", ca.identity(node).unwrap());
     quic.idle_timeout = Duration::from_secs(2);
@@ -51,11 +55,31 @@ fn start(
         capacity: 100,
     };
     let core = Membership::new(me, generation, layout, config(), id).unwrap();
-    MembershipService::start(core, transport, inbound, seeds)
+    let store = MemStore::new(StoreConfig {
+        durability: Durability::None,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let replica = Replica::new(node, store, gyre_replication::Config::default()).unwrap();
+    let seeds = seeds.iter().map(ToString::to_string).collect();
+    Node::start(
+        core,
+        replica,
+        transport,
+        inbound,
+        seeds,
+        0,
+        NodeConfig::default(),
+    )
 }
 
 /// Waits until `cond` holds on `node`, re-checking at each of its events.
-async fn until(node: &MembershipService, what: &str, cond: impl Fn(&MembershipService) -> bool) {
+async fn until(
+    node: &QuicNode,
+    what: &str,
+    cond: impl Fn(&MembershipService<QuicTransport>) -> bool,
+) {
+    let node = node.membership();
     let mut events = node.subscribe();
     let deadline = Instant::now() + PATIENCE;
     while !cond(node) {
@@ -73,15 +97,15 @@ async fn three_nodes_form_a_cluster_detect_a_crash_and_a_restart() {
     let ca = ClusterCa::generate("test").unwrap();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let a = start(&ca, 1, any, 1, None, Vec::new());
-    let seed = a.transport().local_addr().unwrap();
+    let seed = a.membership().transport().local_addr().unwrap();
     let b = start(&ca, 2, any, 1, None, vec![seed]);
     let c = start(&ca, 3, any, 1, None, vec![seed]);
-    let c_addr = c.transport().local_addr().unwrap();
+    let c_addr = c.membership().transport().local_addr().unwrap();
     let ids = [1, 2, 3].map(NodeId::new);
 
     // One seed is enough for everyone to learn of everyone.
     for node in [&a, &b, &c] {
-        let me = node.id();
+        let me = node.membership().id();
         until(node, "seeing every other node up", |n| {
             ids.iter().filter(|&&id| id != me).all(|&id| n.is_up(id))
         })
@@ -90,23 +114,26 @@ async fn three_nodes_form_a_cluster_detect_a_crash_and_a_restart() {
 
     // A layout committed on one node reaches the others.
     for id in ids {
-        a.with(|core, _| core.stage(Change::Join(id))).unwrap();
+        a.membership()
+            .with(|core, _| core.stage(Change::Join(id)))
+            .unwrap();
     }
-    let plan = a.with(|core, _| core.plan()).unwrap();
+    let plan = a.membership().with(|core, _| core.plan()).unwrap();
     let stamp = plan.stamp();
-    a.commit(plan).unwrap();
+    a.membership().commit(plan).unwrap();
     for node in [&a, &b, &c] {
         until(node, "holding the committed layout", |n| {
             n.with(|core, _| core.layout_stamp()) == Some(stamp)
         })
         .await;
     }
-    let layout = c.layout().unwrap();
+    let layout = Layout::clone(&c.membership().layout().unwrap());
     assert_eq!(layout.members().len(), 3);
 
     // Killed: the others mark it down.
     let killed = Instant::now();
     c.shutdown().await;
+    c.membership().transport().shutdown().await;
     drop(c);
     for node in [&a, &b] {
         until(node, "seeing node 3 down", |n| !n.is_up(ids[2])).await;
@@ -125,9 +152,13 @@ async fn three_nodes_form_a_cluster_detect_a_crash_and_a_restart() {
     })
     .await;
     println!("node 3 up again everywhere after {:?}", restarted.elapsed());
-    assert_eq!(c.with(|core, _| core.layout_stamp()), Some(stamp));
+    assert_eq!(
+        c.membership().with(|core, _| core.layout_stamp()),
+        Some(stamp)
+    );
 
     for node in [a, b, c] {
         node.shutdown().await;
+        node.membership().transport().shutdown().await;
     }
 }

@@ -123,7 +123,7 @@ impl MemEngine {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "fjall"))]
 impl MemEngine {
     /// Every entry of every space, in order.
     pub(crate) fn dump(&self) -> Vec<(Space, Vec<u8>, Vec<u8>)> {

@@ -56,6 +56,7 @@ pub enum Error {
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, Error>;
 
+#[cfg(feature = "fjall")]
 impl From<fjall::Error> for Error {
     fn from(e: fjall::Error) -> Self {
         match e {

@@ -58,8 +58,10 @@ mod config;
 mod durability;
 mod engine;
 mod error;
+#[cfg(feature = "fjall")]
 mod fjall_engine;
 #[cfg(test)]
+#[cfg(feature = "fjall")]
 mod format_fixture;
 mod meta;
 mod model;
@@ -70,7 +72,10 @@ mod verify;
 pub use config::{Durability, Limits, StoreConfig};
 pub use engine::{Engine, MemEngine};
 pub use error::{Error, Result};
+#[cfg(feature = "fjall")]
 pub use fjall_engine::FjallEngine;
 pub use model::{Change, Hint, HintId, Object, ObjectId, ScanPage, Stored, TreeMismatch, Value};
-pub use node_store::{FjallStore, MemStore, NodeStore};
+#[cfg(feature = "fjall")]
+pub use node_store::FjallStore;
+pub use node_store::{MemStore, NodeStore};
 pub use store::Store;

@@ -1,17 +1,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+#[cfg(feature = "fjall")]
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gyre_merkle::{ItemDigest, MerkleTree, TreeId, TreeShape};
 use gyre_types::{BucketProps, KeyHash, NodeId, PartitionCount, PartitionId};
 
+#[cfg(feature = "fjall")]
+use crate::FjallEngine;
 use crate::codec::{self, DecodeError};
 use crate::durability::Syncer;
 use crate::engine::{Engine, MemEngine, Op, Space};
 use crate::{
-    Change, Error, FjallEngine, Hint, HintId, Object, ObjectId, Result, ScanPage, Store,
-    StoreConfig, Stored, meta,
+    Change, Error, Hint, HintId, Object, ObjectId, Result, ScanPage, Store, StoreConfig, Stored,
+    meta,
 };
 
 /// Object locks: updates of one object are serialised by the stripe its
@@ -36,12 +39,14 @@ pub struct NodeStore<E: Engine> {
 }
 
 /// The durable store on fjall: one database directory per node.
+#[cfg(feature = "fjall")]
 pub type FjallStore = NodeStore<FjallEngine>;
 
 /// The in-memory store, for the simulator and fast tests: the same
 /// behaviour as [`FjallStore`], nothing on disk.
 pub type MemStore = NodeStore<MemEngine>;
 
+#[cfg(feature = "fjall")]
 impl FjallStore {
     /// Opens the store in `dir`, creating it if needed. Recovery replays the
     /// journal, so every acknowledged write is there; Merkle trees are loaded
@@ -84,7 +89,7 @@ impl<E: Engine> NodeStore<E> {
         })
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "fjall"))]
     pub(crate) fn engine(&self) -> &E {
         &self.engine
     }

@@ -10,7 +10,7 @@ use gyre_membership::{LayoutStamp, Message};
 use gyre_merkle::KeyRange;
 use gyre_ring::Layout;
 use gyre_types::{BucketName, Key, NodeId, PartitionId};
-use gyre_versioning::DvvSet;
+use gyre_versioning::{Dot, DvvSet};
 use serde::{Deserialize, Serialize};
 
 /// A replica's state of one key, as it travels: a DVV set of byte values.
@@ -119,7 +119,23 @@ pub enum ClientReply {
         context: Bytes,
     },
     /// A write reached its quorum.
-    Written,
+    Written {
+        /// The new version's dot.
+        dot: Dot,
+        /// The context the write was made with (the client's, or for a
+        /// blind write the coordinator's own): the versions it superseded.
+        supersedes: Bytes,
+        /// The context of the state after the write, to write again with.
+        context: Bytes,
+    },
+    /// Too few replicas answered. A write may still exist on some of them:
+    /// not confirmed, not "not written".
+    Unavailable {
+        /// Replicas that answered in time.
+        answered: u8,
+        /// Replicas the quorum required.
+        required: u8,
+    },
 }
 
 /// A request that expects one [`Response`].
@@ -185,6 +201,25 @@ pub enum Request {
     PullLayout {
         /// The stamp of the layout the sender holds, if any.
         have: Option<LayoutStamp>,
+    },
+    /// Sloppy quorum: keep `item` as a hint for `target` (a replica that
+    /// could not be reached), apart from the receiver's own data; answered
+    /// with [`Response::Stored`] once durable.
+    StoreHint {
+        /// The replica the write is meant for.
+        target: NodeId,
+        /// The state to hand it.
+        item: Item,
+    },
+    /// Remove a tombstone that every replica holds, if the receiver's state
+    /// is still exactly that tombstone; answered with [`Response::Stored`].
+    Purge {
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: Key,
+        /// The tombstone's `DvvSet::version_digest`.
+        version: u128,
     },
 }
 

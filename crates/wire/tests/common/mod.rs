@@ -10,7 +10,7 @@ use gyre_ring::{Layout, Member, RingConfig};
 use gyre_types::{
     BucketName, Key, KeyHash, NodeId, PartitionCount, PartitionId, Timestamp, ZoneName,
 };
-use gyre_versioning::{DvvSet, Policy};
+use gyre_versioning::{Dot, DvvSet, Policy};
 use gyre_wire::{
     Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, Object, OneWay,
     Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
@@ -342,7 +342,17 @@ pub fn client_reply() -> impl Strategy<Value = ClientReply> {
                 context: Bytes::from(read.context().to_bytes()),
             }
         }),
-        Just(ClientReply::Written),
+        (node(), 1u64..1000, context(), context()).prop_map(
+            |(node, counter, supersedes, context)| {
+                ClientReply::Written {
+                    dot: Dot { node, counter },
+                    supersedes,
+                    context,
+                }
+            }
+        ),
+        (any::<u8>(), any::<u8>())
+            .prop_map(|(answered, required)| ClientReply::Unavailable { answered, required }),
     ]
 }
 
@@ -368,6 +378,12 @@ pub fn request() -> impl Strategy<Value = Request> {
         }),
         vec((bucket(), key()), 0..6).prop_map(|keys| Request::Fetch { keys }),
         option::of(layout_stamp()).prop_map(|have| Request::PullLayout { have }),
+        (node(), item()).prop_map(|(target, item)| Request::StoreHint { target, item }),
+        (bucket(), key(), any::<u128>()).prop_map(|(bucket, key, version)| Request::Purge {
+            bucket,
+            key,
+            version
+        }),
     ]
 }
 

@@ -1,0 +1,543 @@
+//! [`ReplicationService`]: the replication core driven over a transport.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gyre_replication::{
+    Error, HintBatch, ReadOp, Replica, Result, Send, SyncSession, SyncStats, SyncStep, WriteOp,
+    route,
+};
+use gyre_ring::Layout;
+use gyre_storage::Store;
+use gyre_types::{BucketName, BucketProps, Key, NodeId, PartitionId};
+use gyre_versioning::{Context, Policy};
+use gyre_wire::{ClientOp, ClientReply, ErrorKind, Object, RemoteError, Request, Response};
+use tokio::task::JoinSet;
+
+use crate::ClusterView;
+
+/// A read's answer: the live values (siblings) and the context to write
+/// with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadReply {
+    /// The siblings' values; empty if the key is absent or deleted.
+    pub values: Vec<Bytes>,
+    /// The opaque context (encoded [`Context`]).
+    pub context: Bytes,
+}
+
+/// Counters of what replication did, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Writes that went to a fallback as a hint (sloppy quorum).
+    pub fallbacks: std::sync::atomic::AtomicU64,
+    /// Hints delivered to their owners.
+    pub hints_delivered: std::sync::atomic::AtomicU64,
+    /// Replicas repaired on reads.
+    pub read_repairs: std::sync::atomic::AtomicU64,
+    /// Tombstones purged (purge requests sent).
+    pub purges: std::sync::atomic::AtomicU64,
+    /// Keys synced by anti-entropy.
+    pub ae_keys: std::sync::atomic::AtomicU64,
+    /// Operations refused for lack of replicas.
+    pub unavailable: std::sync::atomic::AtomicU64,
+}
+
+fn bump(counter: &std::sync::atomic::AtomicU64, by: u64) {
+    counter.fetch_add(by, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A node's replication, running: client operations coordinated here or
+/// forwarded to a primary, peers' replica requests served, hinted handoff
+/// and anti-entropy in the background.
+pub struct ReplicationService<T, S> {
+    replica: Replica<S>,
+    transport: T,
+    view: Arc<dyn ClusterView>,
+    counters: Counters,
+}
+
+impl<T, S> std::fmt::Debug for ReplicationService<T, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationService").finish_non_exhaustive()
+    }
+}
+
+impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> {
+    /// The service of `replica`, sending over `transport`, routing with what
+    /// `view` says of the cluster.
+    pub fn new(replica: Replica<S>, transport: T, view: Arc<dyn ClusterView>) -> Arc<Self> {
+        Arc::new(Self {
+            replica,
+            transport,
+            view,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The local replica.
+    pub fn replica(&self) -> &Replica<S> {
+        &self.replica
+    }
+
+    /// What replication did so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn me(&self) -> NodeId {
+        self.replica.id()
+    }
+
+    fn layout(&self) -> Result<Arc<Layout>> {
+        self.view.layout().ok_or(Error::NoLayout)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.replica.config().request_timeout
+    }
+
+    /// Sends `request` to `to` (serving it here if `to` is this node).
+    async fn ask(&self, to: NodeId, request: Request) -> std::result::Result<Response, String> {
+        if to == self.me() {
+            return Ok(self.replica.serve(self.view.wall_ms(), to, request));
+        }
+        self.transport
+            .request(to, request, self.timeout())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Carries out `sends` concurrently; each answer comes back with its tag.
+    fn launch(
+        self: &Arc<Self>,
+        set: &mut JoinSet<(usize, std::result::Result<Response, String>)>,
+        sends: Vec<Send>,
+    ) {
+        for send in sends {
+            let this = Arc::clone(self);
+            set.spawn(async move { (send.tag, this.ask(send.to, send.request).await) });
+        }
+    }
+
+    /// Serves one operation a client (or a forwarding peer) asked for.
+    pub async fn client(self: &Arc<Self>, op: ClientOp) -> Result<ClientReply> {
+        let (bucket, key) = match &op {
+            ClientOp::Get { bucket, key, .. }
+            | ClientOp::Put { bucket, key, .. }
+            | ClientOp::Delete { bucket, key, .. } => (bucket.clone(), key.clone()),
+        };
+        let layout = self.layout()?;
+        let props = self.replica.props(&bucket);
+        let primaries = route::primaries(&layout, &bucket, &key, &props)?;
+        // Check quorums before anything moves.
+        match &op {
+            ClientOp::Get { r, .. } => {
+                route::quorum("r", *r, props.r(), props.n_val())?;
+            }
+            ClientOp::Put { w, .. } | ClientOp::Delete { w, .. } => {
+                route::quorum("w", *w, props.w(), props.n_val())?;
+            }
+        }
+        match route::coordinator(self.me(), &primaries, |n| self.view.is_up(n)) {
+            route::Route::Local => self.coordinate(op, &layout, &primaries).await,
+            route::Route::Forward(candidates) => {
+                self.forward(op, layout.version(), candidates).await
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        op: ClientOp,
+        layout: u64,
+        candidates: Vec<NodeId>,
+    ) -> Result<ClientReply> {
+        let mut last = String::from("no primary to forward to");
+        for to in candidates {
+            let request = Request::Coordinate {
+                layout,
+                op: op.clone(),
+            };
+            match self
+                .transport
+                .request(to, request, self.timeout() * 2)
+                .await
+            {
+                Ok(Response::Client(reply)) => return Ok(reply),
+                Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
+                    return Err(Error::BadRequest(e.message));
+                }
+                Ok(other) => last = format!("{to} answered {other:?}"),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tracing::debug!(reason = %last, "no primary coordinated a forwarded operation");
+        Err(Error::Unavailable {
+            answered: 0,
+            required: 1,
+        })
+    }
+
+    /// Coordinates an operation on a key this node is a primary of.
+    async fn coordinate(
+        self: &Arc<Self>,
+        op: ClientOp,
+        layout: &Layout,
+        primaries: &[NodeId],
+    ) -> Result<ClientReply> {
+        let wall = self.view.wall_ms();
+        match op {
+            ClientOp::Get { bucket, key, r } => {
+                let props = self.replica.props(&bucket);
+                let r = route::quorum("r", r, props.r(), props.n_val())?;
+                let object = self
+                    .read(
+                        &bucket,
+                        &key,
+                        props.n_val(),
+                        layout.version(),
+                        primaries,
+                        r,
+                        Policy::from(&props),
+                    )
+                    .await?;
+                let read = object.read();
+                Ok(ClientReply::Values {
+                    values: read.values().cloned().collect(),
+                    context: Bytes::from(read.context().to_bytes()),
+                })
+            }
+            ClientOp::Put {
+                bucket,
+                key,
+                context,
+                value,
+                w,
+            } => {
+                self.write(
+                    wall,
+                    bucket,
+                    key,
+                    Some(value),
+                    context,
+                    w,
+                    layout,
+                    primaries,
+                )
+                .await
+            }
+            ClientOp::Delete {
+                bucket,
+                key,
+                context,
+                w,
+            } => {
+                self.write(wall, bucket, key, None, context, w, layout, primaries)
+                    .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        self: &Arc<Self>,
+        wall: u64,
+        bucket: BucketName,
+        key: Key,
+        value: Option<Bytes>,
+        context: Option<Bytes>,
+        w: Option<u8>,
+        layout: &Layout,
+        primaries: &[NodeId],
+    ) -> Result<ClientReply> {
+        let props = self.replica.props(&bucket);
+        let w = route::quorum("w", w, props.w(), props.n_val())?;
+        let context = context
+            .map(|c| {
+                Context::from_bytes(&c).map_err(|e| Error::BadRequest(format!("context: {e}")))
+            })
+            .transpose()?;
+        let written = self
+            .replica
+            .write(wall, &bucket, &key, value, context.as_ref())?;
+        let receipt = ClientReply::Written {
+            dot: written.dot,
+            supersedes: Bytes::from(written.supersedes.to_bytes()),
+            context: Bytes::from(written.item.object.context().to_bytes()),
+        };
+        let extended = route::extended(layout, &bucket, &key);
+        let (mut op, sends) = WriteOp::start(
+            self.me(),
+            written.item,
+            layout.version(),
+            primaries,
+            extended,
+            w,
+            |n| self.view.is_up(n),
+        );
+        let fallbacks = sends
+            .iter()
+            .filter(|s| matches!(s.request, Request::StoreHint { .. }))
+            .count();
+        bump(&self.counters.fallbacks, fallbacks as u64);
+        let mut outcome = op.initial_outcome();
+        let mut set = JoinSet::new();
+        self.launch(&mut set, sends);
+        while outcome.is_none() {
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let Ok((tag, answer)) = joined else { continue };
+            let stored = matches!(answer, Ok(Response::Stored));
+            let (more, decided) = op.on_answer(tag, stored);
+            bump(&self.counters.fallbacks, more.len() as u64);
+            self.launch(&mut set, more);
+            outcome = decided;
+        }
+        // The rest (slow replicas, fallbacks) finish in the background.
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(joined) = set.join_next().await {
+                let Ok((tag, answer)) = joined else { continue };
+                let (more, _) = op.on_answer(tag, matches!(answer, Ok(Response::Stored)));
+                bump(&this.counters.fallbacks, more.len() as u64);
+                this.launch(&mut set, more);
+            }
+        });
+        match outcome {
+            Some(Ok(())) => Ok(receipt),
+            Some(Err(e)) => {
+                bump(&self.counters.unavailable, 1);
+                Err(e)
+            }
+            None => Err(Error::Unavailable {
+                answered: 1,
+                required: w,
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn read(
+        self: &Arc<Self>,
+        bucket: &BucketName,
+        key: &Key,
+        n_val: u8,
+        layout: u64,
+        primaries: &[NodeId],
+        r: u8,
+        policy: Policy,
+    ) -> Result<Object> {
+        let (mut op, sends) = ReadOp::start(
+            bucket.clone(),
+            key.clone(),
+            n_val,
+            layout,
+            primaries,
+            r,
+            policy,
+        );
+        let mut set = JoinSet::new();
+        self.launch(&mut set, sends);
+        let mut outcome = None;
+        while outcome.is_none() {
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let Ok((tag, answer)) = joined else { continue };
+            outcome = op.on_answer(tag, object_of(answer));
+        }
+        // Read repair once everyone answered, in the background.
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(joined) = set.join_next().await {
+                let Ok((tag, answer)) = joined else { continue };
+                op.on_answer(tag, object_of(answer));
+            }
+            let grace = this.replica.config().tombstone_grace.as_millis() as u64;
+            let repairs = op.repairs(this.view.wall_ms().saturating_sub(grace));
+            if repairs.purge {
+                bump(&this.counters.purges, 1);
+            }
+            bump(&this.counters.read_repairs, repairs.repaired as u64);
+            let mut set = JoinSet::new();
+            this.launch(&mut set, repairs.sends);
+            while set.join_next().await.is_some() {}
+        });
+        match outcome {
+            Some(Ok(object)) => Ok(object),
+            Some(Err(e)) => {
+                bump(&self.counters.unavailable, 1);
+                Err(e)
+            }
+            None => Err(Error::Unavailable {
+                answered: 0,
+                required: r,
+            }),
+        }
+    }
+
+    /// Serves a request from peer `from`: a forwarded client operation, or a
+    /// replica request.
+    pub async fn serve(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
+        match request {
+            Request::Coordinate { op, .. } => match self.client(op).await {
+                Ok(reply) => Response::Client(reply),
+                Err(Error::Unavailable { answered, required }) => {
+                    Response::Client(ClientReply::Unavailable { answered, required })
+                }
+                Err(e) => Response::Error(remote(&e)),
+            },
+            other => self.replica.serve(self.view.wall_ms(), from, other),
+        }
+    }
+
+    /// Delivers the hints held for every owner that is up; returns how many
+    /// were delivered.
+    pub async fn deliver_hints(self: &Arc<Self>) -> u64 {
+        let mut delivered = 0;
+        let targets: Vec<NodeId> = self.replica.store().hint_backlog().into_keys().collect();
+        for target in targets {
+            if !self.view.is_up(target) {
+                continue;
+            }
+            loop {
+                let batch: HintBatch = match self.replica.hint_batch(target) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(%target, error = %e, "cannot read hints");
+                        break;
+                    }
+                };
+                match self.ask(target, batch.request.clone()).await {
+                    Ok(Response::Stored) => {
+                        if let Err(e) = self.replica.hints_delivered(&batch) {
+                            tracing::warn!(%target, error = %e, "cannot remove delivered hints");
+                            break;
+                        }
+                        delivered += batch.ids.len() as u64;
+                    }
+                    other => {
+                        tracing::debug!(%target, answer = ?other, "hint delivery failed");
+                        break;
+                    }
+                }
+            }
+        }
+        bump(&self.counters.hints_delivered, delivered);
+        delivered
+    }
+
+    /// One anti-entropy session with `peer` over (`partition`, `n_val`).
+    ///
+    /// # Errors
+    /// The session's error (the peer failed or answered nonsense).
+    pub async fn sync_with(
+        self: &Arc<Self>,
+        peer: NodeId,
+        partition: PartitionId,
+        n_val: u8,
+    ) -> Result<SyncStats> {
+        let (mut session, mut request) = SyncSession::start(&self.replica, peer, partition, n_val)?;
+        loop {
+            let answer = self
+                .ask(peer, request)
+                .await
+                .map_err(|what| Error::Protocol { peer, what })?;
+            match session.on_response(&self.replica, self.view.wall_ms(), answer)? {
+                SyncStep::Send(next) => request = next,
+                SyncStep::Done(stats) => {
+                    bump(
+                        &self.counters.ae_keys,
+                        stats.keys_fetched + stats.keys_pushed,
+                    );
+                    return Ok(stats);
+                }
+            }
+        }
+    }
+
+    /// Anti-entropy for every (partition, n_val) this node replicates, with
+    /// every other primary that is up. Returns the summed stats.
+    pub async fn sync_all(self: &Arc<Self>) -> SyncStats {
+        let mut total = SyncStats::default();
+        let Ok(layout) = self.layout() else {
+            return total;
+        };
+        let me = self.me();
+        // Every n_val in use: trees held here (none on a wiped node), the
+        // buckets' settings and the default.
+        let mut n_vals: Vec<u8> = self
+            .replica
+            .store()
+            .merkle_trees()
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        n_vals.extend(
+            self.replica
+                .store()
+                .all_bucket_props()
+                .unwrap_or_default()
+                .values()
+                .map(|p| p.n_val()),
+        );
+        n_vals.push(BucketProps::default().n_val());
+        n_vals.sort_unstable();
+        n_vals.dedup();
+        for partition in layout.partitions_of(me) {
+            for &n_val in &n_vals {
+                let replicas = layout.replicas(partition);
+                let Some(primaries) = replicas.get(..usize::from(n_val).min(replicas.len())) else {
+                    continue;
+                };
+                if !primaries.contains(&me) {
+                    continue;
+                }
+                for &peer in primaries.iter().filter(|&&p| p != me && self.view.is_up(p)) {
+                    match self.sync_with(peer, partition, n_val).await {
+                        Ok(s) => {
+                            total.keys_fetched += s.keys_fetched;
+                            total.keys_pushed += s.keys_pushed;
+                            total.keys_differing += s.keys_differing;
+                            total.value_bytes += s.value_bytes;
+                            total.rounds += s.rounds;
+                            total.differing_leaves += s.differing_leaves;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, ?partition, error = %e, "anti-entropy session failed")
+                        }
+                    }
+                }
+            }
+        }
+        total
+    }
+}
+
+fn object_of(
+    answer: std::result::Result<Response, String>,
+) -> std::result::Result<Option<Object>, ()> {
+    match answer {
+        Ok(Response::Object(o)) => Ok(o),
+        _ => Err(()),
+    }
+}
+
+/// A replication error as a peer's error response.
+fn remote(e: &Error) -> RemoteError {
+    let kind = match e {
+        Error::BadRequest(_) => ErrorKind::BadRequest,
+        Error::Unavailable { .. } => ErrorKind::Unavailable,
+        Error::NoLayout => ErrorKind::WrongLayout,
+        Error::Storage(_) => ErrorKind::Storage,
+        _ => ErrorKind::Internal,
+    };
+    RemoteError {
+        kind,
+        message: e.to_string(),
+    }
+}

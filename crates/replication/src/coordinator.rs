@@ -1,0 +1,381 @@
+//! The coordinator's side of one client operation: state machines that say
+//! what to send and, fed the answers, when the quorum is met.
+//!
+//! Both are IO-free. The driver sends each [`Send`] (to itself too: it
+//! serves those locally), feeds every answer or failure back with the
+//! send's `tag`, and answers the client once an outcome appears.
+
+use gyre_types::NodeId;
+use gyre_versioning::Policy;
+use gyre_wire::{Item, Object, Request};
+
+use crate::Error;
+
+/// A request the coordinator wants sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Send {
+    /// The node (possibly this one).
+    pub to: NodeId,
+    /// Identifies the attempt when its answer comes back.
+    pub tag: usize,
+    /// What to send.
+    pub request: Request,
+}
+
+/// One attempt to place the write on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attempt {
+    /// Who was asked.
+    node: NodeId,
+    /// The primary it stands for (itself, or the owner of a hint).
+    owner: NodeId,
+    state: State,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Pending,
+    Stored,
+    Failed,
+}
+
+/// A write being replicated: the coordinator stored it locally (that is the
+/// first of its W); now every other primary gets it, and a primary that is
+/// down or fails is replaced by the next fallback of the extended
+/// preference list, which stores the write as a hint for it (sloppy
+/// quorum). The outcome comes once W replicas (fallbacks included) stored
+/// it, or once that can no longer happen.
+#[derive(Clone, Debug)]
+pub struct WriteOp {
+    item: Item,
+    layout: u64,
+    required: u8,
+    stored: u8,
+    attempts: Vec<Attempt>,
+    /// Fallbacks not yet used, in preference order.
+    fallbacks: Vec<NodeId>,
+    reported: bool,
+}
+
+impl WriteOp {
+    /// Starts replicating `item` (already stored by `me`, the coordinator)
+    /// to `primaries` (the key's preference list, `me` among them) with
+    /// write quorum `w`. `extended` is the partition's extended preference
+    /// list (fallbacks are taken from it past the primaries); `is_up` is
+    /// this node's failure detector.
+    pub fn start(
+        me: NodeId,
+        item: Item,
+        layout: u64,
+        primaries: &[NodeId],
+        extended: impl IntoIterator<Item = NodeId>,
+        w: u8,
+        is_up: impl Fn(NodeId) -> bool,
+    ) -> (Self, Vec<Send>) {
+        let fallbacks = extended
+            .into_iter()
+            .filter(|n| *n != me && !primaries.contains(n))
+            .filter(|n| is_up(*n))
+            .collect();
+        let mut op = Self {
+            item,
+            layout,
+            required: w,
+            stored: 1,
+            attempts: Vec::new(),
+            fallbacks,
+            reported: false,
+        };
+        let mut sends = Vec::new();
+        for &owner in primaries.iter().filter(|&&p| p != me) {
+            if is_up(owner) {
+                sends.push(op.attempt(owner, owner));
+            } else if let Some(send) = op.fallback_for(owner) {
+                sends.push(send);
+            }
+        }
+        (op, sends)
+    }
+
+    fn attempt(&mut self, node: NodeId, owner: NodeId) -> Send {
+        let tag = self.attempts.len();
+        self.attempts.push(Attempt {
+            node,
+            owner,
+            state: State::Pending,
+        });
+        let request = if node == owner {
+            Request::ReplicaPut {
+                layout: self.layout,
+                item: self.item.clone(),
+            }
+        } else {
+            Request::StoreHint {
+                target: owner,
+                item: self.item.clone(),
+            }
+        };
+        Send {
+            to: node,
+            tag,
+            request,
+        }
+    }
+
+    fn fallback_for(&mut self, owner: NodeId) -> Option<Send> {
+        if self.fallbacks.is_empty() {
+            return None;
+        }
+        let node = self.fallbacks.remove(0);
+        Some(self.attempt(node, owner))
+    }
+
+    /// Replicas that stored the write so far (the coordinator included).
+    pub fn stored(&self) -> u8 {
+        self.stored
+    }
+
+    /// Whether any attempt is still waiting for its answer.
+    pub fn is_pending(&self) -> bool {
+        self.attempts.iter().any(|a| a.state == State::Pending)
+    }
+
+    /// The answer to attempt `tag`: `true` if the node stored it durably.
+    /// Returns what to send next (a fallback after a failure) and, the first
+    /// time it is decided, the outcome.
+    pub fn on_answer(
+        &mut self,
+        tag: usize,
+        stored: bool,
+    ) -> (Vec<Send>, Option<Result<(), Error>>) {
+        let mut sends = Vec::new();
+        let Some(attempt) = self.attempts.get_mut(tag) else {
+            return (sends, None);
+        };
+        if attempt.state != State::Pending {
+            return (sends, None);
+        }
+        if stored {
+            attempt.state = State::Stored;
+            self.stored = self.stored.saturating_add(1);
+        } else {
+            attempt.state = State::Failed;
+            let owner = attempt.owner;
+            if let Some(send) = self.fallback_for(owner) {
+                sends.push(send);
+            }
+        }
+        (sends, self.outcome())
+    }
+
+    fn outcome(&mut self) -> Option<Result<(), Error>> {
+        if self.reported {
+            return None;
+        }
+        if self.stored >= self.required {
+            self.reported = true;
+            return Some(Ok(()));
+        }
+        if !self.is_pending() {
+            self.reported = true;
+            return Some(Err(Error::Unavailable {
+                answered: self.stored,
+                required: self.required,
+            }));
+        }
+        None
+    }
+
+    /// The outcome if it is already decided at the start (W = 1: the
+    /// coordinator's own write is enough; or nothing else to ask).
+    pub fn initial_outcome(&mut self) -> Option<Result<(), Error>> {
+        self.outcome()
+    }
+}
+
+/// A read: every primary is asked; the outcome comes once R answered
+/// (found or not), with the merge of their states. Once every primary has
+/// answered or failed, [`ReadOp::repairs`] says which replicas need the
+/// merged state (read repair) and whether a tombstone can be purged.
+#[derive(Clone, Debug)]
+pub struct ReadOp {
+    bucket: gyre_types::BucketName,
+    key: gyre_types::Key,
+    n_val: u8,
+    layout: u64,
+    required: u8,
+    primaries: Vec<NodeId>,
+    /// Per primary (same index): `None` while pending, then the answer
+    /// (`Err` for a failure).
+    answers: Vec<Option<Result<Option<Object>, ()>>>,
+    merged: Object,
+    policy: Policy,
+    reported: bool,
+}
+
+/// What to do once a read has heard from every primary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repairs {
+    /// Read repair: the merged state to replicas that lacked it.
+    pub sends: Vec<Send>,
+    /// Replicas repaired.
+    pub repaired: usize,
+    /// Whether the sends include purges of an old tombstone.
+    pub purge: bool,
+}
+
+impl ReadOp {
+    /// Starts a read of `bucket`/`key` from `primaries` (every one is
+    /// asked, this node too, through a send to itself), with quorum `r`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        bucket: gyre_types::BucketName,
+        key: gyre_types::Key,
+        n_val: u8,
+        layout: u64,
+        primaries: &[NodeId],
+        r: u8,
+        policy: Policy,
+    ) -> (Self, Vec<Send>) {
+        let sends = primaries
+            .iter()
+            .enumerate()
+            .map(|(tag, &to)| Send {
+                to,
+                tag,
+                request: Request::ReplicaGet {
+                    layout,
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                },
+            })
+            .collect();
+        let op = Self {
+            bucket,
+            key,
+            n_val,
+            layout,
+            required: r,
+            primaries: primaries.to_vec(),
+            answers: vec![None; primaries.len()],
+            merged: Object::default(),
+            policy,
+            reported: false,
+        };
+        (op, sends)
+    }
+
+    /// The answer to attempt `tag`: the replica's state, or `Err(())` if it
+    /// failed or timed out. Returns the outcome the first time it is
+    /// decided: the merged state once R answered, or unavailability.
+    pub fn on_answer(
+        &mut self,
+        tag: usize,
+        answer: Result<Option<Object>, ()>,
+    ) -> Option<Result<Object, Error>> {
+        let slot = self.answers.get_mut(tag)?;
+        if slot.is_some() {
+            return None;
+        }
+        if let Ok(Some(object)) = &answer {
+            self.merged.sync(object, &self.policy);
+        }
+        *slot = Some(answer);
+        if self.reported {
+            return None;
+        }
+        let answered = self.answered();
+        if answered >= self.required {
+            self.reported = true;
+            return Some(Ok(self.merged.clone()));
+        }
+        let pending = self.answers.iter().filter(|a| a.is_none()).count();
+        if usize::from(answered) + pending < usize::from(self.required) {
+            self.reported = true;
+            return Some(Err(Error::Unavailable {
+                answered,
+                required: self.required,
+            }));
+        }
+        None
+    }
+
+    fn answered(&self) -> u8 {
+        let n = self
+            .answers
+            .iter()
+            .filter(|a| matches!(a, Some(Ok(_))))
+            .count();
+        u8::try_from(n).unwrap_or(u8::MAX)
+    }
+
+    /// Whether every primary answered or failed.
+    pub fn is_complete(&self) -> bool {
+        self.answers.iter().all(Option::is_some)
+    }
+
+    /// Once complete: the merged state to every replica that answered with
+    /// less (read repair); and, if every primary answered with exactly the
+    /// same tombstone and it is older than `purge_before` (wall-clock ms),
+    /// purges of it to all of them instead.
+    pub fn repairs(&self, purge_before_ms: u64) -> Repairs {
+        let mut repairs = Repairs::default();
+        if !self.is_complete() {
+            return repairs;
+        }
+        let version = self.merged.version_digest();
+        let all_same = self
+            .answers
+            .iter()
+            .all(|a| matches!(a, Some(Ok(Some(o))) if o.version_digest() == version));
+        let old = self
+            .merged
+            .max_timestamp()
+            .is_some_and(|ts| ts.physical_ms() < purge_before_ms);
+        let tag_base = self.primaries.len();
+        if all_same && self.merged.is_deleted() && old {
+            repairs.purge = true;
+            for (i, &to) in self.primaries.iter().enumerate() {
+                repairs.sends.push(Send {
+                    to,
+                    tag: tag_base + i,
+                    request: Request::Purge {
+                        bucket: self.bucket.clone(),
+                        key: self.key.clone(),
+                        version,
+                    },
+                });
+            }
+            return repairs;
+        }
+        if self.merged.is_empty() {
+            return repairs;
+        }
+        for (i, (&to, answer)) in self.primaries.iter().zip(&self.answers).enumerate() {
+            let stale = match answer {
+                Some(Ok(Some(o))) => o.version_digest() != version,
+                Some(Ok(None)) => true,
+                // A replica that did not answer gets nothing: anti-entropy
+                // or hinted handoff will reach it.
+                _ => false,
+            };
+            if stale {
+                repairs.repaired += 1;
+                repairs.sends.push(Send {
+                    to,
+                    tag: tag_base + i,
+                    request: Request::ReplicaPut {
+                        layout: self.layout,
+                        item: Item {
+                            bucket: self.bucket.clone(),
+                            key: self.key.clone(),
+                            n_val: self.n_val,
+                            object: self.merged.clone(),
+                        },
+                    },
+                });
+            }
+        }
+        repairs
+    }
+}

@@ -1,0 +1,40 @@
+//! What can go wrong in replication, as the client sees it.
+
+use gyre_types::NodeId;
+
+/// A replication failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request cannot be carried out as asked (R or W of 0 or above N,
+    /// a context that does not decode, a value over the bucket's limit…).
+    /// Nothing was written.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Too few replicas answered. A write may still exist on some of them:
+    /// it is not confirmed, not "not written".
+    #[error("unavailable: {answered} of {required} required replicas answered")]
+    Unavailable {
+        /// Replicas that answered in time.
+        answered: u8,
+        /// Replicas the quorum required.
+        required: u8,
+    },
+    /// This node has no layout yet (the cluster was never set up).
+    #[error("no layout: the cluster has no committed layout yet")]
+    NoLayout,
+    /// The local store failed.
+    #[error("storage: {0}")]
+    Storage(#[from] gyre_storage::Error),
+    /// A peer answered with something that makes no sense here.
+    #[error("unexpected answer from {peer}: {what}")]
+    Protocol {
+        /// The peer.
+        peer: NodeId,
+        /// What it sent.
+        what: String,
+    },
+}
+
+/// Result of replication operations.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,322 @@
+//! [`Replica`]: one node's side of replication, over its [`Store`].
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use bytes::Bytes;
+use gyre_merkle::KeyRange;
+use gyre_storage::{Change, Hint, ObjectId, Store};
+use gyre_types::{BucketName, BucketProps, HybridClock, Key, NodeId, PartitionId, Timestamp};
+use gyre_versioning::{Context, Dot, Policy};
+use gyre_wire::{ErrorKind, Item, KeyVersion, Object, RemoteError, Request, Response};
+
+use crate::{Config, Error, Result};
+
+/// A write this node coordinated, as stored locally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The new state, to send to the other replicas.
+    pub item: Item,
+    /// The new version's dot.
+    pub dot: Dot,
+    /// The context it was written with: what it superseded.
+    pub supersedes: Context,
+}
+
+/// One node's replicas: serves peers' requests against the local store and
+/// makes the local half of the writes this node coordinates. Thread-safe;
+/// every method is synchronous (the store's own calls are the only IO).
+#[derive(Debug)]
+pub struct Replica<S> {
+    id: NodeId,
+    store: S,
+    config: Config,
+    clock: Mutex<HybridClock>,
+    buckets: RwLock<BTreeMap<BucketName, BucketProps>>,
+}
+
+fn recover<T>(r: std::result::Result<T, PoisonError<T>>) -> T {
+    // The guarded values (a clock reading, a props map) are replaced whole:
+    // a panic elsewhere cannot leave them half-written.
+    r.unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S: Store> Replica<S> {
+    /// The replica of node `id` over `store`, with the bucket properties the
+    /// store holds.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the properties cannot be read.
+    pub fn new(id: NodeId, store: S, config: Config) -> Result<Self> {
+        let buckets = store.all_bucket_props()?;
+        Ok(Self {
+            id,
+            store,
+            config,
+            clock: Mutex::new(HybridClock::new()),
+            buckets: RwLock::new(buckets),
+        })
+    }
+
+    /// This node.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The local store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A bucket's properties (the defaults for a bucket never set).
+    pub fn props(&self, bucket: &BucketName) -> BucketProps {
+        recover(self.buckets.read())
+            .get(bucket)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Sets a bucket's properties on this node (durably).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if they cannot be stored.
+    pub fn set_props(&self, bucket: &BucketName, props: BucketProps) -> Result<()> {
+        self.store.set_bucket_props(bucket, &props)?;
+        recover(self.buckets.write()).insert(bucket.clone(), props);
+        Ok(())
+    }
+
+    fn clock(&self) -> MutexGuard<'_, HybridClock> {
+        recover(self.clock.lock())
+    }
+
+    /// A timestamp for a local event at wall-clock `wall_ms`.
+    pub fn now(&self, wall_ms: u64) -> Timestamp {
+        self.clock().now(wall_ms)
+    }
+
+    /// The local state of a key.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn get(&self, bucket: &BucketName, key: &Key) -> Result<Option<Object>> {
+        Ok(self
+            .store
+            .get(&ObjectId::new(bucket.clone(), key.clone()))?)
+    }
+
+    /// The local half of a coordinated write: a new version of the key
+    /// (`value`, or a tombstone for `None`) superseding `context` (the
+    /// client's, or this replica's own for a blind write), minted with this
+    /// node's dot and stored durably.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a value over the bucket's limit or too many
+    /// siblings; [`Error::Storage`] if it cannot be stored.
+    pub fn write(
+        &self,
+        wall_ms: u64,
+        bucket: &BucketName,
+        key: &Key,
+        value: Option<Bytes>,
+        context: Option<&Context>,
+    ) -> Result<Written> {
+        let props = self.props(bucket);
+        if let Some(v) = &value
+            && v.len() > props.max_value_len() as usize
+        {
+            return Err(Error::BadRequest(format!(
+                "value of {} bytes is over the bucket's limit of {}",
+                v.len(),
+                props.max_value_len()
+            )));
+        }
+        let policy = Policy::from(&props);
+        let id = ObjectId::new(bucket.clone(), key.clone());
+        let n_val = props.n_val();
+        let me = self.id;
+        let done = self.store.update(&id, n_val, |current| {
+            let mut object = current.cloned().unwrap_or_default();
+            let ts = {
+                let mut clock = self.clock();
+                if let Some(seen) = object.max_timestamp() {
+                    clock.observe(seen, wall_ms);
+                }
+                clock.now(wall_ms)
+            };
+            let supersedes = context.cloned().unwrap_or_else(|| object.context());
+            let result = match value {
+                Some(v) => object.put(&supersedes, v, me, ts, &policy),
+                None => object.delete(&supersedes, me, ts, &policy),
+            };
+            match result {
+                Ok(dot) => Change::Write(object.clone(), Ok((object, dot, supersedes))),
+                Err(e) => Change::Keep(Err(Error::BadRequest(e.to_string()))),
+            }
+        })??;
+        let (object, dot, supersedes) = done;
+        Ok(Written {
+            item: Item {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                n_val,
+                object,
+            },
+            dot,
+            supersedes,
+        })
+    }
+
+    /// Merges a state into the local replica (DVV sync: never replaces);
+    /// returns whether anything changed.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn merge(&self, wall_ms: u64, item: &Item) -> Result<bool> {
+        let props = self.props(&item.bucket);
+        let policy = Policy::from(&props);
+        if let Some(ts) = item.object.max_timestamp() {
+            self.clock().observe(ts, wall_ms);
+        }
+        let id = ObjectId::new(item.bucket.clone(), item.key.clone());
+        let changed = self
+            .store
+            .update(&id, item.n_val, |current| match current {
+                None if item.object.is_empty() => Change::Keep(false),
+                None => Change::Write(item.object.clone(), true),
+                Some(mine) => {
+                    let merged = mine.clone().merge(item.object.clone(), &policy);
+                    if merged.version_digest() == mine.version_digest() {
+                        Change::Keep(false)
+                    } else {
+                        Change::Write(merged, true)
+                    }
+                }
+            })?;
+        Ok(changed)
+    }
+
+    /// The keys this replica holds in `ranges` of the tree of
+    /// (`partition`, `n_val`), with their versions, in storage order.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn list_keys(
+        &self,
+        partition: PartitionId,
+        n_val: u8,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<KeyVersion>> {
+        let mut out = Vec::new();
+        let mut after: Option<ObjectId> = None;
+        loop {
+            let page = self.store.scan(partition, after.as_ref(), 1024)?;
+            for s in page.items {
+                if s.n_val == n_val && ranges.iter().any(|r| r.contains(s.id.hash())) {
+                    out.push(KeyVersion {
+                        bucket: s.id.bucket().clone(),
+                        key: s.id.key().clone(),
+                        version: s.object.version_digest(),
+                    });
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Answers a request from peer `from` (`Coordinate` and `PullLayout`
+    /// are the node's, not the replica's). Never panics on a request's
+    /// content: anything it cannot serve is an error response.
+    pub fn serve(&self, wall_ms: u64, from: NodeId, request: Request) -> Response {
+        match self.try_serve(wall_ms, from, request) {
+            Ok(r) => r,
+            Err(Error::BadRequest(message)) => Response::Error(RemoteError {
+                kind: ErrorKind::BadRequest,
+                message,
+            }),
+            Err(Error::Storage(e)) => Response::Error(RemoteError {
+                kind: ErrorKind::Storage,
+                message: e.to_string(),
+            }),
+            Err(e) => Response::Error(RemoteError {
+                kind: ErrorKind::Internal,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn try_serve(&self, wall_ms: u64, _from: NodeId, request: Request) -> Result<Response> {
+        Ok(match request {
+            Request::Ping => Response::Pong,
+            Request::ReplicaGet { bucket, key, .. } => Response::Object(self.get(&bucket, &key)?),
+            Request::ReplicaPut { item, .. } => {
+                self.merge(wall_ms, &item)?;
+                Response::Stored
+            }
+            Request::DeliverHints { items } => {
+                for item in &items {
+                    self.merge(wall_ms, item)?;
+                }
+                Response::Stored
+            }
+            Request::StoreHint { target, item } => {
+                let hint = Hint {
+                    id: ObjectId::new(item.bucket, item.key),
+                    n_val: item.n_val,
+                    object: item.object,
+                };
+                self.store.add_hint(target, &hint)?;
+                Response::Stored
+            }
+            Request::Merkle { n_val, request } => {
+                let tree = self.store.merkle_tree(request.tree().partition(), n_val)?;
+                match tree.answer(&request) {
+                    Ok(answer) => Response::Merkle(answer),
+                    Err(e) => return Err(Error::BadRequest(e.to_string())),
+                }
+            }
+            Request::ListKeys {
+                partition,
+                n_val,
+                ranges,
+            } => Response::Keys(self.list_keys(partition, n_val, &ranges)?),
+            Request::Fetch { keys } => {
+                let mut items = Vec::with_capacity(keys.len());
+                for (bucket, key) in keys {
+                    let id = ObjectId::new(bucket, key);
+                    if let Some(object) = self.store.get(&id)? {
+                        let n_val = self.props(id.bucket()).n_val();
+                        items.push(Item {
+                            bucket: id.bucket().clone(),
+                            key: id.key().clone(),
+                            n_val,
+                            object,
+                        });
+                    }
+                }
+                Response::Items(items)
+            }
+            Request::Purge {
+                bucket,
+                key,
+                version,
+            } => {
+                self.store.purge(&ObjectId::new(bucket, key), version)?;
+                Response::Stored
+            }
+            Request::Coordinate { .. } | Request::PullLayout { .. } => {
+                return Err(Error::BadRequest(
+                    "not a replica request (the node serves it)".to_owned(),
+                ));
+            }
+        })
+    }
+}
