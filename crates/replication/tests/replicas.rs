@@ -1,0 +1,400 @@
+//! Several replicas wired by hand (no network): the coordinator state
+//! machines against a reference count, read repair, purge rules, hints kept
+//! apart, and anti-entropy converging two diverged replicas.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use gyre_replication::{
+    Config, Error, ReadOp, Replica, Send, SyncSession, SyncStep, WriteOp, route,
+};
+use gyre_storage::{Durability, MemStore, Store, StoreConfig};
+use gyre_types::{BucketName, BucketProps, Key, NodeId};
+use gyre_versioning::Policy;
+use gyre_wire::{Object, Request, Response};
+use proptest::prelude::*;
+
+const WALL: u64 = 1_700_000_000_000;
+
+fn replica(id: u64) -> Replica<MemStore> {
+    let store = MemStore::new(StoreConfig {
+        durability: Durability::None,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    Replica::new(NodeId::new(id), store, Config::default()).unwrap()
+}
+
+fn bucket() -> BucketName {
+    BucketName::new("b").unwrap()
+}
+
+fn key(i: u32) -> Key {
+    Key::new(format!("k{i}").into_bytes()).unwrap()
+}
+
+fn value(s: &str) -> Option<Bytes> {
+    Some(Bytes::from(s.to_owned()))
+}
+
+fn values(o: &Object) -> BTreeSet<Bytes> {
+    o.values().cloned().collect()
+}
+
+/// Delivers `send` to the replica it names, as a transport would.
+fn deliver(replicas: &[Replica<MemStore>], from: NodeId, send: &Send) -> Response {
+    let to = replicas.iter().find(|r| r.id() == send.to).unwrap();
+    to.serve(WALL, from, send.request.clone())
+}
+
+#[test]
+fn a_write_reaches_every_primary_and_answers_at_w() {
+    let rs: Vec<_> = (1..=3).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let written = rs[0]
+        .write(WALL, &bucket(), &key(1), value("v1"), None)
+        .unwrap();
+    let (mut op, sends) = WriteOp::start(ids[0], written.item, 1, &ids, ids.clone(), 2, |_| true);
+    assert_eq!(sends.len(), 2);
+    assert!(op.initial_outcome().is_none());
+    let first = deliver(&rs, ids[0], &sends[0]);
+    assert_eq!(first, Response::Stored);
+    let (more, outcome) = op.on_answer(sends[0].tag, true);
+    assert!(more.is_empty());
+    assert!(
+        outcome.unwrap().is_ok(),
+        "W=2 met by the coordinator and one replica"
+    );
+    // The last answer decides nothing more.
+    deliver(&rs, ids[0], &sends[1]);
+    let (more, outcome) = op.on_answer(sends[1].tag, true);
+    assert!(more.is_empty() && outcome.is_none());
+    for r in &rs {
+        let o = r.get(&bucket(), &key(1)).unwrap().unwrap();
+        assert_eq!(values(&o), [Bytes::from("v1")].into());
+    }
+}
+
+#[test]
+fn a_down_primary_is_replaced_by_a_fallback_holding_a_hint() {
+    let rs: Vec<_> = (1..=4).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let primaries = &ids[..3];
+    let down = ids[2];
+    let written = rs[0]
+        .write(WALL, &bucket(), &key(1), value("v1"), None)
+        .unwrap();
+    let (mut op, sends) = WriteOp::start(ids[0], written.item, 1, primaries, ids.clone(), 3, |n| {
+        n != down
+    });
+    let hint = sends
+        .iter()
+        .find(|s| s.to == ids[3])
+        .expect("the fallback is asked");
+    assert!(matches!(&hint.request, Request::StoreHint { target, .. } if *target == down));
+    for s in &sends {
+        assert_eq!(deliver(&rs, ids[0], s), Response::Stored);
+    }
+    let mut outcome = None;
+    for s in &sends {
+        outcome = outcome.or(op.on_answer(s.tag, true).1);
+    }
+    assert!(outcome.unwrap().is_ok());
+    // The fallback keeps it as a hint, not as its own data.
+    assert!(rs[3].get(&bucket(), &key(1)).unwrap().is_none());
+    assert_eq!(rs[3].store().hint_backlog().get(&down), Some(&1));
+    // Handoff: the batch merges at the owner, then the hint goes.
+    let batch = rs[3].hint_batch(down).unwrap().unwrap();
+    assert_eq!(
+        rs[2].serve(WALL, ids[3], batch.request.clone()),
+        Response::Stored
+    );
+    rs[3].hints_delivered(&batch).unwrap();
+    assert!(rs[3].store().hint_backlog().is_empty());
+    assert_eq!(
+        values(&rs[2].get(&bucket(), &key(1)).unwrap().unwrap()),
+        [Bytes::from("v1")].into()
+    );
+}
+
+#[test]
+fn a_failed_replica_moves_to_the_next_fallback_and_too_few_is_unavailable() {
+    let rs: Vec<_> = (1..=3).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let written = rs[0]
+        .write(WALL, &bucket(), &key(1), value("v1"), None)
+        .unwrap();
+    // No fallbacks beyond the primaries, W = 3, and both others fail.
+    let (mut op, sends) = WriteOp::start(ids[0], written.item, 1, &ids, ids.clone(), 3, |_| true);
+    let (more, outcome) = op.on_answer(sends[0].tag, false);
+    assert!(more.is_empty() && outcome.is_none());
+    let (_, outcome) = op.on_answer(sends[1].tag, true);
+    match outcome {
+        Some(Err(Error::Unavailable { answered, required })) => {
+            assert_eq!((answered, required), (2, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+proptest! {
+    /// Whatever the answers, the outcome comes exactly once, and is `Ok`
+    /// exactly when W replicas (the coordinator included) stored the write.
+    #[test]
+    fn the_write_outcome_follows_the_count(
+        answers in proptest::collection::vec(any::<bool>(), 0..12),
+        w in 1u8..=3,
+        down in proptest::collection::btree_set(0usize..5, 0..3),
+    ) {
+        let ids: Vec<NodeId> = (1..=5).map(NodeId::new).collect();
+        let item = replica(1).write(WALL, &bucket(), &key(1), value("v"), None).unwrap().item;
+        let is_up = |n: NodeId| !down.contains(&(n.as_u64() as usize - 1));
+        let (mut op, mut queue) = WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), w, is_up);
+        let mut outcomes = Vec::new();
+        outcomes.extend(op.initial_outcome());
+        let mut stored = 1u8;
+        let mut answers = answers.into_iter();
+        while let Some(send) = queue.pop() {
+            prop_assert!(send.to != ids[0], "never sent to the coordinator itself");
+            let ok = answers.next().unwrap_or(true);
+            stored += u8::from(ok);
+            let (more, outcome) = op.on_answer(send.tag, ok);
+            queue.extend(more);
+            outcomes.extend(outcome);
+        }
+        prop_assert_eq!(op.stored(), stored);
+        prop_assert_eq!(outcomes.len(), 1, "exactly one outcome");
+        prop_assert_eq!(outcomes[0].is_ok(), stored >= w);
+    }
+}
+
+#[test]
+fn a_read_merges_answers_repairs_the_stale_and_counts_r() {
+    let rs: Vec<_> = (1..=3).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    // Replica 1 has a newer write than replica 2; replica 3 has nothing.
+    let w1 = rs[0]
+        .write(WALL, &bucket(), &key(1), value("old"), None)
+        .unwrap();
+    rs[1].merge(WALL, &w1.item).unwrap();
+    rs[0]
+        .write(WALL, &bucket(), &key(1), value("new"), None)
+        .unwrap();
+
+    let policy = Policy::default();
+    let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, policy);
+    assert_eq!(sends.len(), 3);
+    let answer = |i: usize| match deliver(&rs, ids[0], &sends[i]) {
+        Response::Object(o) => Ok(o),
+        _ => Err(()),
+    };
+    assert!(op.on_answer(sends[1].tag, answer(1)).is_none());
+    let merged = op.on_answer(sends[0].tag, answer(0)).unwrap().unwrap();
+    assert_eq!(values(&merged), [Bytes::from("new")].into());
+    assert!(
+        op.repairs(0).sends.is_empty(),
+        "no repairs before everyone answered"
+    );
+    assert!(op.on_answer(sends[2].tag, answer(2)).is_none());
+    let repairs = op.repairs(0);
+    assert_eq!(repairs.repaired, 2);
+    assert!(!repairs.purge);
+    for s in &repairs.sends {
+        deliver(&rs, ids[0], s);
+    }
+    for r in &rs {
+        assert_eq!(
+            values(&r.get(&bucket(), &key(1)).unwrap().unwrap()),
+            [Bytes::from("new")].into()
+        );
+    }
+}
+
+#[test]
+fn a_read_with_too_many_failures_is_unavailable() {
+    let ids: Vec<NodeId> = (1..=3).map(NodeId::new).collect();
+    let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, Policy::default());
+    assert!(op.on_answer(sends[0].tag, Err(())).is_none());
+    match op.on_answer(sends[1].tag, Err(())) {
+        Some(Err(Error::Unavailable { answered, required })) => {
+            assert_eq!((answered, required), (0, 2))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_tombstone_is_purged_only_when_all_hold_it_and_it_is_old() {
+    let rs: Vec<_> = (1..=3).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let put = rs[0]
+        .write(WALL, &bucket(), &key(1), value("v"), None)
+        .unwrap();
+    let del = rs[0]
+        .write(
+            WALL + 10,
+            &bucket(),
+            &key(1),
+            None,
+            Some(&put.item.object.context()),
+        )
+        .unwrap();
+    rs[1].merge(WALL, &del.item).unwrap();
+
+    let read = |rs: &[Replica<MemStore>]| {
+        let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 3, Policy::default());
+        for s in &sends {
+            let a = match deliver(rs, ids[0], s) {
+                Response::Object(o) => Ok(o),
+                _ => Err(()),
+            };
+            op.on_answer(s.tag, a);
+        }
+        op
+    };
+    // Replica 3 lacks the tombstone: repaired, not purged.
+    let op = read(&rs);
+    let after_grace = WALL + 1_000_000;
+    let repairs = op.repairs(after_grace);
+    assert!(!repairs.purge);
+    for s in &repairs.sends {
+        deliver(&rs, ids[0], s);
+    }
+    // Now all hold it, but it is too young: nothing.
+    let op = read(&rs);
+    assert_eq!(op.repairs(WALL).sends, Vec::new());
+    // All hold it and it is old: purged everywhere.
+    let repairs = op.repairs(after_grace);
+    assert!(repairs.purge);
+    for s in &repairs.sends {
+        assert_eq!(deliver(&rs, ids[0], s), Response::Stored);
+    }
+    for r in &rs {
+        assert!(r.get(&bucket(), &key(1)).unwrap().is_none());
+    }
+}
+
+#[test]
+fn a_write_with_a_context_supersedes_exactly_what_it_saw() {
+    let r = replica(1);
+    let a = r.write(WALL, &bucket(), &key(1), value("a"), None).unwrap();
+    // A concurrent write elsewhere arrives.
+    let other = replica(2);
+    let b = other
+        .write(WALL, &bucket(), &key(1), value("b"), None)
+        .unwrap();
+    r.merge(WALL, &b.item).unwrap();
+    // A client that read only "a" writes "c": "b" survives as a sibling.
+    let c = r
+        .write(
+            WALL,
+            &bucket(),
+            &key(1),
+            value("c"),
+            Some(&a.item.object.context()),
+        )
+        .unwrap();
+    assert!(c.supersedes.covers(a.dot) && !c.supersedes.covers(b.dot));
+    let now = r.get(&bucket(), &key(1)).unwrap().unwrap();
+    assert_eq!(values(&now), [Bytes::from("b"), Bytes::from("c")].into());
+    // A blind write supersedes everything this replica holds.
+    let d = r.write(WALL, &bucket(), &key(1), value("d"), None).unwrap();
+    assert!(d.supersedes.covers(b.dot) && d.supersedes.covers(c.dot));
+    assert_eq!(
+        values(&r.get(&bucket(), &key(1)).unwrap().unwrap()),
+        [Bytes::from("d")].into()
+    );
+}
+
+#[test]
+fn bad_quorums_and_oversized_values_are_refused_and_write_nothing() {
+    assert!(route::quorum("w", Some(0), 2, 3).is_err());
+    assert!(route::quorum("w", Some(4), 2, 3).is_err());
+    assert_eq!(route::quorum("r", None, 2, 3).unwrap(), 2);
+    let r = replica(1);
+    r.set_props(
+        &bucket(),
+        BucketProps::default().with_max_value_len(4).unwrap(),
+    )
+    .unwrap();
+    let err = r
+        .write(WALL, &bucket(), &key(1), value("12345"), None)
+        .unwrap_err();
+    assert!(matches!(err, Error::BadRequest(_)), "{err}");
+    assert!(r.get(&bucket(), &key(1)).unwrap().is_none());
+    // Garbage from a peer is an error answer, never a panic.
+    let bad = r.serve(
+        WALL,
+        NodeId::new(9),
+        Request::Coordinate {
+            layout: 1,
+            op: gyre_wire::ClientOp::Get {
+                bucket: bucket(),
+                key: key(1),
+                r: None,
+            },
+        },
+    );
+    assert!(matches!(bad, Response::Error(_)));
+}
+
+/// Runs anti-entropy from `a` to `b` for every partition either holds;
+/// returns the keys moved.
+fn sync(a: &Replica<MemStore>, b: &Replica<MemStore>) -> u64 {
+    let mut moved = 0;
+    let mut trees: BTreeSet<_> = a.store().merkle_trees().into_iter().collect();
+    trees.extend(b.store().merkle_trees());
+    for (p, n_val) in trees {
+        let (mut session, mut request) = SyncSession::start(a, b.id(), p, n_val).unwrap();
+        loop {
+            let answer = b.serve(WALL, a.id(), request);
+            match session.on_response(a, WALL, answer).unwrap() {
+                SyncStep::Send(next) => request = next,
+                SyncStep::Done(stats) => {
+                    moved += stats.keys_fetched + stats.keys_pushed;
+                    break;
+                }
+            }
+        }
+    }
+    moved
+}
+
+#[test]
+fn anti_entropy_makes_two_diverged_replicas_equal() {
+    let (a, b) = (replica(1), replica(2));
+    let mut only_a = 0;
+    for i in 0..500 {
+        let w = a
+            .write(WALL, &bucket(), &key(i), value(&format!("a{i}")), None)
+            .unwrap();
+        match i % 5 {
+            // b has it too.
+            0 | 1 => drop(b.merge(WALL, &w.item).unwrap()),
+            // b wrote concurrently: siblings after sync.
+            2 => drop(
+                b.write(WALL, &bucket(), &key(i), value(&format!("b{i}")), None)
+                    .unwrap(),
+            ),
+            _ => only_a += 1,
+        }
+    }
+    for i in 500..600 {
+        b.write(WALL, &bucket(), &key(i), value(&format!("b{i}")), None)
+            .unwrap();
+    }
+    let moved = sync(&a, &b);
+    // Every key only one side had, plus each concurrent key both ways.
+    assert_eq!(moved, only_a + 100 + 2 * 100);
+    for (p, n) in a.store().merkle_trees() {
+        assert_eq!(
+            a.store().merkle_tree(p, n).unwrap().root(),
+            b.store().merkle_tree(p, n).unwrap().root()
+        );
+    }
+    let both = a.get(&bucket(), &key(2)).unwrap().unwrap();
+    assert_eq!(values(&both), [Bytes::from("a2"), Bytes::from("b2")].into());
+    // A second pass finds nothing.
+    assert_eq!(sync(&a, &b), 0);
+}
