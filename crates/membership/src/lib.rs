@@ -126,6 +126,6 @@ pub use change::{Change, Plan};
 pub use config::{Config, MAX_ADDR_LEN, MAX_CLIENT_ADDRS, NodeInfo};
 pub use error::{Error, Result};
 pub use membership::{Event, MemberView, Membership, Output};
-pub use msg::{Digest, Heartbeat, Message, NodeState, NodeStatus, Tombstone};
+pub use msg::{Digest, Heartbeat, MAX_LIST, MAX_STATES, Message, NodeState, NodeStatus, Tombstone};
 pub use phi::MAX_PHI;
 pub use stamp::{LayoutStamp, layout_digest};

@@ -42,6 +42,7 @@ pub struct NodeState {
     /// Where peers reach it (QUIC, `host:port`).
     pub peer_addr: String,
     /// Where clients reach it (RESP, HTTP).
+    #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, 16>")]
     pub client_addrs: Vec<String>,
     /// The failure domain it was configured with.
     pub zone: ZoneName,
@@ -109,6 +110,14 @@ pub struct Tombstone {
     pub age_ms: u64,
 }
 
+/// Most digests, heartbeats or tombstones a decoded message may list (the
+/// core reads at most [`crate::Config::max_nodes`] of them).
+pub const MAX_LIST: usize = 8192;
+
+/// Most node states a decoded message may carry (the core reads at most
+/// [`crate::Config::max_states_per_message`]).
+pub const MAX_STATES: usize = 1024;
+
 /// One step of a gossip round (Cassandra's scuttlebutt exchange):
 ///
 /// 1. the initiator sends [`Message::Syn`]: a digest of everything it knows;
@@ -129,26 +138,34 @@ pub enum Message {
     /// Opens a round.
     Syn {
         /// The sender's view, one digest per node it knows (its own first).
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_LIST>")]
         digests: Vec<Digest>,
         /// The sender's removal tombstones.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_LIST>")]
         tombstones: Vec<Tombstone>,
     },
     /// Answers a [`Message::Syn`].
     Ack {
         /// States the initiator lacks or holds older fields of.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_STATES>")]
         states: Vec<NodeState>,
         /// Newer heartbeats of states whose fields the initiator has.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_LIST>")]
         heartbeats: Vec<Heartbeat>,
         /// What the responder holds of nodes the initiator knows better.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_LIST>")]
         want: Vec<Digest>,
         /// Tombstones the initiator did not list.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_LIST>")]
         tombstones: Vec<Tombstone>,
     },
     /// Closes a round: what the [`Message::Ack`] wanted.
     Ack2 {
         /// States the responder lacks or holds older fields of.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_STATES>")]
         states: Vec<NodeState>,
         /// Newer heartbeats of states whose fields the responder has.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_LIST>")]
         heartbeats: Vec<Heartbeat>,
     },
     /// Are you there? Sent to a peer believed down (or never seen) whose

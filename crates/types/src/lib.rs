@@ -29,6 +29,7 @@
 //! # Ok::<(), gyre_types::Error>(())
 //! ```
 
+pub mod bounded;
 mod bucket;
 mod error;
 mod hash;

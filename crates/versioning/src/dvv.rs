@@ -745,17 +745,26 @@ impl<V: Serialize> Serialize for Entry<V> {
 
 /// The serialized form of a [`DvvSet`], checked before it becomes one.
 #[derive(Deserialize)]
-#[serde(rename = "DvvSet")]
+#[serde(rename = "DvvSet", bound(deserialize = "V: Deserialize<'de>"))]
 struct RawDvvSet<V> {
+    #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_ENTRIES>")]
     entries: Vec<RawEntry<V>>,
 }
 
+/// Most entries (coordinating nodes) a decoded state may have: four times
+/// the most members a layout holds, for nodes replaced over the years.
+pub const MAX_ENTRIES: usize = 4096;
+
+/// Most siblings one entry of a decoded state may have.
+pub const MAX_ENTRY_SIBLINGS: usize = 4096;
+
 /// The serialized form of an entry: siblings as `(dot counter, timestamp, value)`.
 #[derive(Deserialize)]
-#[serde(rename = "Entry")]
+#[serde(rename = "Entry", bound(deserialize = "V: Deserialize<'de>"))]
 struct RawEntry<V> {
     node: NodeId,
     counter: u64,
+    #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_ENTRY_SIBLINGS>")]
     values: Vec<(u64, Timestamp, Option<V>)>,
 }
 

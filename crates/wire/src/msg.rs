@@ -13,6 +13,22 @@ use gyre_types::{BucketName, Key, NodeId, PartitionId};
 use gyre_versioning::{Dot, DvvSet};
 use serde::{Deserialize, Serialize};
 
+/// The most elements of each list a message may carry. A decoded message
+/// may take more memory than its encoding (a few bytes can become a struct
+/// of a hundred); capping every list bounds that growth.
+pub mod limits {
+    /// Sibling values in a read's answer.
+    pub const MAX_VALUES: usize = 4096;
+    /// Objects in one hint delivery, fetch answer or anti-entropy push.
+    pub const MAX_ITEMS: usize = 65_536;
+    /// Hash ranges in one key listing.
+    pub const MAX_RANGES: usize = 65_536;
+    /// Keys in one fetch.
+    pub const MAX_KEYS: usize = 65_536;
+    /// Keys in one listing's answer.
+    pub const MAX_KEY_VERSIONS: usize = 1 << 20;
+}
+
 /// A replica's state of one key, as it travels: a DVV set of byte values.
 pub type Object = DvvSet<Bytes>;
 
@@ -114,6 +130,7 @@ pub enum ClientReply {
     /// A read: the live values and the context to write them back with.
     Values {
         /// The siblings' values (empty: not found or deleted).
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_VALUES }>")]
         values: Vec<Bytes>,
         /// The opaque context.
         context: Bytes,
@@ -171,6 +188,7 @@ pub enum Request {
     /// answered with [`Response::Stored`] once all are durable.
     DeliverHints {
         /// The objects to merge.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_ITEMS }>")]
         items: Vec<Item>,
     },
     /// One step of a Merkle exchange over the tree of (partition, n_val);
@@ -189,11 +207,13 @@ pub enum Request {
         /// The n_val of the tree.
         n_val: u8,
         /// The hash ranges, as a Merkle exchange reported them.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_RANGES }>")]
         ranges: Vec<KeyRange>,
     },
     /// The states of some keys (anti-entropy); answered with [`Response::Items`].
     Fetch {
         /// The keys.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_KEYS }>")]
         keys: Vec<(BucketName, Key)>,
     },
     /// The receiver's layout if its stamp is greater than `have`; answered
@@ -237,9 +257,17 @@ pub enum Response {
     /// To [`Request::Merkle`].
     Merkle(gyre_merkle::Response),
     /// To [`Request::ListKeys`].
-    Keys(Vec<KeyVersion>),
+    Keys(
+        #[serde(
+            deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_KEY_VERSIONS }>"
+        )]
+        Vec<KeyVersion>,
+    ),
     /// To [`Request::Fetch`]: the states the replica holds.
-    Items(Vec<Item>),
+    Items(
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_ITEMS }>")]
+        Vec<Item>,
+    ),
     /// To [`Request::PullLayout`]: a newer layout, or `None`.
     Layout(Option<Box<Layout>>),
     /// The request failed at the receiver.

@@ -474,3 +474,91 @@ fn fuzz_seeds_are_valid_frame_streams() {
         }
     }
 }
+
+/// Every list a peer can send has an element cap (a few encoded bytes can
+/// decode into a struct of a hundred): at the cap it decodes, one more is a
+/// decode error.
+#[test]
+fn lists_over_their_caps_are_refused() {
+    use gyre_membership::{Digest, MAX_LIST, Message};
+    use gyre_types::{BucketName, Key, NodeId, Timestamp};
+    use gyre_versioning::{DvvSet, MAX_ENTRIES};
+    use gyre_wire::{Item, Object, OneWay, Request, limits};
+
+    let limit = FrameLimit::DEFAULT;
+    let decodes = |msg: &Open| {
+        let bytes = frame::encode(msg, limit).unwrap();
+        frame::decode::<Open>(&bytes[frame::HEADER_LEN..])
+    };
+    let bucket = BucketName::new("b").unwrap();
+    let key = Key::new(b"k".to_vec()).unwrap();
+
+    let fetch = |n: usize| {
+        Open::Request(Request::Fetch {
+            keys: vec![(bucket.clone(), key.clone()); n],
+        })
+    };
+    assert!(decodes(&fetch(limits::MAX_KEYS)).is_ok());
+    assert!(matches!(
+        decodes(&fetch(limits::MAX_KEYS + 1)),
+        Err(Error::Decode(_))
+    ));
+
+    let item = Item {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        n_val: 3,
+        object: Object::default(),
+    };
+    let hints = |n: usize| {
+        Open::Request(Request::DeliverHints {
+            items: vec![item.clone(); n],
+        })
+    };
+    assert!(decodes(&hints(limits::MAX_ITEMS)).is_ok());
+    assert!(matches!(
+        decodes(&hints(limits::MAX_ITEMS + 1)),
+        Err(Error::Decode(_))
+    ));
+
+    let syn = |n: usize| {
+        Open::Message(OneWay::Gossip(Message::Syn {
+            digests: (0..n as u64)
+                .map(|i| Digest {
+                    id: NodeId::new(i),
+                    generation: 1,
+                    heartbeat: 1,
+                    version: 1,
+                })
+                .collect(),
+            tombstones: Vec::new(),
+        }))
+    };
+    assert!(decodes(&syn(MAX_LIST)).is_ok());
+    assert!(matches!(decodes(&syn(MAX_LIST + 1)), Err(Error::Decode(_))));
+
+    let object = |entries: usize| -> Object {
+        DvvSet::from_parts((1..=entries as u64).map(|n| {
+            (
+                NodeId::new(n),
+                1,
+                vec![(1, Timestamp::from_u64(n), Some(bytes::Bytes::new()))],
+            )
+        }))
+        .unwrap()
+    };
+    let put = |entries: usize| {
+        Open::Request(Request::ReplicaPut {
+            layout: 1,
+            item: Item {
+                object: object(entries),
+                ..item.clone()
+            },
+        })
+    };
+    assert!(decodes(&put(MAX_ENTRIES)).is_ok());
+    assert!(matches!(
+        decodes(&put(MAX_ENTRIES + 1)),
+        Err(Error::Decode(_))
+    ));
+}
