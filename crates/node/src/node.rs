@@ -160,7 +160,12 @@ async fn background<T: Peers, S: Store + 'static>(
     let jitter = period / 4 * (membership.id().as_u64() % 1000) as u32 / 1000;
     let mut sync_at = tokio::time::Instant::now() + jitter;
     loop {
+        // `biased`: without it `select!` picks among ready branches with a
+        // random number tokio seeds afresh for every runtime, so the
+        // simulator could not replay a run from its seed. No branch can
+        // starve the others: two are timers and events are rare.
         tokio::select! {
+            biased;
             _ = hints.tick() => {
                 replication.deliver_hints().await;
             }

@@ -155,6 +155,14 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         candidates: Vec<NodeId>,
     ) -> Result<ClientReply> {
         let mut last = String::from("no primary to forward to");
+        // A read may be asked of one primary after another. A write may
+        // only go on to the next primary if the last one certainly did not
+        // get it (unreachable, refused, or it answered an error: nothing
+        // written): one that timed out or broke may have coordinated it,
+        // and a second coordinator would apply the same write again under
+        // another dot — a blind one, applied later, superseding writes
+        // acknowledged in between. Not confirmed is the honest answer.
+        let is_write = !matches!(op, ClientOp::Get { .. });
         for to in candidates {
             let request = Request::Coordinate {
                 layout,
@@ -170,7 +178,17 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     return Err(Error::BadRequest(e.message));
                 }
                 Ok(other) => last = format!("{to} answered {other:?}"),
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    last = e.to_string();
+                    let undelivered = matches!(
+                        e,
+                        gyre_transport::Error::Unreachable { .. }
+                            | gyre_transport::Error::Refused { .. }
+                    );
+                    if is_write && !undelivered {
+                        break;
+                    }
+                }
             }
         }
         tracing::debug!(reason = %last, "no primary coordinated a forwarded operation");

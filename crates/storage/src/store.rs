@@ -156,3 +156,128 @@ pub trait Store: Send + Sync {
         crate::verify::verify_trees(self)
     }
 }
+
+/// A shared store is a store: a node and whatever outlives it (a simulated
+/// crash and restart over the same data, a test that inspects it) can hold
+/// one `Arc` each. Every call goes to the shared store, default methods
+/// included.
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn config(&self) -> &StoreConfig {
+        (**self).config()
+    }
+
+    fn get(&self, id: &ObjectId) -> Result<Option<Object>> {
+        (**self).get(id)
+    }
+
+    fn update<T>(
+        &self,
+        id: &ObjectId,
+        n_val: u8,
+        f: impl FnOnce(Option<&Object>) -> Change<T>,
+    ) -> Result<T> {
+        (**self).update(id, n_val, f)
+    }
+
+    fn purge(&self, id: &ObjectId, version: u128) -> Result<bool> {
+        (**self).purge(id, version)
+    }
+
+    fn scan(
+        &self,
+        partition: PartitionId,
+        after: Option<&ObjectId>,
+        limit: usize,
+    ) -> Result<ScanPage> {
+        (**self).scan(partition, after, limit)
+    }
+
+    fn drop_partition(&self, partition: PartitionId) -> Result<u64> {
+        (**self).drop_partition(partition)
+    }
+
+    fn merkle_tree(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree> {
+        (**self).merkle_tree(partition, n_val)
+    }
+
+    fn merkle_trees(&self) -> Vec<(PartitionId, u8)> {
+        (**self).merkle_trees()
+    }
+
+    fn add_hint(&self, target: NodeId, hint: &Hint) -> Result<HintId> {
+        (**self).add_hint(target, hint)
+    }
+
+    fn hints(
+        &self,
+        target: NodeId,
+        after: Option<HintId>,
+        limit: usize,
+    ) -> Result<Vec<(HintId, Hint)>> {
+        (**self).hints(target, after, limit)
+    }
+
+    fn remove_hint(&self, target: NodeId, id: HintId) -> Result<bool> {
+        (**self).remove_hint(target, id)
+    }
+
+    fn hint_backlog(&self) -> BTreeMap<NodeId, u64> {
+        (**self).hint_backlog()
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        (**self).meta(name)
+    }
+
+    fn set_meta(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        (**self).set_meta(name, bytes)
+    }
+
+    fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        (**self).meta_with_prefix(prefix)
+    }
+
+    fn flush(&self) -> Result<()> {
+        (**self).flush()
+    }
+
+    fn node_id(&self) -> Result<Option<NodeId>> {
+        (**self).node_id()
+    }
+
+    fn set_node_id(&self, id: NodeId) -> Result<()> {
+        (**self).set_node_id(id)
+    }
+
+    fn cluster_id(&self) -> Result<Option<String>> {
+        (**self).cluster_id()
+    }
+
+    fn set_cluster_id(&self, id: &str) -> Result<()> {
+        (**self).set_cluster_id(id)
+    }
+
+    fn layout(&self) -> Result<Option<Layout>> {
+        (**self).layout()
+    }
+
+    fn set_layout(&self, layout: &Layout) -> Result<()> {
+        (**self).set_layout(layout)
+    }
+
+    fn bucket_props(&self, bucket: &BucketName) -> Result<Option<BucketProps>> {
+        (**self).bucket_props(bucket)
+    }
+
+    fn set_bucket_props(&self, bucket: &BucketName, props: &BucketProps) -> Result<()> {
+        (**self).set_bucket_props(bucket, props)
+    }
+
+    fn all_bucket_props(&self) -> Result<BTreeMap<BucketName, BucketProps>> {
+        (**self).all_bucket_props()
+    }
+
+    fn verify_trees(&self) -> Result<Vec<TreeMismatch>> {
+        (**self).verify_trees()
+    }
+}

@@ -1,0 +1,76 @@
+//! Helpers shared by the scenario tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gyre_sim::{Check, Client, Cluster, ClusterConfig, Recorder, SettleConfig, bucket};
+use gyre_types::{Key, NodeId};
+
+/// Runs `f` on a fresh paused current-thread runtime.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    gyre_sim::runtime().unwrap().block_on(f)
+}
+
+/// A formed cluster and the recorder its clients record into.
+pub async fn cluster(config: ClusterConfig, seed: u64) -> (Arc<Cluster>, Recorder) {
+    let recorder = Recorder::default();
+    let cluster = Cluster::start(config, seed, recorder.clone())
+        .await
+        .unwrap();
+    (cluster, recorder)
+}
+
+/// Client `id` of `cluster`, with a 5 s timeout per operation.
+pub fn client(cluster: &Arc<Cluster>, recorder: &Recorder, id: u32) -> Client {
+    Client::new(
+        id,
+        Arc::clone(cluster),
+        recorder.clone(),
+        bucket(),
+        Duration::from_secs(5),
+    )
+}
+
+/// `count` keys (`{prefix}{i}`) for which `filter` holds of the primaries.
+pub fn keys_where(
+    cluster: &Cluster,
+    prefix: &str,
+    count: usize,
+    filter: impl Fn(&[NodeId]) -> bool,
+) -> Vec<Key> {
+    (0..)
+        .map(|i| Key::new(format!("{prefix}{i}").into_bytes()).unwrap())
+        .filter(|k| filter(&cluster.primaries(&bucket(), k)))
+        .take(count)
+        .collect()
+}
+
+/// Settles with the default settle settings; panics if it does not
+/// converge.
+pub async fn settle(cluster: &Cluster, keys: &[Key]) -> Duration {
+    settle_with(cluster, keys, &SettleConfig::default()).await
+}
+
+/// Settles with `settle`; panics if it does not converge.
+pub async fn settle_with(cluster: &Cluster, keys: &[Key], settle: &SettleConfig) -> Duration {
+    cluster
+        .settle(settle, &bucket(), keys)
+        .await
+        .unwrap_or_else(|| panic!("not converged: {:?}", cluster.snapshot(&bucket(), keys)))
+}
+
+/// Panics with every violation (and the history) unless `check` is clean.
+pub fn assert_clean(check: &Check, recorder: &Recorder) {
+    assert!(
+        check.violations.is_empty(),
+        "violations:\n{}\nhistory:\n{}",
+        check
+            .violations
+            .iter()
+            .map(|v| format!("  {v}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        recorder.history()
+    );
+}
