@@ -122,6 +122,12 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Serves one operation a client (or a forwarding peer) asked for.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] (impossible R/W, bad context, oversized value:
+    /// nothing written), [`Error::Unavailable`] (too few replicas answered,
+    /// here or at the primary it was forwarded to: not confirmed),
+    /// [`Error::NoLayout`], [`Error::Storage`].
     pub async fn client(self: &Arc<Self>, op: ClientOp) -> Result<ClientReply> {
         let (bucket, key) = match &op {
             ClientOp::Get { bucket, key, .. }
@@ -173,6 +179,10 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 .request(to, request, self.timeout() * 2)
                 .await
             {
+                // One error for unavailability, however far it travelled.
+                Ok(Response::Client(ClientReply::Unavailable { answered, required })) => {
+                    return Err(Error::Unavailable { answered, required });
+                }
                 Ok(Response::Client(reply)) => return Ok(reply),
                 Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
                     return Err(Error::BadRequest(e.message));
