@@ -489,7 +489,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Anti-entropy for every (partition, n_val) this node replicates, with
-    /// every other primary that is up. Returns the summed stats.
+    /// every other primary that is up, one session at a time with
+    /// `sync_pause` between sessions. Returns the summed stats.
     pub async fn sync_all(self: &Arc<Self>) -> SyncStats {
         let mut total = SyncStats::default();
         let Ok(layout) = self.layout() else {
@@ -526,6 +527,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     continue;
                 }
                 for &peer in primaries.iter().filter(|&&p| p != me && self.view.is_up(p)) {
+                    tokio::time::sleep(self.replica.config().sync_pause).await;
                     match self.sync_with(peer, partition, n_val).await {
                         Ok(s) => {
                             total.keys_fetched += s.keys_fetched;

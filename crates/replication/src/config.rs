@@ -16,6 +16,9 @@ pub struct Config {
     pub hint_batch: usize,
     /// Keys fetched or pushed per request during anti-entropy.
     pub sync_batch: usize,
+    /// The pause between two anti-entropy sessions of one round: the rate
+    /// limit that keeps a full comparison from crowding out client work.
+    pub sync_pause: Duration,
 }
 
 impl Default for Config {
@@ -25,6 +28,7 @@ impl Default for Config {
             tombstone_grace: Duration::from_secs(3600),
             hint_batch: 64,
             sync_batch: 256,
+            sync_pause: Duration::from_millis(10),
         }
     }
 }
