@@ -74,6 +74,7 @@
 mod membership;
 mod node;
 mod peers;
+mod persist;
 mod replication;
 
 use std::sync::Arc;
@@ -84,6 +85,7 @@ use gyre_types::NodeId;
 pub use membership::MembershipService;
 pub use node::{Node, NodeConfig};
 pub use peers::Peers;
+pub use persist::{Boot, BootError, boot};
 pub use replication::{Counters, ReadReply, ReplicationService};
 
 /// What replication needs to know of the cluster: the layout to route

@@ -181,6 +181,14 @@ async fn background<T: Peers, S: Store + 'static>(
                     replication.deliver_hints().await;
                     replication.sync_all().await;
                 }
+                Ok(Event::LayoutChanged(stamp)) => {
+                    // Kept with the data, so a restart routes with it at once.
+                    if let Some(layout) = membership.layout()
+                        && let Err(e) = replication.replica().store().set_layout(&layout)
+                    {
+                        tracing::error!(%stamp, error = %e, "cannot store the new layout");
+                    }
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
