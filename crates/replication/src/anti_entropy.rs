@@ -1,7 +1,8 @@
 //! Merkle anti-entropy between two replicas of one (partition, n_val).
 //!
 //! A [`SyncSession`] compares this replica's tree with a peer's
-//! ([`gyre_merkle::Exchange`]: only differing subtrees are exchanged), lists
+//! ([`gyre_merkle::Exchange`]: only differing subtrees are exchanged; a
+//! replica that holds nothing of the tree skips the walk), lists
 //! the keys of both sides in the differing ranges, then syncs every key whose
 //! versions differ, both ways: it fetches the peer's states and merges them
 //! here, and pushes this replica's states to the peer (which merges them).
@@ -77,17 +78,30 @@ impl SyncSession {
         n_val: u8,
     ) -> Result<(Self, Request)> {
         let tree = replica.store().merkle_tree(partition, n_val)?;
-        let (exchange, request) = Exchange::new(&tree);
-        let session = Self {
+        let mut session = Self {
             peer,
             partition,
             n_val,
-            phase: Phase::Comparing(exchange),
+            phase: Phase::Syncing,
             fetch: Vec::new(),
             push: Vec::new(),
             awaiting_fetch: false,
             stats: SyncStats::default(),
         };
+        // Holding nothing here (a new or wiped replica), every leaf would
+        // differ: skip the tree walk and list the whole partition at once.
+        if !replica.store().merkle_trees().contains(&(partition, n_val)) {
+            let whole = tree.range();
+            session.phase = Phase::Listing(vec![whole]);
+            let request = Request::ListKeys {
+                partition,
+                n_val,
+                ranges: vec![whole],
+            };
+            return Ok((session, request));
+        }
+        let (exchange, request) = Exchange::new(&tree);
+        session.phase = Phase::Comparing(exchange);
         Ok((session, Request::Merkle { n_val, request }))
     }
 

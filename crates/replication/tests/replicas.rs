@@ -398,3 +398,38 @@ fn anti_entropy_makes_two_diverged_replicas_equal() {
     // A second pass finds nothing.
     assert_eq!(sync(&a, &b), 0);
 }
+
+#[test]
+fn an_empty_replica_skips_the_tree_walk_and_fetches_everything() {
+    let (full, empty) = (replica(1), replica(2));
+    for i in 0..300 {
+        full.write(WALL, &bucket(), &key(i), value(&format!("v{i}")), None)
+            .unwrap();
+    }
+    let mut fetched = 0;
+    for (p, n_val) in full.store().merkle_trees() {
+        let (mut session, mut request) = SyncSession::start(&empty, full.id(), p, n_val).unwrap();
+        assert!(
+            matches!(request, Request::ListKeys { .. }),
+            "no tree walk from an empty tree"
+        );
+        loop {
+            let answer = full.serve(WALL, empty.id(), request);
+            match session.on_response(&empty, WALL, answer).unwrap() {
+                SyncStep::Send(next) => request = next,
+                SyncStep::Done(stats) => {
+                    assert_eq!(stats.rounds, 0);
+                    fetched += stats.keys_fetched;
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(fetched, 300);
+    for (p, n) in full.store().merkle_trees() {
+        assert_eq!(
+            full.store().merkle_tree(p, n).unwrap().root(),
+            empty.store().merkle_tree(p, n).unwrap().root()
+        );
+    }
+}
