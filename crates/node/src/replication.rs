@@ -137,17 +137,18 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         let layout = self.layout()?;
         let props = self.replica.props(&bucket);
         let primaries = route::primaries(&layout, &bucket, &key, &props)?;
-        // Check quorums before anything moves.
-        match &op {
-            ClientOp::Get { r, .. } => {
-                route::quorum("r", *r, props.r(), props.n_val())?;
-            }
+        // Check the quorum before anything moves.
+        let quorum = match &op {
+            ClientOp::Get { r, .. } => route::quorum("r", *r, props.r(), props.n_val())?,
             ClientOp::Put { w, .. } | ClientOp::Delete { w, .. } => {
-                route::quorum("w", *w, props.w(), props.n_val())?;
+                route::quorum("w", *w, props.w(), props.n_val())?
             }
-        }
+        };
         match route::coordinator(self.me(), &primaries, |n| self.view.is_up(n)) {
-            route::Route::Local => self.coordinate(op, &layout, &primaries).await,
+            route::Route::Local => {
+                self.coordinate(op, &props, quorum, &layout, &primaries)
+                    .await
+            }
             route::Route::Forward(candidates) => {
                 self.forward(op, layout.version(), candidates).await
             }
@@ -208,18 +209,19 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         })
     }
 
-    /// Coordinates an operation on a key this node is a primary of.
+    /// Coordinates an operation on a key this node is a primary of, with
+    /// the bucket's `props` and the checked R or W `quorum`.
     async fn coordinate(
         self: &Arc<Self>,
         op: ClientOp,
+        props: &BucketProps,
+        quorum: u8,
         layout: &Layout,
         primaries: &[NodeId],
     ) -> Result<ClientReply> {
         let wall = self.view.wall_ms();
         match op {
-            ClientOp::Get { bucket, key, r } => {
-                let props = self.replica.props(&bucket);
-                let r = route::quorum("r", r, props.r(), props.n_val())?;
+            ClientOp::Get { bucket, key, .. } => {
                 let object = self
                     .read(
                         &bucket,
@@ -227,8 +229,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         props.n_val(),
                         layout.version(),
                         primaries,
-                        r,
-                        Policy::from(&props),
+                        quorum,
+                        Policy::from(props),
                     )
                     .await?;
                 let read = object.read();
@@ -242,7 +244,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 key,
                 context,
                 value,
-                w,
+                ..
             } => {
                 self.write(
                     wall,
@@ -250,7 +252,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     key,
                     Some(value),
                     context,
-                    w,
+                    quorum,
                     layout,
                     primaries,
                 )
@@ -260,9 +262,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 bucket,
                 key,
                 context,
-                w,
+                ..
             } => {
-                self.write(wall, bucket, key, None, context, w, layout, primaries)
+                self.write(wall, bucket, key, None, context, quorum, layout, primaries)
                     .await
             }
         }
@@ -276,12 +278,10 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         key: Key,
         value: Option<Bytes>,
         context: Option<Bytes>,
-        w: Option<u8>,
+        w: u8,
         layout: &Layout,
         primaries: &[NodeId],
     ) -> Result<ClientReply> {
-        let props = self.replica.props(&bucket);
-        let w = route::quorum("w", w, props.w(), props.n_val())?;
         let context = context
             .map(|c| {
                 Context::from_bytes(&c).map_err(|e| Error::BadRequest(format!("context: {e}")))
@@ -529,14 +529,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 for &peer in primaries.iter().filter(|&&p| p != me && self.view.is_up(p)) {
                     tokio::time::sleep(self.replica.config().sync_pause).await;
                     match self.sync_with(peer, partition, n_val).await {
-                        Ok(s) => {
-                            total.keys_fetched += s.keys_fetched;
-                            total.keys_pushed += s.keys_pushed;
-                            total.keys_differing += s.keys_differing;
-                            total.value_bytes += s.value_bytes;
-                            total.rounds += s.rounds;
-                            total.differing_leaves += s.differing_leaves;
-                        }
+                        Ok(s) => total += s,
                         Err(e) => {
                             tracing::debug!(%peer, ?partition, error = %e, "anti-entropy session failed")
                         }

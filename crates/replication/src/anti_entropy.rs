@@ -32,6 +32,18 @@ pub struct SyncStats {
     pub value_bytes: u64,
 }
 
+impl std::ops::AddAssign for SyncStats {
+    /// Sums the counts of several sessions.
+    fn add_assign(&mut self, other: Self) {
+        self.rounds += other.rounds;
+        self.differing_leaves += other.differing_leaves;
+        self.keys_differing += other.keys_differing;
+        self.keys_fetched += other.keys_fetched;
+        self.keys_pushed += other.keys_pushed;
+        self.value_bytes += other.value_bytes;
+    }
+}
+
 /// What the session asks next.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SyncStep {

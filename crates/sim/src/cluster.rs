@@ -597,13 +597,7 @@ impl Cluster {
         let mut total = SyncStats::default();
         for i in 0..self.len() {
             if let Some(node) = self.node(i) {
-                let s = node.replication().sync_all().await;
-                total.rounds += s.rounds;
-                total.differing_leaves += s.differing_leaves;
-                total.keys_differing += s.keys_differing;
-                total.keys_fetched += s.keys_fetched;
-                total.keys_pushed += s.keys_pushed;
-                total.value_bytes += s.value_bytes;
+                total += node.replication().sync_all().await;
             }
         }
         total

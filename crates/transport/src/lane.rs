@@ -321,20 +321,15 @@ impl LaneReply {
     }
 
     fn answer(&self, answer: Answer) {
-        let frame = frame::encode_tagged(self.tag, &answer, self.limit).or_else(|e| {
-            frame::encode_tagged(
+        let frame = frame::encode_tagged(self.tag, &answer, self.limit).unwrap_or_else(|e| {
+            failed(
                 self.tag,
-                &Answer::Failed {
-                    reason: format!("the response could not be sent: {e}"),
-                },
+                format!("the response could not be sent: {e}"),
                 self.limit,
             )
         });
-        match frame {
-            // A closed lane: the requester is gone, nobody to tell.
-            Ok(frame) => drop(self.frames.send(frame)),
-            Err(e) => tracing::warn!(error = %e, "could not answer a lane request"),
-        }
+        // A closed lane: the requester is gone, nobody to tell.
+        let _ = self.frames.send(frame);
     }
 }
 
