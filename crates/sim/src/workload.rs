@@ -160,7 +160,9 @@ impl Client {
 
 fn outcome_of(reply: ClientReply) -> Outcome {
     match reply {
-        ClientReply::Values { values, context } => Outcome::Read { values, context },
+        ClientReply::Values {
+            values, context, ..
+        } => Outcome::Read { values, context },
         ClientReply::Written {
             dot, supersedes, ..
         } => match Context::from_bytes(&supersedes) {

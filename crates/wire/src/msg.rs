@@ -132,6 +132,10 @@ pub enum ClientReply {
         /// The siblings' values (empty: not found or deleted).
         #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_VALUES }>")]
         values: Vec<Bytes>,
+        /// Which of `values` was written last by the hybrid clock (greatest
+        /// timestamp, then node, then counter): what a protocol that cannot
+        /// show siblings returns. `None` when there are no values.
+        latest: Option<u32>,
         /// The opaque context.
         context: Bytes,
     },

@@ -339,6 +339,7 @@ pub fn client_reply() -> impl Strategy<Value = ClientReply> {
             let read = o.read();
             ClientReply::Values {
                 values: read.values().cloned().collect(),
+                latest: (read.len() > 0).then_some(0),
                 context: Bytes::from(read.context().to_bytes()),
             }
         }),

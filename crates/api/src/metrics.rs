@@ -1,0 +1,194 @@
+//! [`Metrics`]: what the front ends count, rendered for Prometheus with the
+//! node's replication counters.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::NodeStats;
+
+/// Which front end served a request.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Front {
+    /// The Redis protocol.
+    Resp,
+    /// The HTTP API.
+    Http,
+}
+
+/// Which key operation.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Op {
+    /// A read.
+    Get,
+    /// A write.
+    Put,
+    /// A delete.
+    Delete,
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+enum Outcome {
+    Ok,
+    BadRequest,
+    Unavailable,
+    Error,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    front: Front,
+    op: Op,
+    outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    front: Front,
+    op: Op,
+}
+
+/// Request counts and latency histograms per front end and operation, and
+/// siblings returned. Cheap to share (`Arc` it).
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram>,
+    siblings: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Empty metrics.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gyre");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Key operations served, by front end, operation and outcome",
+            requests.clone(),
+        );
+        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
+            // 50 µs .. ~1.6 s, doubling.
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.000_05, 2.0, 16,
+            ))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Key operation latency, by front end and operation",
+            latency.clone(),
+        );
+        let siblings = Counter::default();
+        registry.register(
+            "siblings_returned",
+            "Values returned by reads beyond the first (concurrent writes shown to clients)",
+            siblings.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            siblings,
+        }
+    }
+
+    /// Counts one key operation that took `elapsed`. `Err` outcomes are
+    /// classified by the error.
+    pub fn observe(
+        &self,
+        front: Front,
+        op: Op,
+        elapsed: Duration,
+        result: Result<(), &crate::KvError>,
+    ) {
+        let outcome = match result {
+            Ok(()) => Outcome::Ok,
+            Err(crate::KvError::BadRequest(_) | crate::KvError::UnknownBucket(_)) => {
+                Outcome::BadRequest
+            }
+            Err(crate::KvError::Unavailable { .. }) => Outcome::Unavailable,
+            Err(crate::KvError::NotReady(_) | crate::KvError::Internal(_)) => Outcome::Error,
+        };
+        self.requests
+            .get_or_create(&RequestLabels { front, op, outcome })
+            .inc();
+        self.latency
+            .get_or_create(&LatencyLabels { front, op })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a read that returned `values` siblings.
+    pub fn read_values(&self, values: usize) {
+        if values > 1 {
+            self.siblings.inc_by((values - 1) as u64);
+        }
+    }
+
+    /// The Prometheus text exposition: these metrics and the node's
+    /// replication counters `stats`.
+    pub fn render(&self, stats: &NodeStats) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        let counters: [(&str, &str, u64); 6] = [
+            (
+                "gyre_sloppy_quorum_fallbacks",
+                "Writes that went to a fallback node as a hint",
+                stats.fallbacks,
+            ),
+            (
+                "gyre_hints_delivered",
+                "Hints delivered to their owners",
+                stats.hints_delivered,
+            ),
+            (
+                "gyre_read_repairs",
+                "Replicas repaired by reads",
+                stats.read_repairs,
+            ),
+            (
+                "gyre_anti_entropy_keys",
+                "Keys exchanged by anti-entropy",
+                stats.anti_entropy_keys,
+            ),
+            (
+                "gyre_quorum_failures",
+                "Operations refused because too few replicas answered",
+                stats.quorum_failures,
+            ),
+            (
+                "gyre_tombstones_purged",
+                "Tombstones purged after every replica held them",
+                stats.purges,
+            ),
+        ];
+        for (name, help, value) in counters {
+            out.push_str(&format!(
+                "# HELP {name} {help}.\n# TYPE {name} counter\n{name}_total {value}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP gyre_hints_pending Hints this node holds for others.\n# TYPE gyre_hints_pending gauge\ngyre_hints_pending {}\n",
+            stats.hints_pending
+        ));
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
+        out
+    }
+}

@@ -1,0 +1,228 @@
+//! A one-replica model of a node for front-end tests: real DVV semantics
+//! (contexts, siblings, tombstones) over a map, with switches to make it
+//! unavailable.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use gyre_api::{
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
+    NodeStats, PlanSummary,
+};
+use gyre_types::{BucketName, BucketProps, Key, NodeId, Timestamp};
+use gyre_versioning::{Context, DvvSet, Policy};
+use gyre_wire::{ClientOp, ClientReply};
+
+/// The model's own node id.
+pub const NODE: NodeId = NodeId::new(0x00ab_cdef_0123_4567);
+
+/// A backend holding every key in one map.
+#[derive(Default)]
+pub struct ModelBackend {
+    objects: Mutex<HashMap<(BucketName, Key), DvvSet<Bytes>>>,
+    buckets: Mutex<BTreeMap<BucketName, BucketProps>>,
+    clock: AtomicU64,
+    /// While set, every key operation fails with 1 of 2 replicas answered.
+    pub unavailable: AtomicBool,
+    /// Key operations that reached the backend (bad input must not).
+    pub calls: AtomicU64,
+}
+
+impl ModelBackend {
+    /// A model with the default bucket.
+    pub fn new() -> Self {
+        let model = Self::default();
+        model.buckets.lock().unwrap().insert(
+            BucketName::new(gyre_api::DEFAULT_BUCKET).unwrap(),
+            BucketProps::default(),
+        );
+        model
+    }
+
+    /// The model's state of a key, for assertions.
+    pub fn values(&self, bucket: &str, key: &[u8]) -> Vec<Bytes> {
+        let id = (
+            BucketName::new(bucket).unwrap(),
+            Key::new(key.to_vec()).unwrap(),
+        );
+        self.objects
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn check(&self, bucket: &BucketName, quorum: Option<u8>) -> Result<BucketProps, KvError> {
+        let props = self
+            .bucket(bucket)
+            .ok_or_else(|| KvError::UnknownBucket(bucket.to_string()))?;
+        if let Some(q) = quorum
+            && (q == 0 || q > props.n_val())
+        {
+            return Err(KvError::BadRequest(format!(
+                "quorum {q} is impossible with n_val {}",
+                props.n_val()
+            )));
+        }
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(KvError::Unavailable {
+                answered: 1,
+                required: 2,
+            });
+        }
+        Ok(props)
+    }
+}
+
+fn context(bytes: Option<&Bytes>) -> Result<Option<Context>, KvError> {
+    bytes
+        .map(|b| {
+            Context::from_bytes(b).map_err(|e| KvError::BadRequest(format!("bad context: {e}")))
+        })
+        .transpose()
+}
+
+impl Backend for ModelBackend {
+    async fn kv(&self, op: ClientOp) -> Result<ClientReply, KvError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let ts = Timestamp::from_parts(1_000 + self.clock.fetch_add(1, Ordering::SeqCst), 0);
+        let mut objects = self.objects.lock().unwrap();
+        match op {
+            ClientOp::Get { bucket, key, r } => {
+                self.check(&bucket, r)?;
+                let object = objects.get(&(bucket, key)).cloned().unwrap_or_default();
+                let read = object.read();
+                let latest = read.latest().map(|l| l.dot);
+                let latest = read
+                    .siblings()
+                    .iter()
+                    .position(|s| Some(s.dot) == latest)
+                    .map(|i| i as u32);
+                Ok(ClientReply::Values {
+                    values: read.values().cloned().collect(),
+                    latest,
+                    context: Bytes::from(read.context().to_bytes()),
+                })
+            }
+            ClientOp::Put {
+                bucket,
+                key,
+                context: ctx,
+                value,
+                w,
+            } => {
+                let props = self.check(&bucket, w)?;
+                if value.len() > props.max_value_len() as usize {
+                    return Err(KvError::BadRequest("value too large".into()));
+                }
+                let ctx = context(ctx.as_ref())?;
+                let object = objects.entry((bucket, key)).or_default();
+                let supersedes = ctx.clone().unwrap_or_else(|| object.context());
+                let policy = Policy::from(&props);
+                let dot = object
+                    .put(&supersedes, value, NODE, ts, &policy)
+                    .map_err(|e| KvError::BadRequest(e.to_string()))?;
+                Ok(ClientReply::Written {
+                    dot,
+                    supersedes: Bytes::from(supersedes.to_bytes()),
+                    context: Bytes::from(object.context().to_bytes()),
+                })
+            }
+            ClientOp::Delete {
+                bucket,
+                key,
+                context: ctx,
+                w,
+            } => {
+                let props = self.check(&bucket, w)?;
+                let ctx = context(ctx.as_ref())?;
+                let object = objects.entry((bucket, key)).or_default();
+                let supersedes = ctx.clone().unwrap_or_else(|| object.context());
+                let dot = object
+                    .delete(&supersedes, NODE, ts, &Policy::from(&props))
+                    .map_err(|e| KvError::BadRequest(e.to_string()))?;
+                Ok(ClientReply::Written {
+                    dot,
+                    supersedes: Bytes::from(supersedes.to_bytes()),
+                    context: Bytes::from(object.context().to_bytes()),
+                })
+            }
+        }
+    }
+
+    fn bucket(&self, bucket: &BucketName) -> Option<BucketProps> {
+        self.buckets.lock().unwrap().get(bucket).copied()
+    }
+
+    fn buckets(&self) -> Vec<(BucketName, BucketProps)> {
+        self.buckets
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(b, p)| (b.clone(), *p))
+            .collect()
+    }
+
+    async fn set_bucket(
+        &self,
+        bucket: BucketName,
+        props: BucketProps,
+    ) -> Result<BucketSet, AdminError> {
+        self.buckets.lock().unwrap().insert(bucket.clone(), props);
+        Ok(BucketSet {
+            bucket: bucket.to_string(),
+            acknowledged: 1,
+            members: 1,
+        })
+    }
+
+    fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            node: NODE.to_string(),
+            layout_version: Some(1),
+            partitions: Some(64),
+            replication: Some(3),
+            members: vec![MemberStatus {
+                id: NODE.to_string(),
+                peer_addr: Some("127.0.0.1:7000".into()),
+                client_addrs: vec!["resp=127.0.0.1:6379".into(), "http=127.0.0.1:8080".into()],
+                zone: Some("z1".into()),
+                capacity: Some(100),
+                status: "member".into(),
+                in_layout: true,
+                up: true,
+                phi: Some(0.0),
+                ownership: 1.0,
+                hints_pending: 0,
+            }],
+            staged: Vec::new(),
+        }
+    }
+
+    async fn admin(&self, command: AdminCommand) -> Result<AdminReply, AdminError> {
+        match command {
+            AdminCommand::Plan | AdminCommand::Commit => Ok(AdminReply::Plan(PlanSummary {
+                changes: Vec::new(),
+                version: 1,
+                moves: 0,
+                ownership: vec![(NODE.to_string(), 1.0)],
+            })),
+            AdminCommand::Clear => Ok(AdminReply::Staged(Vec::new())),
+            AdminCommand::Join { node }
+            | AdminCommand::Leave { node }
+            | AdminCommand::Remove { node }
+            | AdminCommand::Set { node, .. } => {
+                Err(AdminError::BadRequest(format!("unknown node {node}")))
+            }
+        }
+    }
+
+    fn stats(&self) -> NodeStats {
+        NodeStats::default()
+    }
+}
