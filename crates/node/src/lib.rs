@@ -71,6 +71,7 @@
 //! # }
 //! ```
 
+mod buckets;
 mod membership;
 mod node;
 mod peers;
@@ -82,6 +83,7 @@ use std::sync::Arc;
 use gyre_ring::Layout;
 use gyre_types::NodeId;
 
+pub use buckets::BucketCatalog;
 pub use membership::MembershipService;
 pub use node::{Node, NodeConfig};
 pub use peers::Peers;

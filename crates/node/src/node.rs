@@ -7,11 +7,12 @@ use gyre_membership::{Event, Membership};
 use gyre_replication::Replica;
 use gyre_storage::Store;
 use gyre_transport::Inbound;
-use gyre_wire::{OneWay, Request};
+use gyre_types::{BucketName, BucketProps, NodeId};
+use gyre_wire::{OneWay, Request, Response};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
-use crate::{MembershipService, Peers, ReplicationService};
+use crate::{BucketCatalog, ClusterView, MembershipService, Peers, ReplicationService};
 
 /// How often the node's background work runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,13 @@ pub struct NodeConfig {
     /// other replicas (also at once when a peer is seen up again). Each
     /// round starts after a jitter of up to a quarter of this.
     pub anti_entropy_interval: Duration,
+    /// Whether store calls that may wait for the disk run on blocking
+    /// threads (see [`ReplicationService::new`]). On for a store on disk;
+    /// off for in-memory stores and the simulator.
+    pub offload_store: bool,
+    /// The properties of the default bucket, and of buckets created
+    /// without any (the same on every node, or set the buckets explicitly).
+    pub bucket_defaults: BucketProps,
 }
 
 impl Default for NodeConfig {
@@ -30,6 +38,8 @@ impl Default for NodeConfig {
         Self {
             hint_interval: Duration::from_secs(10),
             anti_entropy_interval: Duration::from_secs(600),
+            offload_store: false,
+            bucket_defaults: BucketProps::default(),
         }
     }
 }
@@ -40,6 +50,7 @@ impl Default for NodeConfig {
 pub struct Node<T, S> {
     membership: Arc<MembershipService<T>>,
     replication: Arc<ReplicationService<T, S>>,
+    buckets: Arc<BucketCatalog>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -62,23 +73,34 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
         wall_ms: u64,
         config: NodeConfig,
     ) -> Arc<Self> {
+        let buckets = match BucketCatalog::load(&replica, config.bucket_defaults) {
+            Ok(catalog) => catalog,
+            Err(e) => {
+                // Peers hold the catalogue too: the exchange refills it.
+                tracing::error!(error = %e, "cannot read the bucket catalogue; starting without it");
+                BucketCatalog::empty(config.bucket_defaults)
+            }
+        };
         let membership = MembershipService::start(core, transport.clone(), seeds, wall_ms);
-        let view: Arc<dyn crate::ClusterView> = membership.clone();
-        let replication = ReplicationService::new(replica, transport, view);
+        let view: Arc<dyn ClusterView> = membership.clone();
+        let replication = ReplicationService::new(replica, transport, view, config.offload_store);
         let node = Arc::new(Self {
             membership,
             replication,
+            buckets: Arc::new(buckets),
             tasks: Mutex::new(JoinSet::new()),
         });
         let mut tasks = node.tasks();
         tasks.spawn(dispatch(
             Arc::clone(&node.membership),
             Arc::clone(&node.replication),
+            Arc::clone(&node.buckets),
             inbound,
         ));
         tasks.spawn(background(
             Arc::clone(&node.membership),
             Arc::clone(&node.replication),
+            Arc::clone(&node.buckets),
             config,
         ));
         drop(tasks);
@@ -93,6 +115,59 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
     /// Replication.
     pub fn replication(&self) -> &Arc<ReplicationService<T, S>> {
         &self.replication
+    }
+
+    /// The bucket catalogue.
+    pub fn buckets(&self) -> &BucketCatalog {
+        &self.buckets
+    }
+
+    /// Creates a bucket or changes its properties: stored here, then sent to
+    /// every other member of the layout (or every node gossip knows, before
+    /// there is a layout). Returns how many nodes stored it (this one
+    /// included) of how many were asked. Those that missed it get it from
+    /// the periodic catalogue exchange.
+    ///
+    /// # Errors
+    /// The store's, if this node cannot store the change (nothing sent).
+    pub async fn set_bucket(
+        &self,
+        bucket: BucketName,
+        props: BucketProps,
+    ) -> Result<(u32, u32), gyre_storage::Error> {
+        let me = self.membership.id();
+        let entry = self
+            .buckets
+            .entry(bucket, props, self.membership.wall_ms(), me);
+        self.buckets
+            .merge(self.replication.replica(), [entry.clone()])?;
+        let targets: Vec<NodeId> = match self.membership.layout() {
+            Some(layout) => layout.members().iter().map(|m| m.id).collect(),
+            None => self
+                .membership
+                .with(|core, now| core.members(now).map(|m| m.id).collect()),
+        };
+        let targets: Vec<NodeId> = targets.into_iter().filter(|id| *id != me).collect();
+        let asked = u32::try_from(targets.len() + 1).unwrap_or(u32::MAX);
+        let mut sends = JoinSet::new();
+        for target in targets {
+            let transport = self.membership.transport().clone();
+            let request = Request::Buckets {
+                entries: vec![entry.clone()],
+            };
+            let timeout = self.replication.replica().config().request_timeout;
+            sends.spawn(async move { transport.request(target, request, timeout).await });
+        }
+        let mut stored = 1;
+        while let Some(answer) = sends.join_next().await {
+            if let Ok(Ok(Response::Buckets(theirs))) = answer {
+                stored += 1;
+                if let Err(e) = self.buckets.merge(self.replication.replica(), theirs) {
+                    tracing::warn!(error = %e, "cannot store a peer's bucket catalogue");
+                }
+            }
+        }
+        Ok((stored, asked))
     }
 
     fn tasks(&self) -> MutexGuard<'_, JoinSet<()>> {
@@ -113,6 +188,7 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
 async fn dispatch<T: Peers, S: Store + 'static>(
     membership: Arc<MembershipService<T>>,
     replication: Arc<ReplicationService<T, S>>,
+    buckets: Arc<BucketCatalog>,
     mut inbound: mpsc::Receiver<Inbound>,
 ) {
     let mut running = JoinSet::new();
@@ -128,6 +204,16 @@ async fn dispatch<T: Peers, S: Store + 'static>(
                 reply,
                 ..
             } => reply.respond(membership.answer_pull(have)),
+            Inbound::Request {
+                request: Request::Buckets { entries },
+                reply,
+                ..
+            } => {
+                if let Err(e) = buckets.merge(replication.replica(), entries) {
+                    tracing::warn!(error = %e, "cannot store a peer's bucket catalogue");
+                }
+                reply.respond(Response::Buckets(buckets.entries()));
+            }
             Inbound::Request {
                 from,
                 request,
@@ -150,8 +236,10 @@ async fn dispatch<T: Peers, S: Store + 'static>(
 async fn background<T: Peers, S: Store + 'static>(
     membership: Arc<MembershipService<T>>,
     replication: Arc<ReplicationService<T, S>>,
+    buckets: Arc<BucketCatalog>,
     config: NodeConfig,
 ) {
+    let mut round: usize = 0;
     let mut events = membership.subscribe();
     let mut hints = tokio::time::interval(config.hint_interval);
     hints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -168,6 +256,8 @@ async fn background<T: Peers, S: Store + 'static>(
             biased;
             _ = hints.tick() => {
                 replication.deliver_hints().await;
+                round = round.wrapping_add(1);
+                exchange_buckets(&membership, &replication, &buckets, round).await;
             }
             () = tokio::time::sleep_until(sync_at) => {
                 let stats = replication.sync_all().await;
@@ -194,5 +284,35 @@ async fn background<T: Peers, S: Store + 'static>(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         }
+    }
+}
+
+/// Exchanges the whole bucket catalogue with one peer that is up (another
+/// each round), so a node that missed a change catches up.
+async fn exchange_buckets<T: Peers, S: Store + 'static>(
+    membership: &MembershipService<T>,
+    replication: &ReplicationService<T, S>,
+    buckets: &BucketCatalog,
+    round: usize,
+) {
+    let me = membership.id();
+    let peers: Vec<NodeId> = membership.with(|core, now| {
+        core.members(now)
+            .filter(|m| m.id != me && m.up && !m.removed)
+            .map(|m| m.id)
+            .collect()
+    });
+    let Some(peer) = peers.get(round % peers.len().max(1)).copied() else {
+        return;
+    };
+    let request = Request::Buckets {
+        entries: buckets.entries(),
+    };
+    let timeout = replication.replica().config().request_timeout;
+    if let Ok(Response::Buckets(theirs)) =
+        membership.transport().request(peer, request, timeout).await
+        && let Err(e) = buckets.merge(replication.replica(), theirs)
+    {
+        tracing::warn!(error = %e, "cannot store a peer's bucket catalogue");
     }
 }

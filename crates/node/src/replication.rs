@@ -56,6 +56,7 @@ pub struct ReplicationService<T, S> {
     transport: T,
     view: Arc<dyn ClusterView>,
     counters: Counters,
+    offload: bool,
 }
 
 impl<T, S> std::fmt::Debug for ReplicationService<T, S> {
@@ -66,14 +67,52 @@ impl<T, S> std::fmt::Debug for ReplicationService<T, S> {
 
 impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> {
     /// The service of `replica`, sending over `transport`, routing with what
-    /// `view` says of the cluster.
-    pub fn new(replica: Replica<S>, transport: T, view: Arc<dyn ClusterView>) -> Arc<Self> {
+    /// `view` says of the cluster. With `offload`, store calls that may wait
+    /// for the disk (every write, Merkle and key scans) run on tokio's
+    /// blocking threads, so an fsync holds up no other task and concurrent
+    /// writers share group commits; without, they run in place (in-memory
+    /// stores, and the simulator, whose replay needs one thread).
+    pub fn new(
+        replica: Replica<S>,
+        transport: T,
+        view: Arc<dyn ClusterView>,
+        offload: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             replica,
             transport,
             view,
             counters: Counters::default(),
+            offload,
         })
+    }
+
+    /// Runs `f` on the replica: on a blocking thread if the service
+    /// offloads store calls and `blocks` says this call may wait for the
+    /// disk, in place otherwise.
+    async fn on_store<R: std::marker::Send + 'static>(
+        self: &Arc<Self>,
+        blocks: bool,
+        f: impl FnOnce(&Replica<S>) -> R + std::marker::Send + 'static,
+    ) -> R {
+        if !(self.offload && blocks) {
+            return f(&self.replica);
+        }
+        let this = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || f(&this.replica)).await {
+            Ok(r) => r,
+            // The closure panicked: carry the panic on, as if run in place.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Serves a replica request locally (on a blocking thread if it may
+    /// wait for the disk).
+    async fn serve_here(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
+        let blocks = !matches!(request, Request::Ping | Request::ReplicaGet { .. });
+        let wall = self.view.wall_ms();
+        self.on_store(blocks, move |replica| replica.serve(wall, from, request))
+            .await
     }
 
     /// The local replica.
@@ -99,9 +138,13 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Sends `request` to `to` (serving it here if `to` is this node).
-    async fn ask(&self, to: NodeId, request: Request) -> std::result::Result<Response, String> {
+    async fn ask(
+        self: &Arc<Self>,
+        to: NodeId,
+        request: Request,
+    ) -> std::result::Result<Response, String> {
         if to == self.me() {
-            return Ok(self.replica.serve(self.view.wall_ms(), to, request));
+            return Ok(self.serve_here(to, request).await);
         }
         self.transport
             .request(to, request, self.timeout())
@@ -294,9 +337,13 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 Context::from_bytes(&c).map_err(|e| Error::BadRequest(format!("context: {e}")))
             })
             .transpose()?;
-        let written = self
-            .replica
-            .write(wall, &bucket, &key, value, context.as_ref())?;
+        let written = {
+            let (bucket, key) = (bucket.clone(), key.clone());
+            self.on_store(true, move |replica| {
+                replica.write(wall, &bucket, &key, value, context.as_ref())
+            })
+            .await?
+        };
         let receipt = ClientReply::Written {
             dot: written.dot,
             supersedes: Bytes::from(written.supersedes.to_bytes()),
@@ -425,7 +472,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 }
                 Err(e) => Response::Error(remote(&e)),
             },
-            other => self.replica.serve(self.view.wall_ms(), from, other),
+            other => self.serve_here(from, other).await,
         }
     }
 
@@ -439,7 +486,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 continue;
             }
             loop {
-                let batch: HintBatch = match self.replica.hint_batch(target) {
+                let mut batch: HintBatch = match self.replica.hint_batch(target) {
                     Ok(Some(b)) => b,
                     Ok(None) => break,
                     Err(e) => {
@@ -447,13 +494,19 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         break;
                     }
                 };
-                match self.ask(target, batch.request.clone()).await {
+                // The request goes; the batch keeps the ids to remove.
+                let request = std::mem::replace(&mut batch.request, Request::Ping);
+                match self.ask(target, request).await {
                     Ok(Response::Stored) => {
-                        if let Err(e) = self.replica.hints_delivered(&batch) {
+                        let count = batch.ids.len() as u64;
+                        let removed = self
+                            .on_store(true, move |replica| replica.hints_delivered(&batch))
+                            .await;
+                        if let Err(e) = removed {
                             tracing::warn!(%target, error = %e, "cannot remove delivered hints");
                             break;
                         }
-                        delivered += batch.ids.len() as u64;
+                        delivered += count;
                     }
                     other => {
                         tracing::debug!(%target, answer = ?other, "hint delivery failed");

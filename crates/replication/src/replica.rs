@@ -232,8 +232,8 @@ impl<S: Store> Replica<S> {
         }
     }
 
-    /// Answers a request from peer `from` (`Coordinate` and `PullLayout`
-    /// are the node's, not the replica's). Never panics on a request's
+    /// Answers a request from peer `from` (`Coordinate`, `PullLayout` and
+    /// `Buckets` are the node's, not the replica's). Never panics on a request's
     /// content: anything it cannot serve is an error response.
     pub fn serve(&self, wall_ms: u64, from: NodeId, request: Request) -> Response {
         match self.try_serve(wall_ms, from, request) {
@@ -312,7 +312,7 @@ impl<S: Store> Replica<S> {
                 self.store.purge(&ObjectId::new(bucket, key), version)?;
                 Response::Stored
             }
-            Request::Coordinate { .. } | Request::PullLayout { .. } => {
+            Request::Coordinate { .. } | Request::PullLayout { .. } | Request::Buckets { .. } => {
                 return Err(Error::BadRequest(
                     "not a replica request (the node serves it)".to_owned(),
                 ));

@@ -140,6 +140,8 @@ impl Default for ClusterConfig {
             node: NodeConfig {
                 hint_interval: Duration::from_secs(1),
                 anti_entropy_interval: Duration::from_secs(5),
+                offload_store: false,
+                bucket_defaults: gyre_types::BucketProps::default(),
             },
             merkle_shape: TreeShape::new(4, 2).unwrap_or(TreeShape::DEFAULT),
             base_delay: (Duration::from_millis(1), Duration::from_millis(5)),

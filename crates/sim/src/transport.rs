@@ -80,6 +80,7 @@ fn kind(request: &Request) -> &'static str {
         Request::ListKeys { .. } => "ListKeys",
         Request::Fetch { .. } => "Fetch",
         Request::Purge { .. } => "Purge",
+        Request::Buckets { .. } => "Buckets",
     }
 }
 

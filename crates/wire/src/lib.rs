@@ -56,8 +56,9 @@ mod msg;
 pub use error::{Error, Result};
 pub use frame::{FrameLimit, FrameReader};
 pub use msg::{
-    Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, Object, OneWay,
-    Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen, limits,
+    Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion,
+    Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
+    limits,
 };
 
 /// The protocol version this crate speaks. Peers with another version are

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use gyre_membership::{LayoutStamp, Message};
 use gyre_merkle::KeyRange;
 use gyre_ring::Layout;
-use gyre_types::{BucketName, Key, NodeId, PartitionId};
+use gyre_types::{BucketName, BucketProps, Key, NodeId, PartitionId};
 use gyre_versioning::{Dot, DvvSet};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,75 @@ pub mod limits {
     pub const MAX_KEYS: usize = 65_536;
     /// Keys in one listing's answer.
     pub const MAX_KEY_VERSIONS: usize = 1 << 20;
+    /// Buckets in one catalogue exchange.
+    pub const MAX_BUCKETS: usize = 65_536;
+}
+
+/// One bucket of the cluster's catalogue: its properties, as last set.
+/// Replicas of the catalogue converge by last writer wins on
+/// `(stamp, by)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEntry {
+    /// The bucket.
+    pub bucket: BucketName,
+    /// Its properties.
+    #[serde(with = "props_fields")]
+    pub props: BucketProps,
+    /// When they were set: wall-clock milliseconds at the node that set them.
+    pub stamp: u64,
+    /// The node that set them (breaks ties of `stamp`).
+    pub by: NodeId,
+}
+
+/// [`BucketProps`] as a fixed tuple of fields (their own serde form has
+/// optional fields, which suit JSON but not postcard), checked on decode.
+mod props_fields {
+    use gyre_types::{BucketProps, ConflictMode};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Fields = (u8, u8, u8, ConflictMode, u32, u32);
+
+    pub(super) fn serialize<S: Serializer>(p: &BucketProps, s: S) -> Result<S::Ok, S::Error> {
+        let fields: Fields = (
+            p.n_val(),
+            p.r(),
+            p.w(),
+            p.conflict_mode(),
+            p.max_siblings(),
+            p.max_value_len(),
+        );
+        fields.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BucketProps, D::Error> {
+        let (n, r, w, mode, siblings, len) = Fields::deserialize(d)?;
+        BucketProps::new(n, r, w)
+            .and_then(|p| p.with_max_siblings(siblings))
+            .and_then(|p| p.with_max_value_len(len))
+            .map(|p| p.with_conflict_mode(mode))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl BucketEntry {
+    /// Whether this entry wins over `other` (last writer wins).
+    pub fn supersedes(&self, other: &BucketEntry) -> bool {
+        (self.stamp, self.by, self.props_key()) > (other.stamp, other.by, other.props_key())
+    }
+
+    /// Orders entries of equal stamp and node (the same change, or a
+    /// corrupt peer) deterministically.
+    fn props_key(&self) -> (u8, u8, u8, u32, u32, bool) {
+        let p = &self.props;
+        (
+            p.n_val(),
+            p.r(),
+            p.w(),
+            p.max_siblings(),
+            p.max_value_len(),
+            p.conflict_mode() == gyre_types::ConflictMode::Lww,
+        )
+    }
 }
 
 /// A replica's state of one key, as it travels: a DVV set of byte values.
@@ -245,6 +314,13 @@ pub enum Request {
         /// The tombstone's `DvvSet::version_digest`.
         version: u128,
     },
+    /// Bucket catalogue exchange: merge the sender's entries; answered with
+    /// [`Response::Buckets`], the receiver's whole catalogue after the merge.
+    Buckets {
+        /// The sender's entries (all, or just a change).
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_BUCKETS }>")]
+        entries: Vec<BucketEntry>,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -274,6 +350,11 @@ pub enum Response {
     ),
     /// To [`Request::PullLayout`]: a newer layout, or `None`.
     Layout(Option<Box<Layout>>),
+    /// To [`Request::Buckets`]: the receiver's catalogue.
+    Buckets(
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_BUCKETS }>")]
+        Vec<BucketEntry>,
+    ),
     /// The request failed at the receiver.
     Error(RemoteError),
 }

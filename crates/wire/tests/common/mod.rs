@@ -8,12 +8,12 @@ use gyre_membership::{Digest, Heartbeat, LayoutStamp, Message, NodeState, NodeSt
 use gyre_merkle::{Exchange, ItemDigest, KeyRange, MerkleTree, Step, TreeShape};
 use gyre_ring::{Layout, Member, RingConfig};
 use gyre_types::{
-    BucketName, Key, KeyHash, NodeId, PartitionCount, PartitionId, Timestamp, ZoneName,
+    BucketName, BucketProps, Key, KeyHash, NodeId, PartitionCount, PartitionId, Timestamp, ZoneName,
 };
 use gyre_versioning::{Dot, DvvSet, Policy};
 use gyre_wire::{
-    Answer, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion, Object, OneWay,
-    Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
+    Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion,
+    Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -339,7 +339,7 @@ pub fn client_reply() -> impl Strategy<Value = ClientReply> {
             let read = o.read();
             ClientReply::Values {
                 values: read.values().cloned().collect(),
-                latest: (read.len() > 0).then_some(0),
+                latest: (!read.is_empty()).then_some(0),
                 context: Bytes::from(read.context().to_bytes()),
             }
         }),
@@ -385,6 +385,7 @@ pub fn request() -> impl Strategy<Value = Request> {
             key,
             version
         }),
+        vec(bucket_entry(), 0..4).prop_map(|entries| Request::Buckets { entries }),
     ]
 }
 
@@ -398,6 +399,7 @@ pub fn response() -> impl Strategy<Value = Response> {
         vec(key_version(), 0..6).prop_map(Response::Keys),
         vec(item(), 0..4).prop_map(Response::Items),
         option::of(layout().prop_map(Box::new)).prop_map(Response::Layout),
+        vec(bucket_entry(), 0..4).prop_map(Response::Buckets),
         remote_error().prop_map(Response::Error),
     ]
 }
@@ -588,4 +590,13 @@ pub fn any_frame() -> impl Strategy<Value = Frame> {
         stream_item().prop_map(Frame::StreamItem),
         stream_done().prop_map(Frame::StreamDone),
     ]
+}
+
+pub fn bucket_entry() -> impl Strategy<Value = BucketEntry> {
+    (bucket(), 1u8..=9, any::<u64>(), node()).prop_map(|(bucket, n, stamp, by)| BucketEntry {
+        bucket,
+        props: BucketProps::new(n, n / 2 + 1, n / 2 + 1).unwrap(),
+        stamp,
+        by,
+    })
 }
