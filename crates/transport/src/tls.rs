@@ -587,6 +587,12 @@ impl fmt::Debug for NodeIdentity {
     }
 }
 
+/// The node a PEM certificate (the first of the file) names; see
+/// [`cert_node_id`].
+pub fn pem_node_id(cert_pem: &str) -> Result<NodeId> {
+    cert_node_id(&first_cert(cert_pem, "node certificate")?)
+}
+
 fn first_cert(pem: &str, what: &'static str) -> Result<CertificateDer<'static>> {
     match CertificateDer::pem_slice_iter(pem.as_bytes()).next() {
         Some(Ok(cert)) => Ok(cert),

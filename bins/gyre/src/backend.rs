@@ -1,0 +1,247 @@
+//! [`NodeBackend`]: the front ends' [`Backend`] over a running node.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use gyre_api::{
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
+    NodeStats, PlanSummary,
+};
+use gyre_membership::{Change, NodeStatus, Plan};
+use gyre_ring::Layout;
+use gyre_storage::Store;
+use gyre_types::{BucketName, BucketProps, NodeId, ZoneName};
+use gyre_wire::{ClientOp, ClientReply};
+
+use crate::run::GyreNode;
+
+/// A running node, as the front ends see it.
+pub(crate) struct NodeBackend {
+    node: Arc<GyreNode>,
+}
+
+impl NodeBackend {
+    pub(crate) fn new(node: Arc<GyreNode>) -> Self {
+        Self { node }
+    }
+}
+
+/// Each member's share of partition replicas in `layout`.
+fn ownership(layout: &Layout, id: NodeId) -> f64 {
+    let total = layout.partitions().get() as f64 * f64::from(layout.replication());
+    if total == 0.0 {
+        return 0.0;
+    }
+    layout.partitions_of(id).len() as f64 / total
+}
+
+fn summary(plan: &Plan) -> PlanSummary {
+    let layout = plan.layout();
+    PlanSummary {
+        changes: plan.changes().iter().map(describe).collect(),
+        version: layout.version(),
+        moves: plan.diff().map_or(0, |d| d.moves.len() as u64),
+        ownership: layout
+            .members()
+            .iter()
+            .map(|m| (m.id.to_string(), ownership(layout, m.id)))
+            .collect(),
+    }
+}
+
+fn describe(change: &Change) -> String {
+    match change {
+        Change::Join(id) => format!("join {id}"),
+        Change::Leave(id) => format!("leave {id}"),
+        Change::Remove(id) => format!("remove {id}"),
+        Change::SetCapacity(id, c) => format!("set {id} capacity {c}"),
+        Change::SetZone(id, z) => format!("set {id} zone {z}"),
+    }
+}
+
+fn node_id(s: &str) -> Result<NodeId, AdminError> {
+    s.parse()
+        .map_err(|e: gyre_types::Error| AdminError::BadRequest(e.to_string()))
+}
+
+fn bad(e: gyre_membership::Error) -> AdminError {
+    AdminError::BadRequest(e.to_string())
+}
+
+impl Backend for NodeBackend {
+    async fn kv(&self, op: ClientOp) -> Result<ClientReply, KvError> {
+        let bucket = match &op {
+            ClientOp::Get { bucket, .. }
+            | ClientOp::Put { bucket, .. }
+            | ClientOp::Delete { bucket, .. } => bucket,
+        };
+        if self.node.buckets().props(bucket).is_none() {
+            return Err(KvError::UnknownBucket(bucket.to_string()));
+        }
+        match self.node.replication().client(op).await {
+            Ok(ClientReply::Unavailable { answered, required }) => {
+                Err(KvError::Unavailable { answered, required })
+            }
+            Ok(reply) => Ok(reply),
+            Err(gyre_replication::Error::BadRequest(m)) => Err(KvError::BadRequest(m)),
+            Err(gyre_replication::Error::Unavailable { answered, required }) => {
+                Err(KvError::Unavailable { answered, required })
+            }
+            Err(gyre_replication::Error::NoLayout) => Err(KvError::NotReady(
+                "the cluster has no layout yet: join nodes with `gyre cluster join` and `gyre cluster commit`"
+                    .to_owned(),
+            )),
+            Err(gyre_replication::Error::Storage(
+                e @ (gyre_storage::Error::KeyTooLong { .. }
+                | gyre_storage::Error::ValueTooLarge { .. }
+                | gyre_storage::Error::ObjectTooLarge { .. }),
+            )) => Err(KvError::BadRequest(e.to_string())),
+            Err(e) => Err(KvError::Internal(e.to_string())),
+        }
+    }
+
+    fn bucket(&self, bucket: &BucketName) -> Option<BucketProps> {
+        self.node.buckets().props(bucket)
+    }
+
+    fn buckets(&self) -> Vec<(BucketName, BucketProps)> {
+        self.node.buckets().buckets()
+    }
+
+    async fn set_bucket(
+        &self,
+        bucket: BucketName,
+        props: BucketProps,
+    ) -> Result<BucketSet, AdminError> {
+        if let Some(layout) = self.node.membership().layout()
+            && props.n_val() > layout.replication()
+        {
+            return Err(AdminError::BadRequest(format!(
+                "n_val {} is more than the ring's {} replicas per partition",
+                props.n_val(),
+                layout.replication()
+            )));
+        }
+        let name = bucket.to_string();
+        let (acknowledged, members) = self
+            .node
+            .set_bucket(bucket, props)
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))?;
+        Ok(BucketSet {
+            bucket: name,
+            acknowledged,
+            members,
+        })
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let backlog = self.node.replication().replica().store().hint_backlog();
+        let layout = self.node.membership().layout();
+        self.node.membership().with(|core, now| {
+            let members = core
+                .members(now)
+                .map(|m| {
+                    let state = m.state;
+                    MemberStatus {
+                        id: m.id.to_string(),
+                        peer_addr: state.map(|s| s.peer_addr.clone()),
+                        client_addrs: state.map(|s| s.client_addrs.clone()).unwrap_or_default(),
+                        zone: state.map(|s| s.zone.to_string()),
+                        capacity: state.map(|s| s.capacity),
+                        status: match (m.removed, state.map(|s| s.status)) {
+                            (true, _) => "removed",
+                            (_, Some(NodeStatus::Joining)) => "joining",
+                            (_, Some(NodeStatus::Member)) => "member",
+                            (_, Some(NodeStatus::Leaving)) => "leaving",
+                            (_, None) => "unknown",
+                        }
+                        .to_owned(),
+                        in_layout: m.in_layout,
+                        up: m.up,
+                        phi: m.phi.filter(|p| p.is_finite()),
+                        ownership: layout.as_deref().map_or(0.0, |l| ownership(l, m.id)),
+                        hints_pending: backlog.get(&m.id).copied().unwrap_or(0),
+                    }
+                })
+                .collect();
+            ClusterStatus {
+                node: core.id().to_string(),
+                layout_version: layout.as_ref().map(|l| l.version()),
+                partitions: layout.as_ref().map(|l| l.partitions().get()),
+                replication: layout.as_ref().map(|l| l.replication()),
+                members,
+                staged: core.staged().iter().map(describe).collect(),
+            }
+        })
+    }
+
+    async fn admin(&self, command: AdminCommand) -> Result<AdminReply, AdminError> {
+        let membership = self.node.membership();
+        let stage = |changes: Vec<Change>| {
+            membership.with(|core, _| {
+                for change in changes {
+                    core.stage(change).map_err(bad)?;
+                }
+                Ok(AdminReply::Staged(
+                    core.staged().iter().map(describe).collect(),
+                ))
+            })
+        };
+        match command {
+            AdminCommand::Join { node } => stage(vec![Change::Join(node_id(&node)?)]),
+            AdminCommand::Leave { node } => stage(vec![Change::Leave(node_id(&node)?)]),
+            AdminCommand::Remove { node } => stage(vec![Change::Remove(node_id(&node)?)]),
+            AdminCommand::Set {
+                node,
+                capacity,
+                zone,
+            } => {
+                let id = node_id(&node)?;
+                let mut changes = Vec::new();
+                if let Some(c) = capacity {
+                    changes.push(Change::SetCapacity(id, c));
+                }
+                if let Some(z) = zone {
+                    let zone =
+                        ZoneName::new(z).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+                    changes.push(Change::SetZone(id, zone));
+                }
+                if changes.is_empty() {
+                    return Err(AdminError::BadRequest(
+                        "set what? give a capacity and/or a zone".to_owned(),
+                    ));
+                }
+                stage(changes)
+            }
+            AdminCommand::Clear => membership.with(|core, _| {
+                core.clear_staged();
+                Ok(AdminReply::Staged(Vec::new()))
+            }),
+            AdminCommand::Plan => {
+                let plan = membership.with(|core, _| core.plan()).map_err(bad)?;
+                Ok(AdminReply::Plan(summary(&plan)))
+            }
+            AdminCommand::Commit => {
+                let plan = membership.with(|core, _| core.plan()).map_err(bad)?;
+                let summary = summary(&plan);
+                membership.commit(plan).map_err(bad)?;
+                Ok(AdminReply::Committed(summary))
+            }
+        }
+    }
+
+    fn stats(&self) -> NodeStats {
+        let replication = self.node.replication();
+        let c = replication.counters();
+        NodeStats {
+            fallbacks: c.fallbacks.load(Ordering::Relaxed),
+            hints_delivered: c.hints_delivered.load(Ordering::Relaxed),
+            hints_pending: replication.replica().store().hint_backlog().values().sum(),
+            read_repairs: c.read_repairs.load(Ordering::Relaxed),
+            anti_entropy_keys: c.ae_keys.load(Ordering::Relaxed),
+            quorum_failures: c.unavailable.load(Ordering::Relaxed),
+            purges: c.purges.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `gyre cert`: the cluster CA and node certificates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use gyre_transport::tls::ClusterCa;
+use gyre_types::NodeId;
+
+/// `gyre cert` subcommands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum CertCommand {
+    /// Make a cluster CA: `ca.pem` (give it to every node) and `ca.key`
+    /// (secret: whoever holds it can add nodes).
+    Ca {
+        /// The cluster's name; nodes of other clusters are refused.
+        #[arg(long, default_value = "gyre")]
+        cluster: String,
+        /// The directory to write to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a certificate for a node: `node.pem` and `node.key`. Its id is
+    /// random unless given; a node started with it has that id for as long
+    /// as its data directory lives. After losing its data a node needs a
+    /// new certificate (a new id).
+    Node {
+        /// The directory holding `ca.pem` and `ca.key`.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The node id (16 hex digits) [default: random].
+        #[arg(long)]
+        id: Option<NodeId>,
+        /// The directory to write to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Writes `contents` to `dir/name`, private to its owner if `secret`;
+/// refuses to overwrite.
+pub(crate) fn write_new(
+    dir: &Path,
+    name: &str,
+    contents: &str,
+    secret: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Makes a CA for `cluster` in `dir`.
+pub(crate) fn make_ca(cluster: &str, dir: &Path) -> anyhow::Result<()> {
+    let ca = ClusterCa::generate(cluster)?;
+    write_new(dir, "ca.pem", ca.cert_pem(), false)?;
+    write_new(dir, "ca.key", &ca.key_pem(), true)?;
+    Ok(())
+}
+
+/// Runs a `gyre cert` command.
+pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
+    match command {
+        CertCommand::Ca { cluster, out } => {
+            make_ca(&cluster, &out)?;
+            println!(
+                "cluster CA for {cluster:?} written to {0}/ca.pem and {0}/ca.key (keep ca.key secret)",
+                out.display()
+            );
+        }
+        CertCommand::Node { ca_dir, id, out } => {
+            let read = |name: &str| {
+                let path = ca_dir.join(name);
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+            };
+            let ca = ClusterCa::from_pem(&read("ca.pem")?, &read("ca.key")?)?;
+            let id = match id {
+                Some(id) => id,
+                None => NodeId::new(getrandom::u64().context("no randomness for a node id")?),
+            };
+            let cert = ca.issue_node(id)?;
+            write_new(&out, "node.pem", &cert.cert_pem, false)?;
+            write_new(&out, "node.key", &cert.key_pem, true)?;
+            println!("{id}");
+        }
+    }
+    Ok(())
+}

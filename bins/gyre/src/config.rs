@@ -1,0 +1,316 @@
+//! A node's settings: a TOML file, overridden by `GYRE_*` environment
+//! variables, overridden by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use gyre_storage::Durability;
+use gyre_types::{BucketProps, PartitionCount};
+use serde::{Deserialize, Serialize};
+
+/// `gyre node` flags. Every one may also come from the config file (the
+/// same name, `-` as `_`) or from `GYRE_<NAME>`.
+#[derive(Args, Debug, Default, Clone)]
+pub(crate) struct NodeArgs {
+    /// The TOML config file.
+    #[arg(long, short = 'c', env = "GYRE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// A name for logs and `gyre cluster status` (default: the host's).
+    #[arg(long, env = "GYRE_NAME")]
+    pub(crate) name: Option<String>,
+    /// Where the node keeps its data (bound to its node id).
+    #[arg(long, env = "GYRE_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The cluster's name (peers of other clusters are refused).
+    #[arg(long, env = "GYRE_CLUSTER")]
+    pub(crate) cluster: Option<String>,
+    /// QUIC (UDP) address for peers [default: 127.0.0.1:7000].
+    #[arg(long, env = "GYRE_PEER_LISTEN")]
+    pub(crate) peer_listen: Option<SocketAddr>,
+    /// The address peers reach this node at, if not `peer_listen` (needed
+    /// when listening on 0.0.0.0).
+    #[arg(long, env = "GYRE_PEER_ADVERTISE")]
+    pub(crate) peer_advertise: Option<String>,
+    /// Redis protocol (TCP) address [default: 127.0.0.1:6379].
+    #[arg(long, env = "GYRE_RESP_LISTEN")]
+    pub(crate) resp_listen: Option<SocketAddr>,
+    /// HTTP address [default: 127.0.0.1:8080].
+    #[arg(long, env = "GYRE_HTTP_LISTEN")]
+    pub(crate) http_listen: Option<SocketAddr>,
+    /// A peer address to join through (repeatable; GYRE_SEEDS is
+    /// comma-separated).
+    #[arg(long = "seed", env = "GYRE_SEEDS", value_delimiter = ',')]
+    pub(crate) seeds: Vec<String>,
+    /// Failure domain (rack, room, availability zone) [default: default].
+    #[arg(long, env = "GYRE_ZONE")]
+    pub(crate) zone: Option<String>,
+    /// Relative capacity: the share of data this node takes [default: 100].
+    #[arg(long, env = "GYRE_CAPACITY")]
+    pub(crate) capacity: Option<u32>,
+    /// When writes are acknowledged: always, group or none [default: group].
+    #[arg(long, env = "GYRE_FSYNC")]
+    pub(crate) fsync: Option<Durability>,
+    /// The cluster CA certificate (PEM).
+    #[arg(long, env = "GYRE_CA_CERT")]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// The cluster CA key (PEM): the node issues its own certificate for
+    /// its id. Give this, or `node_cert` and `node_key`.
+    #[arg(long, env = "GYRE_CA_KEY")]
+    pub(crate) ca_key: Option<PathBuf>,
+    /// This node's certificate (PEM), issued by `gyre cert node`.
+    #[arg(long, env = "GYRE_NODE_CERT")]
+    pub(crate) node_cert: Option<PathBuf>,
+    /// This node's key (PEM).
+    #[arg(long, env = "GYRE_NODE_KEY")]
+    pub(crate) node_key: Option<PathBuf>,
+    /// Replicas per key of buckets that do not say [default: 3].
+    #[arg(long, env = "GYRE_N_VAL")]
+    pub(crate) n_val: Option<u8>,
+    /// Read quorum of buckets that do not say [default: majority].
+    #[arg(long, env = "GYRE_R")]
+    pub(crate) r: Option<u8>,
+    /// Write quorum of buckets that do not say [default: majority].
+    #[arg(long, env = "GYRE_W")]
+    pub(crate) w: Option<u8>,
+    /// Partitions of a new cluster's ring (a power of two) [default: 256].
+    #[arg(long, env = "GYRE_PARTITIONS")]
+    pub(crate) partitions: Option<u32>,
+    /// A password Redis clients must give with AUTH.
+    #[arg(long, env = "GYRE_RESP_PASSWORD")]
+    pub(crate) resp_password: Option<String>,
+}
+
+/// The config file: the same settings as the flags.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FileConfig {
+    pub(crate) name: Option<String>,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) peer_listen: Option<SocketAddr>,
+    pub(crate) peer_advertise: Option<String>,
+    pub(crate) resp_listen: Option<SocketAddr>,
+    pub(crate) http_listen: Option<SocketAddr>,
+    pub(crate) seeds: Vec<String>,
+    pub(crate) zone: Option<String>,
+    pub(crate) capacity: Option<u32>,
+    pub(crate) fsync: Option<Durability>,
+    pub(crate) ca_cert: Option<PathBuf>,
+    pub(crate) ca_key: Option<PathBuf>,
+    pub(crate) node_cert: Option<PathBuf>,
+    pub(crate) node_key: Option<PathBuf>,
+    pub(crate) n_val: Option<u8>,
+    pub(crate) r: Option<u8>,
+    pub(crate) w: Option<u8>,
+    pub(crate) partitions: Option<u32>,
+    pub(crate) resp_password: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads a config file.
+    pub(crate) fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
+    }
+}
+
+/// How the node proves who it is to peers.
+#[derive(Debug, Clone)]
+pub(crate) enum Credentials {
+    /// It holds the CA key and issues itself a certificate for its id.
+    CaKey { ca_cert: PathBuf, ca_key: PathBuf },
+    /// An operator issued its certificate; its id is the one the
+    /// certificate names.
+    NodeCert {
+        ca_cert: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+/// Every setting of a node, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) name: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) cluster: String,
+    pub(crate) peer_listen: SocketAddr,
+    pub(crate) peer_advertise: Option<String>,
+    pub(crate) resp_listen: SocketAddr,
+    pub(crate) http_listen: SocketAddr,
+    pub(crate) seeds: Vec<String>,
+    pub(crate) zone: String,
+    pub(crate) capacity: u32,
+    pub(crate) fsync: Durability,
+    pub(crate) credentials: Credentials,
+    pub(crate) bucket_defaults: BucketProps,
+    pub(crate) partitions: PartitionCount,
+    pub(crate) resp_password: Option<String>,
+}
+
+impl Settings {
+    /// Flags over environment (clap merges those two) over the file over
+    /// defaults.
+    pub(crate) fn resolve(args: NodeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        // Relative paths in a config file are relative to the file.
+        let base = args
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let from_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
+        let data_dir = args
+            .data_dir
+            .or(from_file(file.data_dir))
+            .context("no data directory: give --data-dir (or data_dir in the config file)")?;
+        let ca_cert = args
+            .ca_cert
+            .or(from_file(file.ca_cert))
+            .context("no cluster CA: give --ca-cert (make one with `gyre cert ca`)")?;
+        let credentials = match (
+            args.ca_key.or(from_file(file.ca_key)),
+            args.node_cert.or(from_file(file.node_cert)),
+            args.node_key.or(from_file(file.node_key)),
+        ) {
+            (Some(ca_key), None, None) => Credentials::CaKey { ca_cert, ca_key },
+            (None, Some(cert), Some(key)) => Credentials::NodeCert { ca_cert, cert, key },
+            _ => bail!(
+                "give either --ca-key (the node issues its own certificate) or both --node-cert and --node-key"
+            ),
+        };
+        let n_val = args.n_val.or(file.n_val).unwrap_or(3);
+        let majority = n_val / 2 + 1;
+        let bucket_defaults = BucketProps::new(
+            n_val,
+            args.r.or(file.r).unwrap_or(majority),
+            args.w.or(file.w).unwrap_or(majority),
+        )
+        .context("bad replication defaults")?;
+        let partitions = PartitionCount::new(args.partitions.or(file.partitions).unwrap_or(256))
+            .context("bad partition count")?;
+        let seeds = if args.seeds.is_empty() {
+            file.seeds
+        } else {
+            args.seeds
+        };
+        Ok(Self {
+            name: args
+                .name
+                .or(file.name)
+                .unwrap_or_else(|| default_name(&data_dir)),
+            data_dir,
+            cluster: args
+                .cluster
+                .or(file.cluster)
+                .unwrap_or_else(|| "gyre".to_owned()),
+            peer_listen: args
+                .peer_listen
+                .or(file.peer_listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7000))),
+            peer_advertise: args.peer_advertise.or(file.peer_advertise),
+            resp_listen: args
+                .resp_listen
+                .or(file.resp_listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 6379))),
+            http_listen: args
+                .http_listen
+                .or(file.http_listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            seeds,
+            zone: args
+                .zone
+                .or(file.zone)
+                .unwrap_or_else(|| "default".to_owned()),
+            capacity: args.capacity.or(file.capacity).unwrap_or(100),
+            fsync: args.fsync.or(file.fsync).unwrap_or_default(),
+            credentials,
+            bucket_defaults,
+            partitions,
+            resp_password: args.resp_password.or(file.resp_password),
+        })
+    }
+}
+
+/// The host name, else the data directory's name.
+fn default_name(data_dir: &Path) -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            data_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "gyre".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_paths_in_the_file_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"data\"\nca_cert = \"ca.pem\"\nca_key = \"ca.key\"\nzone = \"rack1\"\ncapacity = 50\nfsync = \"always\"\nseeds = [\"10.0.0.1:7000\"]\nn_val = 5\n",
+        )
+        .unwrap();
+        let args = NodeArgs {
+            config: Some(path),
+            capacity: Some(70),
+            ..NodeArgs::default()
+        };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.data_dir, dir.path().join("data"));
+        assert_eq!(s.zone, "rack1");
+        assert_eq!(s.capacity, 70);
+        assert_eq!(s.fsync, Durability::Always);
+        assert_eq!(s.seeds, ["10.0.0.1:7000"]);
+        assert_eq!(
+            (
+                s.bucket_defaults.n_val(),
+                s.bucket_defaults.r(),
+                s.bucket_defaults.w()
+            ),
+            (5, 3, 3)
+        );
+        assert!(matches!(s.credentials, Credentials::CaKey { .. }));
+    }
+
+    #[test]
+    fn unknown_settings_and_half_credentials_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "data_dir = \"d\"\nca_cert = \"c\"\nzoen = \"x\"\n").unwrap();
+        let err = Settings::resolve(NodeArgs {
+            config: Some(path.clone()),
+            ..NodeArgs::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("zoen"), "{err:#}");
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\nca_cert = \"c\"\nnode_cert = \"x\"\n",
+        )
+        .unwrap();
+        let err = Settings::resolve(NodeArgs {
+            config: Some(path),
+            ..NodeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--node-key"), "{err}");
+    }
+}

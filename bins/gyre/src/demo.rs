@@ -1,0 +1,247 @@
+//! `gyre demo`: a local cluster on loopback in one process.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use gyre_membership::Change;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Credentials, Settings};
+use crate::run::{self, Running};
+
+/// `gyre demo` options.
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// How many nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u8,
+    /// Where the cluster keeps its certificates and data; a second run on
+    /// the same directory restarts the same cluster [default: a temporary
+    /// directory, removed at exit].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// What a demo directory remembers between runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct DemoFile {
+    cluster: String,
+    nodes: Vec<DemoNode>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DemoNode {
+    name: String,
+    peer: SocketAddr,
+    resp: SocketAddr,
+    http: SocketAddr,
+}
+
+/// `port` on loopback if it is free for `udp`/TCP, else any free port.
+fn pick(port: u16, udp: bool) -> anyhow::Result<SocketAddr> {
+    let want = SocketAddr::from(([127, 0, 0, 1], port));
+    let free = if udp {
+        UdpSocket::bind(want).is_ok()
+    } else {
+        TcpListener::bind(want).is_ok()
+    };
+    if free {
+        return Ok(want);
+    }
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    Ok(if udp {
+        UdpSocket::bind(any)?.local_addr()?
+    } else {
+        TcpListener::bind(any)?.local_addr()?
+    })
+}
+
+fn plan_nodes(dir: &Path, nodes: u8) -> anyhow::Result<DemoFile> {
+    let path = dir.join("demo.toml");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)?;
+        let file: DemoFile =
+            toml::from_str(&text).with_context(|| format!("bad {}", path.display()))?;
+        if file.nodes.len() != usize::from(nodes) {
+            tracing::warn!(
+                "{} describes {} nodes; restarting those",
+                path.display(),
+                file.nodes.len()
+            );
+        }
+        return Ok(file);
+    }
+    if nodes == 0 || nodes > 16 {
+        bail!("a demo has 1 to 16 nodes");
+    }
+    crate::cert::make_ca("gyre-demo", &dir.join("ca"))?;
+    let mut list = Vec::new();
+    for i in 1..=u16::from(nodes) {
+        list.push(DemoNode {
+            name: format!("node{i}"),
+            peer: pick(7000 + i, true)?,
+            resp: pick(6379 + i, false)?,
+            http: pick(8080 + i, false)?,
+        });
+    }
+    let file = DemoFile {
+        cluster: "gyre-demo".to_owned(),
+        nodes: list,
+    };
+    std::fs::write(&path, toml::to_string(&file)?)?;
+    Ok(file)
+}
+
+/// Runs the demo until Ctrl-C.
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let temp;
+    let dir = match args.dir {
+        Some(d) => d,
+        None => {
+            temp = TempDir::new()?;
+            temp.0.clone()
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let file = plan_nodes(&dir, args.nodes)?;
+    let n_val = u8::try_from(file.nodes.len().min(3)).unwrap_or(3);
+    let defaults = gyre_types::BucketProps::new(n_val, n_val / 2 + 1, n_val / 2 + 1)?;
+    let mut running: Vec<Running> = Vec::new();
+    for node in &file.nodes {
+        let settings = Settings {
+            name: node.name.clone(),
+            data_dir: dir.join(&node.name),
+            cluster: file.cluster.clone(),
+            peer_listen: node.peer,
+            peer_advertise: None,
+            resp_listen: node.resp,
+            http_listen: node.http,
+            seeds: file
+                .nodes
+                .iter()
+                .filter(|o| o.name != node.name)
+                .map(|o| o.peer.to_string())
+                .collect(),
+            zone: "demo".to_owned(),
+            capacity: 100,
+            fsync: gyre_storage::Durability::Group,
+            credentials: Credentials::CaKey {
+                ca_cert: dir.join("ca/ca.pem"),
+                ca_key: dir.join("ca/ca.key"),
+            },
+            bucket_defaults: defaults,
+            partitions: gyre_types::PartitionCount::new(64)?,
+            resp_password: None,
+        };
+        running.push(run::start(&settings).await?);
+    }
+    form_cluster(&running).await?;
+
+    println!(
+        "Gyre demo cluster: {} nodes, data in {}",
+        running.len(),
+        dir.display()
+    );
+    println!();
+    println!(
+        "  {:<7} {:<16}  {:<16} {:<22} peer (QUIC)",
+        "name", "id", "redis", "http"
+    );
+    for r in &running {
+        let e = &r.endpoints;
+        println!(
+            "  {:<7} {:<16}  {:<16} http://{:<15} {}",
+            e.name, e.id, e.resp, e.http, e.peer
+        );
+    }
+    if let (Some(a), Some(b)) = (running.first(), running.get(1)) {
+        println!();
+        println!("Try:");
+        println!(
+            "  redis-cli -p {} SET greeting hello",
+            a.endpoints.resp.port()
+        );
+        println!("  redis-cli -p {} GET greeting", b.endpoints.resp.port());
+        println!(
+            "  curl -s http://{}/v1/kv/default/greeting",
+            b.endpoints.http
+        );
+        println!("  gyre cluster status --node http://{}", a.endpoints.http);
+    }
+    println!();
+    println!("Ctrl-C stops the cluster.");
+    run::shutdown_signal().await;
+    println!("stopping…");
+    for r in running {
+        r.stop().await;
+    }
+    Ok(())
+}
+
+/// On a first run, once every node sees every other, the first commits a
+/// layout with all of them. A restarted cluster keeps its layout.
+async fn form_cluster(running: &[Running]) -> anyhow::Result<()> {
+    let Some(first) = running.first() else {
+        return Ok(());
+    };
+    let membership = first.node.membership();
+    let ids: Vec<_> = running.iter().map(|r| r.node.membership().id()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !ids.iter().all(|id| membership.is_up(*id)) {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the demo nodes did not see each other within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let missing: Vec<_> = ids
+        .iter()
+        .copied()
+        .filter(|id| membership.layout().is_none_or(|l| l.member(*id).is_none()))
+        .collect();
+    if !missing.is_empty() {
+        membership.with(|core, _| {
+            for id in &missing {
+                core.stage(Change::Join(*id))?;
+            }
+            Ok::<_, gyre_membership::Error>(())
+        })?;
+        let plan = membership.with(|core, _| core.plan())?;
+        membership.commit(plan)?;
+    }
+    let stamp = membership.layout().map(|l| l.version());
+    while running
+        .iter()
+        .any(|r| r.node.membership().layout().map(|l| l.version()) != stamp)
+    {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the demo nodes did not all adopt the layout within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let name = format!(
+            "gyre-demo-{}-{:x}",
+            std::process::id(),
+            getrandom::u64().unwrap_or(0)
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,160 @@
+//! `gyre`: run a Gyre node, a local demo cluster, make certificates,
+//! administer a cluster, and read and write keys.
+//!
+//! ```text
+//! gyre demo                                  # a 3-node cluster on loopback
+//! gyre cert ca --out certs                   # a cluster CA
+//! gyre node --data-dir d1 --ca-cert certs/ca.pem --ca-key certs/ca.key
+//! gyre cluster status --node http://127.0.0.1:8080
+//! gyre put greeting hello && gyre get greeting
+//! ```
+//!
+//! Logs go to stderr, human-readable unless `--log-format json`, at the
+//! level of `--log-level` or `RUST_LOG` (default `info`).
+
+mod backend;
+mod cert;
+mod client;
+mod config;
+mod demo;
+mod run;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Gyre: a Dynamo-style distributed key-value store.
+#[derive(Parser, Debug)]
+#[command(name = "gyre", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "GYRE_LOG_FORMAT",
+        default_value = "human"
+    )]
+    log_format: LogFormat,
+    /// Log level or filter (as RUST_LOG; this flag wins over it).
+    #[arg(long, global = true, env = "GYRE_LOG_LEVEL")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node until SIGTERM or Ctrl-C.
+    Node(Box<config::NodeArgs>),
+    /// Run a local cluster on loopback until Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// Make the cluster CA and node certificates.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Cluster status and layout changes.
+    Cluster {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::ClusterCommand,
+    },
+    /// Read a key: every sibling and the context to write with.
+    Get {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(flatten)]
+        key: client::KeyArgs,
+        /// Read quorum.
+        #[arg(long)]
+        r: Option<u8>,
+    },
+    /// Write a key. Without --context the write supersedes everything the
+    /// coordinating node knows of the key.
+    Put {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(flatten)]
+        key: client::KeyArgs,
+        /// The value.
+        value: String,
+        /// The context of an earlier read.
+        #[arg(long)]
+        context: Option<String>,
+        /// Write quorum.
+        #[arg(long)]
+        w: Option<u8>,
+    },
+    /// Delete a key.
+    Del {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(flatten)]
+        key: client::KeyArgs,
+        /// The context of an earlier read.
+        #[arg(long)]
+        context: Option<String>,
+        /// Write quorum.
+        #[arg(long)]
+        w: Option<u8>,
+    },
+}
+
+fn init_logs(format: LogFormat, level: Option<&str>) {
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, cli.log_level.as_deref());
+    let result = match cli.command {
+        Command::Node(args) => {
+            config::Settings::resolve(*args).and_then(|s| runtime()?.block_on(run::node(s)))
+        }
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
+        Command::Cert(command) => cert::run(command),
+        Command::Cluster { target, command } => client::cluster(&target, command),
+        Command::Get { target, key, r } => client::get(&target, &key, r),
+        Command::Put {
+            target,
+            key,
+            value,
+            context,
+            w,
+        } => client::write(&target, &key, Some(value), context, w),
+        Command::Del {
+            target,
+            key,
+            context,
+            w,
+        } => client::write(&target, &key, None, context, w),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The routes around the keys: bucket properties, cluster status and
+//! administration, health, Prometheus metrics, and the JSON answers to
+//! unknown routes and methods.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use gyre_types::{BucketName, BucketProps, ConflictMode};
+use serde::{Deserialize, Serialize};
+
+use super::Shared;
+use super::error::ApiError;
+use super::extract::{JsonBody, PathParam};
+use crate::{AdminCommand, Backend, BucketSet};
+
+/// A bucket name from the path, or 400 `bad_bucket`.
+fn bucket_name(name: String) -> Result<BucketName, ApiError> {
+    BucketName::new(name).map_err(|e| ApiError::bad("bad_bucket", e.to_string()))
+}
+
+/// One bucket in `GET /v1/buckets`.
+#[derive(Debug, Serialize)]
+struct BucketJson {
+    bucket: String,
+    props: BucketProps,
+}
+
+/// The answer to `PUT /v1/buckets/{bucket}`.
+#[derive(Debug, Serialize)]
+struct BucketSetJson {
+    #[serde(flatten)]
+    set: BucketSet,
+    props: BucketProps,
+}
+
+/// The body of `PUT /v1/buckets/{bucket}`: any subset of the properties.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PropsPatch {
+    n_val: Option<u8>,
+    r: Option<u8>,
+    w: Option<u8>,
+    conflict_mode: Option<ConflictMode>,
+    max_siblings: Option<u32>,
+    max_value_len: Option<u32>,
+}
+
+impl PropsPatch {
+    /// `base` with this patch applied. A missing `r` or `w` keeps `base`'s,
+    /// unless `n_val` changes: then it is a majority of the new `n_val`.
+    fn apply(self, base: BucketProps) -> gyre_types::Result<BucketProps> {
+        let n = self.n_val.unwrap_or(base.n_val());
+        let (r, w) = if n == base.n_val() {
+            (base.r(), base.w())
+        } else {
+            (n / 2 + 1, n / 2 + 1)
+        };
+        BucketProps::new(n, self.r.unwrap_or(r), self.w.unwrap_or(w))?
+            .with_conflict_mode(self.conflict_mode.unwrap_or(base.conflict_mode()))
+            .with_max_siblings(self.max_siblings.unwrap_or(base.max_siblings()))?
+            .with_max_value_len(self.max_value_len.unwrap_or(base.max_value_len()))
+    }
+}
+
+/// `GET /v1/buckets`.
+pub(crate) async fn list_buckets<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    let buckets: Vec<BucketJson> = shared
+        .backend
+        .buckets()
+        .into_iter()
+        .map(|(bucket, props)| BucketJson {
+            bucket: bucket.to_string(),
+            props,
+        })
+        .collect();
+    Json(serde_json::json!({ "buckets": buckets })).into_response()
+}
+
+/// `GET /v1/buckets/{bucket}`.
+pub(crate) async fn get_bucket<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    PathParam(name): PathParam<String>,
+) -> Result<Json<BucketProps>, ApiError> {
+    let bucket = bucket_name(name)?;
+    shared
+        .backend
+        .bucket(&bucket)
+        .map(Json)
+        .ok_or_else(|| ApiError::unknown_bucket(bucket.as_str()))
+}
+
+/// `PUT /v1/buckets/{bucket}`.
+pub(crate) async fn put_bucket<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    PathParam(name): PathParam<String>,
+    JsonBody(patch): JsonBody<PropsPatch>,
+) -> Result<Response, ApiError> {
+    let bucket = bucket_name(name)?;
+    let base = shared.backend.bucket(&bucket).unwrap_or_default();
+    let props = patch
+        .apply(base)
+        .map_err(|e| ApiError::bad("bad_props", e.to_string()))?;
+    let set = shared.backend.set_bucket(bucket, props).await?;
+    Ok(Json(BucketSetJson { set, props }).into_response())
+}
+
+/// `GET /v1/cluster`.
+pub(crate) async fn cluster<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    Json(shared.backend.status()).into_response()
+}
+
+/// `POST /v1/cluster/admin`.
+pub(crate) async fn admin<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    JsonBody(command): JsonBody<AdminCommand>,
+) -> Result<Response, ApiError> {
+    let reply = shared.backend.admin(command).await?;
+    Ok(Json(reply).into_response())
+}
+
+/// The answer of `GET /health`.
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    node: String,
+    layout_version: Option<u64>,
+}
+
+/// `GET /health`.
+pub(crate) async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    let status = shared.backend.status();
+    let (code, word) = match status.layout_version {
+        Some(_) => (StatusCode::OK, "ok"),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no_layout"),
+    };
+    let body = Health {
+        status: word,
+        node: status.node,
+        layout_version: status.layout_version,
+    };
+    (code, Json(body)).into_response()
+}
+
+/// The media type of the Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`.
+pub(crate) async fn metrics<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    let text = shared.metrics.render(&shared.backend.stats());
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response()
+}
+
+/// Any path no route matches: 404 `no_route`.
+pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// A route asked with a method it does not serve: 405
+/// `method_not_allowed` (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_keeps_what_it_does_not_name() {
+        let base = BucketProps::new(5, 2, 4)
+            .and_then(|p| p.with_max_value_len(1024))
+            .expect("valid");
+        let same = PropsPatch::default().apply(base).expect("valid");
+        assert_eq!(same, base);
+        let lww = PropsPatch {
+            conflict_mode: Some(ConflictMode::Lww),
+            ..PropsPatch::default()
+        }
+        .apply(base)
+        .expect("valid");
+        assert_eq!((lww.r(), lww.w(), lww.max_value_len()), (2, 4, 1024));
+        assert_eq!(lww.conflict_mode(), ConflictMode::Lww);
+    }
+
+    #[test]
+    fn a_new_n_val_brings_majority_quorums_unless_named() {
+        let base = BucketProps::default();
+        let five = PropsPatch {
+            n_val: Some(5),
+            ..PropsPatch::default()
+        }
+        .apply(base)
+        .expect("valid");
+        assert_eq!((five.n_val(), five.r(), five.w()), (5, 3, 3));
+        let one = PropsPatch {
+            n_val: Some(1),
+            w: Some(1),
+            ..PropsPatch::default()
+        }
+        .apply(base)
+        .expect("valid");
+        assert_eq!((one.r(), one.w()), (1, 1));
+        let bad = PropsPatch {
+            n_val: Some(2),
+            r: Some(3),
+            ..PropsPatch::default()
+        };
+        assert!(bad.apply(base).is_err());
+    }
+}

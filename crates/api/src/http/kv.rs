@@ -1,0 +1,304 @@
+//! The key routes: `GET`, `PUT` and `DELETE /v1/kv/{bucket}/{key}`.
+//!
+//! Every request is checked in full (bucket, key, quorum, context, value
+//! size) before the backend sees it, so bad input writes nothing; each one
+//! is counted in [`crate::Metrics`], bad input included.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use gyre_types::{BucketName, BucketProps, Key};
+use gyre_wire::{ClientOp, ClientReply};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{percent_decode, query, read_value, wants_json};
+use super::{CONTEXT_HEADER, Shared};
+use crate::{Backend, Front, Op};
+
+/// Where the key routes start; the rest of the path is `{bucket}/{key}`.
+const PREFIX: &str = "/v1/kv/";
+
+/// `?r=N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadParams {
+    r: Option<u8>,
+}
+
+/// `?w=N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteParams {
+    w: Option<u8>,
+}
+
+/// One sibling of a read, in JSON.
+#[derive(Debug, Serialize)]
+struct SiblingJson {
+    value_base64: String,
+    /// The value as text when it is valid UTF-8.
+    value: Option<String>,
+}
+
+/// A read in JSON (300, or 200 when the client asked for JSON).
+#[derive(Debug, Serialize)]
+struct ReadJson {
+    context: String,
+    siblings: Vec<SiblingJson>,
+    /// Index of the sibling written last by the hybrid clock.
+    latest: Option<u32>,
+}
+
+/// A write's answer.
+#[derive(Debug, Serialize)]
+struct WrittenJson {
+    context: String,
+    dot: String,
+}
+
+/// The key a request names, in a bucket that exists.
+struct Target {
+    bucket: BucketName,
+    props: BucketProps,
+    key: Key,
+}
+
+/// Finds bucket and key in the raw (still percent-encoded) path, so that
+/// any byte of a key can be written as `%XX`.
+fn target<B: Backend>(backend: &B, uri: &Uri) -> Result<Target, ApiError> {
+    let rest = uri
+        .path()
+        .strip_prefix(PREFIX)
+        .ok_or_else(|| ApiError::internal("key route without its prefix"))?;
+    let (raw_bucket, raw_key) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket = percent_decode(raw_bucket)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::bad("bad_bucket", "the bucket name is not valid UTF-8"))?;
+    let bucket = BucketName::new(bucket).map_err(|e| ApiError::bad("bad_bucket", e.to_string()))?;
+    let key = percent_decode(raw_key)
+        .ok_or_else(|| ApiError::bad("bad_key", "the key has a broken %-escape"))?;
+    let key = Key::new(key).map_err(|e| ApiError::bad("bad_key", e.to_string()))?;
+    let props = backend
+        .bucket(&bucket)
+        .ok_or_else(|| ApiError::unknown_bucket(bucket.as_str()))?;
+    Ok(Target { bucket, props, key })
+}
+
+/// A quorum override, if it fits the bucket: `1..=n_val`.
+fn quorum(name: &str, q: Option<u8>, props: &BucketProps) -> Result<Option<u8>, ApiError> {
+    match q {
+        Some(q) if q == 0 || q > props.n_val() => Err(ApiError::bad(
+            "bad_quorum",
+            format!("{name}={q} is not in 1..={} (n_val)", props.n_val()),
+        )),
+        _ => Ok(q),
+    }
+}
+
+/// The `X-Gyre-Context` header's bytes, `None` if absent.
+fn context(headers: &HeaderMap) -> Result<Option<Bytes>, ApiError> {
+    let mut values = headers.get_all(CONTEXT_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad(
+            "bad_context",
+            "more than one X-Gyre-Context header",
+        ));
+    }
+    STANDARD
+        .decode(value.as_bytes())
+        .map(|b| Some(Bytes::from(b)))
+        .map_err(|e| ApiError::bad("bad_context", format!("X-Gyre-Context is not base64: {e}")))
+}
+
+/// Runs `work` and counts it in the metrics.
+async fn counted<B: Backend>(
+    shared: &Shared<B>,
+    op: Op,
+    work: impl Future<Output = Result<Response, ApiError>>,
+) -> Response {
+    let start = Instant::now();
+    let result = work.await;
+    let class = result.as_ref().err().map(ApiError::metrics_class);
+    shared.metrics.observe(
+        Front::Http,
+        op,
+        start.elapsed(),
+        class.as_ref().map_or(Ok(()), Err),
+    );
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Sets `X-Gyre-Context` on a response.
+fn with_context_header(mut response: Response, context: &str) -> Response {
+    if let Ok(value) = HeaderValue::try_from(context) {
+        response.headers_mut().insert(CONTEXT_HEADER, value);
+    }
+    response
+}
+
+/// `GET /v1/kv/{bucket}/{key}`.
+pub(crate) async fn get<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    counted(&shared, Op::Get, async {
+        let t = target(&*shared.backend, &uri)?;
+        let ReadParams { r } = query(&uri)?;
+        let r = quorum("r", r, &t.props)?;
+        let reply = shared
+            .backend
+            .kv(ClientOp::Get {
+                bucket: t.bucket,
+                key: t.key,
+                r,
+            })
+            .await?;
+        let (values, latest, context) = match reply {
+            ClientReply::Values {
+                values,
+                latest,
+                context,
+            } => (values, latest, STANDARD.encode(context)),
+            other => return Err(unexpected(other)),
+        };
+        shared.metrics.read_values(values.len());
+        if values.is_empty() {
+            let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", "the key has no value")
+                .with_context(context);
+            let error = if wants_json(&headers) {
+                error.with_field("siblings", Vec::<serde_json::Value>::new())
+            } else {
+                error
+            };
+            // A read that finds nothing succeeded: answered, not failed.
+            return Ok(error.into_response());
+        }
+        let json = wants_json(&headers);
+        if values.len() == 1 && !json {
+            // One value: the iterator yields it.
+            let value = values.into_iter().next().unwrap_or_default();
+            let response =
+                ([(header::CONTENT_TYPE, "application/octet-stream")], value).into_response();
+            return Ok(with_context_header(response, &context));
+        }
+        let status = if json {
+            StatusCode::OK
+        } else {
+            StatusCode::MULTIPLE_CHOICES
+        };
+        let siblings = values
+            .into_iter()
+            .map(|v| SiblingJson {
+                value_base64: STANDARD.encode(&v),
+                value: std::str::from_utf8(&v).ok().map(str::to_owned),
+            })
+            .collect();
+        let body = ReadJson {
+            context: context.clone(),
+            siblings,
+            latest,
+        };
+        Ok(with_context_header(
+            (status, Json(body)).into_response(),
+            &context,
+        ))
+    })
+    .await
+}
+
+/// `PUT /v1/kv/{bucket}/{key}`.
+pub(crate) async fn put<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    counted(&shared, Op::Put, async {
+        let t = target(&*shared.backend, &uri)?;
+        let WriteParams { w } = query(&uri)?;
+        let w = quorum("w", w, &t.props)?;
+        let context = context(&headers)?;
+        let value = read_value(&headers, body, t.props.max_value_len() as usize).await?;
+        let reply = shared
+            .backend
+            .kv(ClientOp::Put {
+                bucket: t.bucket,
+                key: t.key,
+                context,
+                value,
+                w,
+            })
+            .await?;
+        written(reply)
+    })
+    .await
+}
+
+/// `DELETE /v1/kv/{bucket}/{key}`.
+pub(crate) async fn delete<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    counted(&shared, Op::Delete, async {
+        let t = target(&*shared.backend, &uri)?;
+        let WriteParams { w } = query(&uri)?;
+        let w = quorum("w", w, &t.props)?;
+        let context = context(&headers)?;
+        let reply = shared
+            .backend
+            .kv(ClientOp::Delete {
+                bucket: t.bucket,
+                key: t.key,
+                context,
+                w,
+            })
+            .await?;
+        written(reply)
+    })
+    .await
+}
+
+/// The 200 answer to a write.
+fn written(reply: ClientReply) -> Result<Response, ApiError> {
+    match reply {
+        ClientReply::Written { dot, context, .. } => {
+            let context = STANDARD.encode(context);
+            let body = WrittenJson {
+                context: context.clone(),
+                dot: dot.to_string(),
+            };
+            Ok(with_context_header(Json(body).into_response(), &context))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A reply of the wrong kind for its operation.
+fn unexpected(reply: ClientReply) -> ApiError {
+    match reply {
+        // The trait promises a KvError instead, but the meaning is clear.
+        ClientReply::Unavailable { answered, required } => {
+            ApiError::from(crate::KvError::Unavailable { answered, required })
+        }
+        ClientReply::Values { .. } => {
+            ApiError::internal("the backend answered a write with values")
+        }
+        ClientReply::Written { .. } => {
+            ApiError::internal("the backend answered a read with a write")
+        }
+    }
+}

@@ -1,0 +1,1065 @@
+//! The commands: what each does with the [`Backend`], and its reply.
+//!
+//! Every command answers exactly one reply. Bad input (an unknown command,
+//! a wrong number of arguments, an unsupported option, an invalid key,
+//! bucket, quorum or context) is answered with an error before anything
+//! reaches the backend, and leaves the connection usable.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use gyre_types::{BucketName, Key};
+use gyre_wire::{ClientOp, ClientReply};
+
+use super::RespConfig;
+use super::parse::{self, Args, Limits};
+use super::reply::Out;
+use crate::{Backend, Front, KvError, Metrics, Op};
+
+/// The Redis version Gyre answers as (in `HELLO` and `INFO`), for clients
+/// that gate features on it.
+pub(crate) const REDIS_VERSION: &str = "7.0.0";
+
+/// What every connection of one server shares.
+pub(crate) struct Server<B> {
+    pub(crate) backend: Arc<B>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: RespConfig,
+    pub(crate) started: Instant,
+    pub(crate) port: u16,
+    pub(crate) next_client_id: AtomicU64,
+    pub(crate) connected_clients: AtomicU64,
+    pub(crate) connections_received: AtomicU64,
+    pub(crate) commands_processed: AtomicU64,
+}
+
+impl<B> Server<B> {
+    pub(crate) fn new(
+        backend: Arc<B>,
+        metrics: Arc<Metrics>,
+        config: RespConfig,
+        port: u16,
+    ) -> Self {
+        Self {
+            backend,
+            metrics,
+            config,
+            started: Instant::now(),
+            port,
+            next_client_id: AtomicU64::new(1),
+            connected_clients: AtomicU64::new(0),
+            connections_received: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) id: u64,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) name: Option<Vec<u8>>,
+    pub(crate) authenticated: bool,
+    pub(crate) bucket: BucketName,
+    /// Set by `QUIT`: close once the reply is written.
+    pub(crate) quit: bool,
+}
+
+impl Session {
+    pub(crate) fn new(id: u64, peer: Option<SocketAddr>, config: &RespConfig) -> Self {
+        Self {
+            id,
+            peer,
+            name: None,
+            authenticated: config.password.is_none(),
+            bucket: BucketName::default(),
+            quit: false,
+        }
+    }
+
+    /// What the parser accepts of this connection's next command: Redis's
+    /// small limits until the client authenticates.
+    pub(crate) fn limits(&self, config: &RespConfig) -> Limits {
+        if self.authenticated {
+            Limits {
+                max_args: config.max_args,
+                max_bulk: config.max_value_len,
+                unauthenticated: false,
+            }
+        } else {
+            Limits {
+                max_args: config.max_args.min(parse::UNAUTHENTICATED_MAX_ARGS),
+                max_bulk: config.max_value_len.min(parse::UNAUTHENTICATED_MAX_BULK),
+                unauthenticated: true,
+            }
+        }
+    }
+}
+
+/// The commands Gyre knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cmd {
+    Ping,
+    Echo,
+    Get,
+    Set,
+    Del,
+    Exists,
+    Mget,
+    Mset,
+    Info,
+    Command,
+    Config,
+    Client,
+    Select,
+    Quit,
+    Auth,
+    Hello,
+    GyreBucket,
+    GyreGet,
+    GyrePut,
+    GyreDel,
+}
+
+impl Cmd {
+    const ALL: [Self; 20] = [
+        Self::Ping,
+        Self::Echo,
+        Self::Get,
+        Self::Set,
+        Self::Del,
+        Self::Exists,
+        Self::Mget,
+        Self::Mset,
+        Self::Info,
+        Self::Command,
+        Self::Config,
+        Self::Client,
+        Self::Select,
+        Self::Quit,
+        Self::Auth,
+        Self::Hello,
+        Self::GyreBucket,
+        Self::GyreGet,
+        Self::GyrePut,
+        Self::GyreDel,
+    ];
+
+    /// The command named `name`, in any case.
+    fn lookup(name: &[u8]) -> Option<Self> {
+        let mut upper = [0u8; 12];
+        let upper = upper.get_mut(..name.len())?;
+        upper.copy_from_slice(name);
+        upper.make_ascii_uppercase();
+        Some(match &*upper {
+            b"PING" => Self::Ping,
+            b"ECHO" => Self::Echo,
+            b"GET" => Self::Get,
+            b"SET" => Self::Set,
+            b"DEL" => Self::Del,
+            b"EXISTS" => Self::Exists,
+            b"MGET" => Self::Mget,
+            b"MSET" => Self::Mset,
+            b"INFO" => Self::Info,
+            b"COMMAND" => Self::Command,
+            b"CONFIG" => Self::Config,
+            b"CLIENT" => Self::Client,
+            b"SELECT" => Self::Select,
+            b"QUIT" => Self::Quit,
+            b"AUTH" => Self::Auth,
+            b"HELLO" => Self::Hello,
+            b"GYRE.BUCKET" => Self::GyreBucket,
+            b"GYRE.GET" => Self::GyreGet,
+            b"GYRE.PUT" => Self::GyrePut,
+            b"GYRE.DEL" => Self::GyreDel,
+            _ => return None,
+        })
+    }
+
+    /// The name in errors, as Redis writes it: lowercase.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::Echo => "echo",
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Del => "del",
+            Self::Exists => "exists",
+            Self::Mget => "mget",
+            Self::Mset => "mset",
+            Self::Info => "info",
+            Self::Command => "command",
+            Self::Config => "config",
+            Self::Client => "client",
+            Self::Select => "select",
+            Self::Quit => "quit",
+            Self::Auth => "auth",
+            Self::Hello => "hello",
+            Self::GyreBucket => "gyre.bucket",
+            Self::GyreGet => "gyre.get",
+            Self::GyrePut => "gyre.put",
+            Self::GyreDel => "gyre.del",
+        }
+    }
+
+    /// The accepted numbers of arguments, the name included.
+    fn arity(self) -> (usize, usize) {
+        const MANY: usize = usize::MAX;
+        match self {
+            Self::Ping | Self::Quit => (1, 2),
+            Self::Echo | Self::Get | Self::Select => (2, 2),
+            Self::Set => (3, MANY),
+            Self::Del | Self::Exists | Self::Mget => (2, MANY),
+            Self::Mset => (3, MANY),
+            Self::Info | Self::Command | Self::Hello => (1, MANY),
+            Self::Config | Self::Client => (2, MANY),
+            Self::Auth => (2, 3),
+            Self::GyreBucket => (1, 2),
+            Self::GyreGet => (2, MANY),
+            Self::GyrePut => (4, MANY),
+            Self::GyreDel => (3, MANY),
+        }
+    }
+
+    /// The key operation it is, for the metrics.
+    fn op(self) -> Option<Op> {
+        match self {
+            Self::Get | Self::Exists | Self::Mget | Self::GyreGet => Some(Op::Get),
+            Self::Set | Self::Mset | Self::GyrePut => Some(Op::Put),
+            Self::Del | Self::GyreDel => Some(Op::Delete),
+            Self::Ping
+            | Self::Echo
+            | Self::Info
+            | Self::Command
+            | Self::Config
+            | Self::Client
+            | Self::Select
+            | Self::Quit
+            | Self::Auth
+            | Self::Hello
+            | Self::GyreBucket => None,
+        }
+    }
+
+    /// Whether a client may send it before it authenticates.
+    fn no_auth(self) -> bool {
+        matches!(self, Self::Auth | Self::Hello | Self::Quit)
+    }
+}
+
+/// Why a command failed: the error reply.
+enum Fail {
+    /// Refused here: a complete error line, its code first (`ERR …`).
+    Msg(String),
+    /// The backend's error (already counted in the metrics).
+    Kv(KvError),
+}
+
+impl From<KvError> for Fail {
+    fn from(e: KvError) -> Self {
+        Self::Kv(e)
+    }
+}
+
+fn err(message: impl Into<String>) -> Fail {
+    Fail::Msg(message.into())
+}
+
+fn unknown_bucket(bucket: &BucketName) -> Fail {
+    err(format!(
+        "ERR {}",
+        KvError::UnknownBucket(bucket.to_string())
+    ))
+}
+
+fn wrong_arity(name: &str) -> Fail {
+    err(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+fn not_integer() -> Fail {
+    err("ERR value is not an integer or out of range")
+}
+
+fn syntax_error() -> Fail {
+    err("ERR syntax error")
+}
+
+fn unknown_subcommand(sub: &[u8], command: &str) -> Fail {
+    err(format!(
+        "ERR unknown subcommand '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(truncated(sub, 128))
+    ))
+}
+
+fn write_fail(out: &mut Out, fail: Fail) {
+    match fail {
+        Fail::Msg(message) => out.error(&message),
+        Fail::Kv(e) => out.error(&match &e {
+            KvError::Unavailable { .. } => format!("UNAVAILABLE {e}"),
+            KvError::BadRequest(message) => format!("ERR {message}"),
+            KvError::NotReady(_) => format!("CLUSTERDOWN {e}"),
+            KvError::UnknownBucket(_) | KvError::Internal(_) => format!("ERR {e}"),
+        }),
+    }
+}
+
+fn truncated(bytes: &[u8], max: usize) -> &[u8] {
+    bytes.get(..max).unwrap_or(bytes)
+}
+
+/// A key as the backend takes it, or the reason it is not one.
+fn key(bytes: &[u8]) -> Result<Key, Fail> {
+    Key::new(bytes.to_vec()).map_err(|e| err(format!("ERR {e}")))
+}
+
+fn bucket_name(bytes: &[u8]) -> Result<BucketName, Fail> {
+    BucketName::new(String::from_utf8_lossy(bytes)).map_err(|e| err(format!("ERR {e}")))
+}
+
+/// A context argument: `""` or `-` for none, else standard base64.
+fn context(arg: &[u8]) -> Result<Option<Bytes>, Fail> {
+    if arg.is_empty() || arg == b"-" {
+        return Ok(None);
+    }
+    STANDARD
+        .decode(arg)
+        .map(|bytes| Some(Bytes::from(bytes)))
+        .map_err(|e| err(format!("ERR bad context: {e}")))
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A client name as Redis accepts it: printable ASCII, no spaces.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+/// `pattern` matches `text` as a Redis glob of `*` and `?` (ASCII case
+/// insensitive, as `CONFIG GET` matches).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => {
+            (0..=text.len()).any(|i| glob(rest, text.get(i..).unwrap_or_default()))
+        }
+        Some((&p, rest)) => match text.split_first() {
+            Some((&t, text)) => (p == b'?' || p.eq_ignore_ascii_case(&t)) && glob(rest, text),
+            None => false,
+        },
+    }
+}
+
+/// The parameters `CONFIG GET` shows, for tools that ask
+/// (`redis-benchmark` asks for `save` and `appendonly`).
+const CONFIG: [(&str, &str); 4] = [
+    ("save", ""),
+    ("appendonly", "no"),
+    ("databases", "1"),
+    ("maxmemory", "0"),
+];
+
+/// What a read answered.
+struct Read {
+    values: Vec<Bytes>,
+    latest: Option<u32>,
+    context: Bytes,
+}
+
+impl Read {
+    /// The value a protocol without siblings shows: the latest.
+    fn latest(&self) -> Option<&Bytes> {
+        self.latest.and_then(|i| self.values.get(i as usize))
+    }
+}
+
+impl<B: Backend> Server<B> {
+    /// Runs one key operation, counted in the metrics.
+    async fn call(&self, op: ClientOp) -> Result<ClientReply, KvError> {
+        let kind = match &op {
+            ClientOp::Get { .. } => Op::Get,
+            ClientOp::Put { .. } => Op::Put,
+            ClientOp::Delete { .. } => Op::Delete,
+        };
+        let started = Instant::now();
+        let result = match self.backend.kv(op).await {
+            Ok(ClientReply::Unavailable { answered, required }) => {
+                Err(KvError::Unavailable { answered, required })
+            }
+            Ok(ClientReply::Values { .. }) if kind != Op::Get => Err(KvError::Internal(
+                "the backend answered a write with values".into(),
+            )),
+            Ok(ClientReply::Written { .. }) if kind == Op::Get => Err(KvError::Internal(
+                "the backend answered a read with a write".into(),
+            )),
+            other => other,
+        };
+        self.metrics.observe(
+            Front::Resp,
+            kind,
+            started.elapsed(),
+            result.as_ref().map(|_| ()),
+        );
+        if let Ok(ClientReply::Values { values, .. }) = &result {
+            self.metrics.read_values(values.len());
+        }
+        result
+    }
+
+    async fn read(&self, bucket: &BucketName, key: Key, r: Option<u8>) -> Result<Read, KvError> {
+        let op = ClientOp::Get {
+            bucket: bucket.clone(),
+            key,
+            r,
+        };
+        match self.call(op).await? {
+            ClientReply::Values {
+                values,
+                latest,
+                context,
+            } => Ok(Read {
+                values,
+                latest,
+                context,
+            }),
+            // `call` turned any other reply to a read into an error.
+            _ => Err(KvError::Internal("unexpected reply to a read".into())),
+        }
+    }
+
+    /// Runs a put or a delete: the context after it.
+    async fn write(&self, op: ClientOp) -> Result<Bytes, KvError> {
+        match self.call(op).await? {
+            ClientReply::Written { context, .. } => Ok(context),
+            // `call` turned any other reply to a write into an error.
+            _ => Err(KvError::Internal("unexpected reply to a write".into())),
+        }
+    }
+
+    /// Runs one command, appending its reply to `out`.
+    pub(crate) async fn execute(&self, session: &mut Session, args: Args<'_>, out: &mut Out) {
+        if let Err(fail) = self.dispatch(session, args, out).await {
+            write_fail(out, fail);
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        session: &mut Session,
+        args: Args<'_>,
+        out: &mut Out,
+    ) -> Result<(), Fail> {
+        let name = args.get(0);
+        let Some(cmd) = Cmd::lookup(name) else {
+            let mut message = b"ERR unknown command '".to_vec();
+            message.extend_from_slice(truncated(name, 128));
+            message.extend_from_slice(b"', with args beginning with: ");
+            let start = message.len();
+            for arg in args.iter().skip(1) {
+                let used = message.len() - start;
+                if used >= 128 {
+                    break;
+                }
+                message.push(b'\'');
+                message.extend_from_slice(truncated(arg, 128 - used));
+                message.extend_from_slice(b"' ");
+            }
+            out.error_bytes(&message);
+            return Ok(());
+        };
+        let (min, max) = cmd.arity();
+        if args.len() < min || args.len() > max {
+            return Err(wrong_arity(cmd.name()));
+        }
+        if !session.authenticated && !cmd.no_auth() {
+            return Err(err("NOAUTH Authentication required."));
+        }
+        let started = Instant::now();
+        let result = self.run(cmd, session, args, out).await;
+        // A key command refused before it reached the backend is still a
+        // request: counted as a bad one, as the HTTP API counts it.
+        if let Err(Fail::Msg(_)) = &result
+            && let Some(op) = cmd.op()
+        {
+            self.metrics.observe(
+                Front::Resp,
+                op,
+                started.elapsed(),
+                Err(&KvError::BadRequest(String::new())),
+            );
+        }
+        result
+    }
+
+    /// Runs a command known to exist, with acceptable arguments counts, on
+    /// a connection allowed to run it.
+    async fn run(
+        &self,
+        cmd: Cmd,
+        session: &mut Session,
+        args: Args<'_>,
+        out: &mut Out,
+    ) -> Result<(), Fail> {
+        match cmd {
+            Cmd::Ping => match args.len() {
+                1 => out.simple("PONG"),
+                _ => out.bulk(args.get(1)),
+            },
+            Cmd::Echo => out.bulk(args.get(1)),
+            Cmd::Get => {
+                let key = key(args.get(1))?;
+                let read = self.read(&session.bucket, key, None).await?;
+                out.bulk_or_null(read.latest().map(|v| &v[..]));
+            }
+            Cmd::Set => {
+                if let Some(option) = args.iter().nth(3) {
+                    // Options are short: a long argument is no option.
+                    let upper = truncated(option, 16).to_ascii_uppercase();
+                    return Err(match &upper[..] {
+                        b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"NX" | b"XX" | b"KEEPTTL" | b"GET" => {
+                            err(format!(
+                                "ERR SET option '{}' is not supported by Gyre",
+                                String::from_utf8_lossy(&upper)
+                            ))
+                        }
+                        _ => syntax_error(),
+                    });
+                }
+                let key = key(args.get(1))?;
+                self.write(ClientOp::Put {
+                    bucket: session.bucket.clone(),
+                    key,
+                    context: None,
+                    value: Bytes::copy_from_slice(args.get(2)),
+                    w: None,
+                })
+                .await?;
+                out.ok();
+            }
+            Cmd::Del => {
+                let keys = keys(args.iter().skip(1))?;
+                let mut deleted = 0;
+                for key in keys {
+                    let read = self.read(&session.bucket, key.clone(), None).await?;
+                    if read.values.is_empty() {
+                        continue;
+                    }
+                    self.write(ClientOp::Delete {
+                        bucket: session.bucket.clone(),
+                        key,
+                        context: None,
+                        w: None,
+                    })
+                    .await?;
+                    deleted += 1;
+                }
+                out.integer(deleted);
+            }
+            Cmd::Exists => {
+                let keys = keys(args.iter().skip(1))?;
+                let mut found = 0;
+                for key in keys {
+                    if !self
+                        .read(&session.bucket, key, None)
+                        .await?
+                        .values
+                        .is_empty()
+                    {
+                        found += 1;
+                    }
+                }
+                out.integer(found);
+            }
+            Cmd::Mget => {
+                let keys = keys(args.iter().skip(1))?;
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let read = self.read(&session.bucket, key, None).await?;
+                    values.push(read.latest().cloned());
+                }
+                out.array(values.len());
+                for value in &values {
+                    out.bulk_or_null(value.as_deref());
+                }
+            }
+            Cmd::Mset => {
+                if args.len().is_multiple_of(2) {
+                    return Err(wrong_arity(cmd.name()));
+                }
+                let keys = keys(args.iter().skip(1).step_by(2))?;
+                for (key, value) in keys.into_iter().zip(args.iter().skip(2).step_by(2)) {
+                    self.write(ClientOp::Put {
+                        bucket: session.bucket.clone(),
+                        key,
+                        context: None,
+                        value: Bytes::copy_from_slice(value),
+                        w: None,
+                    })
+                    .await?;
+                }
+                out.ok();
+            }
+            Cmd::Info => out.verbatim(&self.info(args)),
+            Cmd::Command => command(args, out)?,
+            Cmd::Config => config(args, out)?,
+            Cmd::Client => client(session, args, out)?,
+            Cmd::Select => match parse::integer(args.get(1)) {
+                Some(0) => out.ok(),
+                Some(_) => return Err(err("ERR DB index is out of range")),
+                None => return Err(not_integer()),
+            },
+            Cmd::Quit => {
+                session.quit = true;
+                out.ok();
+            }
+            Cmd::Auth => {
+                let (user, password) = match args.len() {
+                    2 => (None, args.get(1)),
+                    _ => (Some(args.get(1)), args.get(2)),
+                };
+                if self.config.password.is_none() && user.is_none() {
+                    return Err(err(
+                        "ERR AUTH <password> called without any password configured for the \
+                         default user. Are you sure your configuration is correct?",
+                    ));
+                }
+                self.authenticate(session, user, password)?;
+                out.ok();
+            }
+            Cmd::Hello => self.hello(session, args, out)?,
+            Cmd::GyreBucket => {
+                if args.len() == 1 {
+                    out.bulk(session.bucket.as_str().as_bytes());
+                } else {
+                    let bucket = bucket_name(args.get(1))?;
+                    if self.backend.bucket(&bucket).is_none() {
+                        return Err(unknown_bucket(&bucket));
+                    }
+                    session.bucket = bucket;
+                    out.ok();
+                }
+            }
+            Cmd::GyreGet => {
+                let key = key(args.get(1))?;
+                let (bucket, r) = self.options(session, args, 2, "R")?;
+                let read = self.read(&bucket, key, r).await?;
+                out.array(2);
+                out.bulk(STANDARD.encode(&read.context).as_bytes());
+                out.array(read.values.len());
+                for value in &read.values {
+                    out.bulk(value);
+                }
+            }
+            Cmd::GyrePut => {
+                let key = key(args.get(1))?;
+                let context = context(args.get(2))?;
+                let (bucket, w) = self.options(session, args, 4, "W")?;
+                let after = self
+                    .write(ClientOp::Put {
+                        bucket,
+                        key,
+                        context,
+                        value: Bytes::copy_from_slice(args.get(3)),
+                        w,
+                    })
+                    .await?;
+                out.bulk(STANDARD.encode(&after).as_bytes());
+            }
+            Cmd::GyreDel => {
+                let key = key(args.get(1))?;
+                let context = context(args.get(2))?;
+                let (bucket, w) = self.options(session, args, 3, "W")?;
+                let after = self
+                    .write(ClientOp::Delete {
+                        bucket,
+                        key,
+                        context,
+                        w,
+                    })
+                    .await?;
+                out.bulk(STANDARD.encode(&after).as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `AUTH [user] password` (also `HELLO … AUTH`). Only the
+    /// `default` user exists; without a configured password it takes any.
+    fn authenticate(
+        &self,
+        session: &mut Session,
+        user: Option<&[u8]>,
+        password: &[u8],
+    ) -> Result<(), Fail> {
+        let user_ok = user.is_none_or(|u| u == b"default");
+        let password_ok = self
+            .config
+            .password
+            .as_ref()
+            .is_none_or(|p| same_secret(p.as_bytes(), password));
+        if user_ok && password_ok {
+            session.authenticated = true;
+            Ok(())
+        } else {
+            Err(err(
+                "WRONGPASS invalid username-password pair or user is disabled.",
+            ))
+        }
+    }
+
+    /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
+    fn hello(&self, session: &mut Session, args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
+        let mut resp3 = out.resp3;
+        if args.len() > 1 {
+            match parse::integer(args.get(1)) {
+                Some(2) => resp3 = false,
+                Some(3) => resp3 = true,
+                Some(_) => return Err(err("NOPROTO unsupported protocol version")),
+                None => {
+                    return Err(err(
+                        "ERR Protocol version is not an integer or out of range",
+                    ));
+                }
+            }
+        }
+        let mut auth = None;
+        let mut name = None;
+        let mut i = 2;
+        while i < args.len() {
+            let option = args.get(i);
+            let more = args.len() - i - 1;
+            if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+                auth = Some((args.get(i + 1), args.get(i + 2)));
+                i += 3;
+            } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+                name = Some(args.get(i + 1));
+                i += 2;
+            } else {
+                return Err(err(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(truncated(option, 128))
+                )));
+            }
+        }
+        if let Some((user, password)) = auth {
+            self.authenticate(session, Some(user), password)?;
+        }
+        if !session.authenticated {
+            return Err(err(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise \
+                 the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the \
+                 client and select the RESP protocol version at the same time",
+            ));
+        }
+        if let Some(name) = name {
+            set_name(session, name)?;
+        }
+        out.resp3 = resp3;
+        out.map(7);
+        out.bulk(b"server");
+        out.bulk(b"gyre");
+        out.bulk(b"version");
+        out.bulk(REDIS_VERSION.as_bytes());
+        out.bulk(b"proto");
+        out.integer(if resp3 { 3 } else { 2 });
+        out.bulk(b"id");
+        out.integer(i64::try_from(session.id).unwrap_or(i64::MAX));
+        out.bulk(b"mode");
+        out.bulk(b"standalone");
+        out.bulk(b"role");
+        out.bulk(b"master");
+        out.bulk(b"modules");
+        out.array(0);
+        Ok(())
+    }
+
+    /// The `[BUCKET b] [R|W n]` options of a `GYRE.*` command from argument
+    /// `from` on: the bucket (checked to exist) and the quorum (checked
+    /// against its n_val).
+    fn options(
+        &self,
+        session: &Session,
+        args: Args<'_>,
+        from: usize,
+        quorum_name: &str,
+    ) -> Result<(BucketName, Option<u8>), Fail> {
+        let mut bucket = None;
+        let mut quorum = None;
+        let mut i = from;
+        while i < args.len() {
+            let option = args.get(i);
+            if i + 1 >= args.len() {
+                return Err(syntax_error());
+            }
+            let value = args.get(i + 1);
+            if option.eq_ignore_ascii_case(b"BUCKET") {
+                bucket = Some(bucket_name(value)?);
+            } else if option.eq_ignore_ascii_case(quorum_name.as_bytes()) {
+                quorum = Some(parse::integer(value).ok_or_else(not_integer)?);
+            } else {
+                return Err(syntax_error());
+            }
+            i += 2;
+        }
+        let bucket = bucket.unwrap_or_else(|| session.bucket.clone());
+        let props = self
+            .backend
+            .bucket(&bucket)
+            .ok_or_else(|| unknown_bucket(&bucket))?;
+        let n_val = props.n_val();
+        let quorum = match quorum {
+            None => None,
+            Some(q) => match u8::try_from(q) {
+                Ok(q) if (1..=n_val).contains(&q) => Some(q),
+                _ => {
+                    return Err(err(format!(
+                        "ERR {quorum_name}={q} is impossible with n_val={n_val}: it must be \
+                         between 1 and {n_val}"
+                    )));
+                }
+            },
+        };
+        Ok((bucket, quorum))
+    }
+
+    /// The `INFO` text: the sections asked for, or the default ones.
+    fn info(&self, args: Args<'_>) -> String {
+        let wanted = |section: &str| {
+            args.len() == 1
+                || args.iter().skip(1).any(|a| {
+                    a.eq_ignore_ascii_case(section.as_bytes())
+                        || a.eq_ignore_ascii_case(b"all")
+                        || a.eq_ignore_ascii_case(b"everything")
+                        || a.eq_ignore_ascii_case(b"default")
+                })
+        };
+        let mut text = String::new();
+        let uptime = self.started.elapsed().as_secs();
+        // Writing to a String cannot fail.
+        if wanted("server") {
+            let _ = write!(
+                text,
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\ngyre_version:{}\r\n\
+                 redis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\n\
+                 tcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                usize::BITS,
+                std::process::id(),
+                self.port,
+                uptime / 86_400,
+            );
+        }
+        if wanted("clients") {
+            let _ = write!(
+                text,
+                "{}# Clients\r\nconnected_clients:{}\r\n",
+                if text.is_empty() { "" } else { "\r\n" },
+                self.connected_clients.load(Ordering::Relaxed),
+            );
+        }
+        if wanted("stats") {
+            let _ = write!(
+                text,
+                "{}# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n",
+                if text.is_empty() { "" } else { "\r\n" },
+                self.connections_received.load(Ordering::Relaxed),
+                self.commands_processed.load(Ordering::Relaxed),
+            );
+        }
+        if wanted("replication") {
+            let _ = write!(
+                text,
+                "{}# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
+                if text.is_empty() { "" } else { "\r\n" },
+            );
+        }
+        if wanted("keyspace") {
+            let _ = write!(
+                text,
+                "{}# Keyspace\r\n",
+                if text.is_empty() { "" } else { "\r\n" },
+            );
+        }
+        text
+    }
+}
+
+/// Every key of a multi-key command, checked before any reaches the
+/// backend.
+fn keys<'a>(args: impl Iterator<Item = &'a [u8]>) -> Result<Vec<Key>, Fail> {
+    args.map(key).collect()
+}
+
+fn set_name(session: &mut Session, name: &[u8]) -> Result<(), Fail> {
+    if !valid_client_name(name) {
+        return Err(err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    session.name = (!name.is_empty()).then(|| name.to_vec());
+    Ok(())
+}
+
+/// `COMMAND`, `COMMAND COUNT|DOCS|INFO|LIST`.
+fn command(args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
+    if args.len() == 1 {
+        out.array(0);
+        return Ok(());
+    }
+    let sub = args.get(1);
+    if sub.eq_ignore_ascii_case(b"COUNT") {
+        if args.len() != 2 {
+            return Err(wrong_arity("command|count"));
+        }
+        out.integer(Cmd::ALL.len() as i64);
+    } else if sub.eq_ignore_ascii_case(b"DOCS") {
+        // No documentation: redis-cli asks at start and does without.
+        out.map(0);
+    } else if sub.eq_ignore_ascii_case(b"INFO") {
+        out.array(args.len() - 2);
+        for _ in 2..args.len() {
+            out.null();
+        }
+    } else if sub.eq_ignore_ascii_case(b"LIST") {
+        out.array(Cmd::ALL.len());
+        for cmd in Cmd::ALL {
+            out.bulk(cmd.name().as_bytes());
+        }
+    } else {
+        return Err(unknown_subcommand(sub, "COMMAND"));
+    }
+    Ok(())
+}
+
+/// `CONFIG GET parameter [parameter …]`; nothing can be set.
+fn config(args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
+    let sub = args.get(1);
+    if sub.eq_ignore_ascii_case(b"GET") {
+        if args.len() < 3 {
+            return Err(wrong_arity("config|get"));
+        }
+        let matched: Vec<_> = CONFIG
+            .iter()
+            .filter(|(name, _)| args.iter().skip(2).any(|p| glob(p, name.as_bytes())))
+            .collect();
+        out.map(matched.len());
+        for (name, value) in matched {
+            out.bulk(name.as_bytes());
+            out.bulk(value.as_bytes());
+        }
+        Ok(())
+    } else if [&b"SET"[..], b"RESETSTAT", b"REWRITE"]
+        .iter()
+        .any(|s| sub.eq_ignore_ascii_case(s))
+    {
+        Err(err(format!(
+            "ERR CONFIG {} is not supported by Gyre",
+            String::from_utf8_lossy(sub).to_ascii_uppercase()
+        )))
+    } else {
+        Err(unknown_subcommand(sub, "CONFIG"))
+    }
+}
+
+/// `CLIENT ID|GETNAME|SETNAME|SETINFO|INFO`.
+fn client(session: &mut Session, args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
+    let sub = args.get(1);
+    let arity = |n: usize, name: &str| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(wrong_arity(name))
+        }
+    };
+    if sub.eq_ignore_ascii_case(b"ID") {
+        arity(2, "client|id")?;
+        out.integer(i64::try_from(session.id).unwrap_or(i64::MAX));
+    } else if sub.eq_ignore_ascii_case(b"GETNAME") {
+        arity(2, "client|getname")?;
+        out.bulk_or_null(session.name.as_deref());
+    } else if sub.eq_ignore_ascii_case(b"SETNAME") {
+        arity(3, "client|setname")?;
+        set_name(session, args.get(2))?;
+        out.ok();
+    } else if sub.eq_ignore_ascii_case(b"SETINFO") {
+        arity(4, "client|setinfo")?;
+        let attr = args.get(2);
+        if !attr.eq_ignore_ascii_case(b"LIB-NAME") && !attr.eq_ignore_ascii_case(b"LIB-VER") {
+            return Err(err(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(truncated(attr, 128))
+            )));
+        }
+        out.ok();
+    } else if sub.eq_ignore_ascii_case(b"INFO") {
+        arity(2, "client|info")?;
+        let line = format!(
+            "id={} addr={} name={} db=0 resp={}\n",
+            session.id,
+            session
+                .peer
+                .map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            String::from_utf8_lossy(session.name.as_deref().unwrap_or_default()),
+            if out.resp3 { 3 } else { 2 },
+        );
+        out.verbatim(&line);
+    } else {
+        return Err(unknown_subcommand(sub, "CLIENT"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_found_in_any_case() {
+        assert_eq!(Cmd::lookup(b"get"), Some(Cmd::Get));
+        assert_eq!(Cmd::lookup(b"gYrE.pUt"), Some(Cmd::GyrePut));
+        assert_eq!(Cmd::lookup(b"GETX"), None);
+        assert_eq!(Cmd::lookup(b""), None);
+        assert_eq!(Cmd::lookup(&[b'A'; 100]), None);
+        for cmd in Cmd::ALL {
+            assert_eq!(Cmd::lookup(cmd.name().as_bytes()), Some(cmd));
+        }
+    }
+
+    #[test]
+    fn globs_match_as_config_get_does() {
+        assert!(glob(b"*", b"save"));
+        assert!(glob(b"SAVE", b"save"));
+        assert!(glob(b"app*", b"appendonly"));
+        assert!(glob(b"s?ve", b"save"));
+        assert!(!glob(b"sav", b"save"));
+        assert!(!glob(b"x*", b"save"));
+    }
+
+    #[test]
+    fn contexts_are_standard_base64_or_none() {
+        assert!(matches!(context(b""), Ok(None)));
+        assert!(matches!(context(b"-"), Ok(None)));
+        assert!(matches!(context(b"AQA="), Ok(Some(b)) if b[..] == [1, 0]));
+        assert!(matches!(context(b"!!"), Err(Fail::Msg(m)) if m.starts_with("ERR bad context: ")));
+    }
+
+    #[test]
+    fn secrets_compare_by_content() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"ab"));
+    }
+}

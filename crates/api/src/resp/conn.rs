@@ -1,0 +1,181 @@
+//! One client connection: read, answer every complete command in order,
+//! write the replies once per batch, repeat.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::command::{Server, Session};
+use super::parse::Parser;
+use super::reply::Out;
+use crate::Backend;
+
+/// The input buffer starts at this size and grows only as bytes arrive.
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies are written mid-batch once this many bytes wait, so a long
+/// pipeline of large values does not pile up in memory.
+const FLUSH_AT: usize = 1 << 20;
+/// Buffers grown beyond this by one large command are given back once
+/// empty.
+const KEEP_CAPACITY: usize = 1 << 20;
+/// The most bytes one connection may hold unanswered: Redis's
+/// `client-query-buffer-limit`.
+const QUERY_BUFFER_LIMIT: usize = 1 << 30;
+/// After shutdown, how long a client that does not read its replies may
+/// hold the server up.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
+
+/// At most this long, and this many bytes, are read and discarded from a
+/// client the server hangs up on.
+const HANG_UP_GRACE: Duration = Duration::from_millis(200);
+const HANG_UP_DISCARD: usize = 1 << 20;
+
+/// Counts a connection while it lives.
+struct Connected<'a, B>(&'a Server<B>);
+
+impl<B> Drop for Connected<'_, B> {
+    fn drop(&mut self) {
+        self.0.connected_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one connection until the client leaves, sends `QUIT` or breaks
+/// the protocol, or `stop` turns true (then after the current command).
+pub(crate) async fn run<B: Backend>(
+    server: Arc<Server<B>>,
+    mut stream: TcpStream,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Without Nagle's algorithm a reply leaves at once, not after the
+    // client's delayed ACK.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "resp: cannot set TCP_NODELAY");
+    }
+    server.connections_received.fetch_add(1, Ordering::Relaxed);
+    server.connected_clients.fetch_add(1, Ordering::Relaxed);
+    let _connected = Connected(&server);
+    let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let mut session = Session::new(id, stream.peer_addr().ok(), &server.config);
+    let mut parser = Parser::new();
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Out::new();
+    loop {
+        // Answer every command complete in the input.
+        let mut close = false;
+        let mut commands = 0;
+        loop {
+            let limits = session.limits(&server.config);
+            match parser.parse(&input, limits) {
+                Ok(Some(len)) => {
+                    server
+                        .execute(&mut session, parser.args(&input), &mut out)
+                        .await;
+                    input.advance(len);
+                    commands += 1;
+                    let stopping = *stop.borrow();
+                    if session.quit || stopping {
+                        close = true;
+                        break;
+                    }
+                    if out.buf.len() >= FLUSH_AT && !flush(&mut stream, &mut out, &mut stop).await {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The framing is lost: say why and hang up.
+                    out.error(&format!("ERR {e}"));
+                    if flush(&mut stream, &mut out, &mut stop).await {
+                        hang_up(&mut stream).await;
+                    }
+                    return;
+                }
+            }
+        }
+        if commands > 0 {
+            server
+                .commands_processed
+                .fetch_add(commands, Ordering::Relaxed);
+        }
+        if !out.buf.is_empty() && !flush(&mut stream, &mut out, &mut stop).await {
+            return;
+        }
+        if close {
+            hang_up(&mut stream).await;
+            return;
+        }
+        if out.buf.capacity() > KEEP_CAPACITY {
+            out.buf = Vec::with_capacity(READ_CHUNK);
+        }
+        if input.is_empty() && input.capacity() > KEEP_CAPACITY {
+            input = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if input.len() >= QUERY_BUFFER_LIMIT {
+            out.error("ERR Protocol error: query buffer limit exceeded");
+            if flush(&mut stream, &mut out, &mut stop).await {
+                hang_up(&mut stream).await;
+            }
+            return;
+        }
+        if input.capacity() - input.len() < READ_CHUNK / 4 {
+            // Amortised doubling: a large argument costs O(its length).
+            input.reserve(READ_CHUNK.max(input.len()));
+        }
+        tokio::select! {
+            biased;
+            read = stream.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            // An idle connection closes at shutdown (a dropped sender too).
+            () = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Writes the pending replies: `false` if the connection is gone.
+async fn flush(stream: &mut TcpStream, out: &mut Out, stop: &mut watch::Receiver<bool>) -> bool {
+    let written = {
+        let write = stream.write_all(&out.buf);
+        tokio::pin!(write);
+        tokio::select! {
+            biased;
+            written = &mut write => written.is_ok(),
+            // At shutdown, a client that does not read gets a little longer.
+            () = stopped(stop) => {
+                matches!(tokio::time::timeout(SHUTDOWN_WRITE_GRACE, write).await, Ok(Ok(())))
+            }
+        }
+    };
+    out.buf.clear();
+    written
+}
+
+/// Closes a connection whose client may still be sending: closing with
+/// unread input would reset the connection, and the client could lose the
+/// error it was just sent. So: end our side, then discard what the client
+/// still sends, for a short while.
+async fn hang_up(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut discard = [0u8; 4096];
+    let mut budget = HANG_UP_DISCARD;
+    let _ = tokio::time::timeout(HANG_UP_GRACE, async {
+        while budget > 0 {
+            match stream.read(&mut discard).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget = budget.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+/// Resolves once the server stops (or is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}

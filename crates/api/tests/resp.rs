@@ -1,0 +1,1183 @@
+//! The Redis front end over the DVV model, spoken to as a client would:
+//! raw RESP over TCP.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::ModelBackend;
+use gyre_api::resp::{self, RespConfig};
+use gyre_api::{
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, Metrics,
+    NodeStats,
+};
+use gyre_types::{BucketName, BucketProps};
+use gyre_wire::{ClientOp, ClientReply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reply as a client decodes it.
+#[derive(Clone, Debug, PartialEq)]
+enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    /// RESP2's null bulk string, `$-1`.
+    Nil,
+    /// RESP3's null, `_`.
+    Null,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Verbatim(String),
+}
+
+fn bulk(s: impl AsRef<[u8]>) -> Reply {
+    Reply::Bulk(s.as_ref().to_vec())
+}
+
+fn ok() -> Reply {
+    Reply::Simple("OK".into())
+}
+
+fn error(s: &str) -> Reply {
+    Reply::Error(s.into())
+}
+
+impl Reply {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Bulk(b) => b.clone(),
+            other => panic!("not a bulk string: {other:?}"),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Self::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
+            Self::Verbatim(s) | Self::Simple(s) => s.clone(),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    fn items(&self) -> Vec<Reply> {
+        match self {
+            Self::Array(items) => items.clone(),
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    fn is_error_starting(&self, prefix: &str) -> bool {
+        matches!(self, Self::Error(e) if e.starts_with(prefix))
+    }
+}
+
+/// One reply at the start of `buf` and its length, if complete.
+fn decode(buf: &[u8]) -> Option<(Reply, usize)> {
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[1..end]).unwrap();
+    let mut at = end + 2;
+    let reply = match buf[0] {
+        b'+' => Reply::Simple(line.into()),
+        b'-' => Reply::Error(line.into()),
+        b':' => Reply::Int(line.parse().unwrap()),
+        b'_' => Reply::Null,
+        b'$' | b'=' => {
+            let len: i64 = line.parse().unwrap();
+            if len < 0 {
+                Reply::Nil
+            } else {
+                let len = len as usize;
+                if buf.len() < at + len + 2 {
+                    return None;
+                }
+                let data = buf[at..at + len].to_vec();
+                assert_eq!(&buf[at + len..at + len + 2], b"\r\n");
+                at += len + 2;
+                if buf[0] == b'=' {
+                    let text = String::from_utf8(data).unwrap();
+                    Reply::Verbatim(text.strip_prefix("txt:").unwrap().into())
+                } else {
+                    Reply::Bulk(data)
+                }
+            }
+        }
+        b'*' | b'%' => {
+            let len: i64 = line.parse().unwrap();
+            let items = if buf[0] == b'%' { len * 2 } else { len };
+            let mut elements = Vec::new();
+            for _ in 0..items.max(0) {
+                let (element, used) = decode(&buf[at..])?;
+                elements.push(element);
+                at += used;
+            }
+            if buf[0] == b'%' {
+                let mut pairs = Vec::new();
+                let mut it = elements.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
+                }
+                Reply::Map(pairs)
+            } else {
+                Reply::Array(elements)
+            }
+        }
+        other => panic!("unexpected reply type {:?}", other as char),
+    };
+    Some((reply, at))
+}
+
+/// A multibulk request.
+fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        let arg = arg.as_ref();
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A minimal Redis client.
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    async fn reply(&mut self) -> Reply {
+        loop {
+            if let Some((reply, used)) = decode(&self.buf) {
+                self.buf.drain(..used);
+                return reply;
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = tokio::time::timeout(TIMEOUT, self.stream.read(&mut chunk))
+                .await
+                .expect("no reply in time")
+                .unwrap();
+            assert!(n > 0, "connection closed; unparsed {:?}", self.buf);
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
+        self.send(&encode(args)).await;
+        self.reply().await
+    }
+
+    /// Whether the server closed the connection (with nothing more to read).
+    async fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 1024];
+        match tokio::time::timeout(TIMEOUT, self.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => self.buf.is_empty(),
+            Ok(Ok(_)) | Err(_) => false,
+        }
+    }
+}
+
+/// A running server.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Server {
+    async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(TIMEOUT, self.task)
+            .await
+            .expect("serve did not return")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn start_with<B: Backend>(backend: Arc<B>, config: RespConfig) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(resp::serve(
+        listener,
+        backend,
+        metrics.clone(),
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        addr,
+        stop: Some(stop),
+        task,
+        metrics,
+    }
+}
+
+async fn start() -> (Server, Arc<ModelBackend>) {
+    let model = Arc::new(ModelBackend::new());
+    (
+        start_with(model.clone(), RespConfig::default()).await,
+        model,
+    )
+}
+
+fn calls(model: &ModelBackend) -> u64 {
+    model.calls.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn plain_commands_read_and_write_the_default_bucket() {
+    let (server, model) = start().await;
+    let mut c = server.client().await;
+    assert_eq!(c.call(&["PING"]).await, Reply::Simple("PONG".into()));
+    assert_eq!(c.call(&["ping", "hi"]).await, bulk("hi"));
+    assert_eq!(c.call(&["ECHO", "a\r\nb"]).await, bulk("a\r\nb"));
+    assert_eq!(c.call(&["GET", "k"]).await, Reply::Nil);
+    assert_eq!(c.call(&["SET", "k", "v1"]).await, ok());
+    assert_eq!(c.call(&["get", "k"]).await, bulk("v1"));
+    assert_eq!(c.call(&["Set", "k", ""]).await, ok());
+    assert_eq!(c.call(&["GET", "k"]).await, bulk(""));
+    assert_eq!(model.values("default", b"k"), [Bytes::new()]);
+    assert_eq!(c.call(&["MSET", "a", "1", "b", "2"]).await, ok());
+    assert_eq!(
+        c.call(&["MGET", "a", "missing", "b"]).await,
+        Reply::Array(vec![bulk("1"), Reply::Nil, bulk("2")])
+    );
+    assert_eq!(
+        c.call(&["EXISTS", "a", "missing", "b", "a"]).await,
+        Reply::Int(3)
+    );
+    assert_eq!(c.call(&["DEL", "a", "missing", "k"]).await, Reply::Int(2));
+    assert_eq!(c.call(&["GET", "a"]).await, Reply::Nil);
+    assert_eq!(c.call(&["EXISTS", "a", "k"]).await, Reply::Int(0));
+    assert!(model.values("default", b"a").is_empty());
+    assert_eq!(c.call(&["DEL", "a"]).await, Reply::Int(0));
+    // Binary keys and values pass through untouched.
+    let binary: Vec<u8> = (0..=255).collect();
+    assert_eq!(c.call(&[&b"SET"[..], &binary, &binary]).await, ok());
+    assert_eq!(c.call(&[&b"GET"[..], &binary]).await, bulk(&binary));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_large_value_round_trips() {
+    let (server, _model) = start().await;
+    let mut c = server.client().await;
+    let value: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+    assert_eq!(c.call(&[&b"SET"[..], b"big", &value]).await, ok());
+    assert_eq!(c.call(&["GET", "big"]).await, bulk(&value));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn gyre_bucket_selects_the_bucket_of_plain_commands() {
+    let (server, model) = start().await;
+    model
+        .set_bucket(BucketName::new("other").unwrap(), BucketProps::default())
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    assert_eq!(c.call(&["GYRE.BUCKET"]).await, bulk("default"));
+    assert_eq!(c.call(&["GYRE.BUCKET", "other"]).await, ok());
+    assert_eq!(c.call(&["GYRE.BUCKET"]).await, bulk("other"));
+    assert_eq!(c.call(&["SET", "k", "in-other"]).await, ok());
+    assert_eq!(model.values("other", b"k"), [Bytes::from("in-other")]);
+    assert!(model.values("default", b"k").is_empty());
+    let before = calls(&model);
+    assert_eq!(
+        c.call(&["GYRE.BUCKET", "nope"]).await,
+        error("ERR unknown bucket 'nope'")
+    );
+    assert!(
+        c.call(&["GYRE.BUCKET", "bad name!"])
+            .await
+            .is_error_starting("ERR invalid bucket name")
+    );
+    assert_eq!(calls(&model), before);
+    // Still in "other".
+    assert_eq!(c.call(&["GET", "k"]).await, bulk("in-other"));
+    // Another connection starts in the default bucket.
+    assert_eq!(server.client().await.call(&["GET", "k"]).await, Reply::Nil);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hundred_pipelined_commands_are_answered_in_order() {
+    let (server, _model) = start().await;
+    let mut c = server.client().await;
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        batch.extend(encode(&["SET", &format!("k{i}"), &format!("v{i}")]));
+        batch.extend(encode(&["GET", &format!("k{i}")]));
+    }
+    c.send(&batch).await;
+    for i in 0..50 {
+        assert_eq!(c.reply().await, ok());
+        assert_eq!(c.reply().await, bulk(format!("v{i}")));
+    }
+    // Many small commands split at every byte still come out whole.
+    let batch: Vec<u8> = (0..20).flat_map(|_| encode(&["PING"])).collect();
+    for byte in &batch {
+        c.send(std::slice::from_ref(byte)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(c.reply().await, Reply::Simple("PONG".into()));
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn inline_commands_work_as_in_telnet() {
+    let (server, model) = start().await;
+    let mut c = server.client().await;
+    c.send(b"PING\r\n").await;
+    assert_eq!(c.reply().await, Reply::Simple("PONG".into()));
+    c.send(b"set k \"hello world\\n\"\r\nget k\n\r\n  \nEXISTS 'k'\r\n")
+        .await;
+    assert_eq!(c.reply().await, ok());
+    assert_eq!(c.reply().await, bulk("hello world\n"));
+    assert_eq!(c.reply().await, Reply::Int(1));
+    assert_eq!(
+        model.values("default", b"k"),
+        [Bytes::from("hello world\n")]
+    );
+    // Unbalanced quotes lose the framing, as in Redis.
+    c.send(b"SET k \"oops\r\n").await;
+    assert_eq!(
+        c.reply().await,
+        error("ERR Protocol error: unbalanced quotes in request")
+    );
+    assert!(c.closed().await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn hello_3_switches_nulls_and_maps_to_resp3() {
+    let (server, _model) = start().await;
+    let mut c = server.client().await;
+    let id = match c.call(&["CLIENT", "ID"]).await {
+        Reply::Int(id) => id,
+        other => panic!("{other:?}"),
+    };
+    // HELLO without a version answers in the current protocol.
+    let hello = c.call(&["HELLO"]).await.items();
+    assert_eq!(hello.len(), 14);
+    assert_eq!(hello[0..2], [bulk("server"), bulk("gyre")]);
+    assert_eq!(hello[4..6], [bulk("proto"), Reply::Int(2)]);
+    let Reply::Map(hello) = c.call(&["HELLO", "3", "SETNAME", "me"]).await else {
+        panic!("HELLO 3 answers a map")
+    };
+    assert_eq!(
+        hello,
+        [
+            (bulk("server"), bulk("gyre")),
+            (bulk("version"), bulk("7.0.0")),
+            (bulk("proto"), Reply::Int(3)),
+            (bulk("id"), Reply::Int(id)),
+            (bulk("mode"), bulk("standalone")),
+            (bulk("role"), bulk("master")),
+            (bulk("modules"), Reply::Array(vec![])),
+        ]
+    );
+    assert_eq!(c.call(&["CLIENT", "GETNAME"]).await, bulk("me"));
+    assert_eq!(c.call(&["GET", "missing"]).await, Reply::Null);
+    assert_eq!(
+        c.call(&["MGET", "missing"]).await,
+        Reply::Array(vec![Reply::Null])
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "save"]).await,
+        Reply::Map(vec![(bulk("save"), bulk(""))])
+    );
+    assert_eq!(c.call(&["COMMAND", "DOCS"]).await, Reply::Map(vec![]));
+    assert!(matches!(
+        c.call(&["INFO", "server"]).await,
+        Reply::Verbatim(t) if t.starts_with("# Server\r\n")
+    ));
+    assert!(matches!(c.call(&["HELLO", "2"]).await, Reply::Array(_)));
+    assert_eq!(c.call(&["GET", "missing"]).await, Reply::Nil);
+    assert_eq!(
+        c.call(&["HELLO", "4"]).await,
+        error("NOPROTO unsupported protocol version")
+    );
+    assert_eq!(
+        c.call(&["HELLO", "x"]).await,
+        error("ERR Protocol version is not an integer or out of range")
+    );
+    assert_eq!(
+        c.call(&["HELLO", "3", "BOGUS"]).await,
+        error("ERR Syntax error in HELLO option 'BOGUS'")
+    );
+    // A failed HELLO leaves the protocol as it was.
+    assert_eq!(c.call(&["GET", "missing"]).await, Reply::Nil);
+    server.shutdown().await;
+}
+
+/// The base64 context of a GYRE.GET and its values.
+async fn gyre_get(c: &mut Client, key: &str) -> (String, Vec<Vec<u8>>) {
+    let reply = c.call(&["GYRE.GET", key]).await.items();
+    assert_eq!(reply.len(), 2, "{reply:?}");
+    (
+        reply[0].text(),
+        reply[1].items().iter().map(Reply::bytes).collect(),
+    )
+}
+
+#[tokio::test]
+async fn concurrent_gyre_puts_become_siblings_and_a_put_with_their_context_resolves_them() {
+    let (server, model) = start().await;
+    let mut c = server.client().await;
+    // The empty context of a missing key: a valid base64 string.
+    let (empty, values) = gyre_get(&mut c, "k").await;
+    assert!(values.is_empty());
+    assert!(!empty.is_empty());
+    let a = c.call(&["GYRE.PUT", "k", &empty, "a"]).await.text();
+    let b = c.call(&["GYRE.PUT", "k", &empty, "b"]).await.text();
+    assert_ne!(a, b);
+    let (context, mut values) = gyre_get(&mut c, "k").await;
+    values.sort();
+    assert_eq!(values, [b"a".to_vec(), b"b".to_vec()]);
+    // The contexts are standard base64, as the HTTP API writes them.
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&context)
+        .unwrap();
+    assert!(gyre_versioning::Context::from_bytes(&raw).is_ok());
+    // GET shows one of them: the latest.
+    assert_eq!(c.call(&["GET", "k"]).await, bulk("b"));
+    // A put with the read's context resolves both.
+    let after = c.call(&["GYRE.PUT", "k", &context, "merged"]).await.text();
+    assert_eq!(model.values("default", b"k"), [Bytes::from("merged")]);
+    let (now, values) = gyre_get(&mut c, "k").await;
+    assert_eq!(values, [b"merged".to_vec()]);
+    assert_eq!(now, after);
+    // A delete with it removes the value; the tombstone's context comes back.
+    let deleted = c.call(&["GYRE.DEL", "k", &now]).await.text();
+    assert!(!deleted.is_empty());
+    assert_eq!(gyre_get(&mut c, "k").await.1, Vec::<Vec<u8>>::new());
+    // "" and "-" are blind writes: they supersede everything.
+    c.call(&["GYRE.PUT", "k", &empty, "x"]).await.text();
+    c.call(&["GYRE.PUT", "k", &empty, "y"]).await.text();
+    c.call(&["GYRE.PUT", "k", "", "blind"]).await.text();
+    assert_eq!(model.values("default", b"k"), [Bytes::from("blind")]);
+    c.call(&["GYRE.PUT", "k", &empty, "z"]).await.text();
+    c.call(&["GYRE.DEL", "k", "-"]).await.text();
+    assert!(model.values("default", b"k").is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_returns_the_latest_sibling_and_set_supersedes_all() {
+    let (server, model) = start().await;
+    let mut c = server.client().await;
+    let (empty, _) = gyre_get(&mut c, "k").await;
+    for v in ["first", "second", "third"] {
+        c.call(&["GYRE.PUT", "k", &empty, v]).await.text();
+    }
+    assert_eq!(model.values("default", b"k").len(), 3);
+    assert_eq!(c.call(&["GET", "k"]).await, bulk("third"));
+    assert_eq!(
+        c.call(&["MGET", "k"]).await,
+        Reply::Array(vec![bulk("third")])
+    );
+    assert_eq!(c.call(&["SET", "k", "only"]).await, ok());
+    assert_eq!(model.values("default", b"k"), [Bytes::from("only")]);
+    // DEL of a key with siblings deletes them all.
+    c.call(&["GYRE.PUT", "k", &empty, "again"]).await.text();
+    assert_eq!(c.call(&["DEL", "k"]).await, Reply::Int(1));
+    assert!(model.values("default", b"k").is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn gyre_options_choose_the_bucket_and_quorums() {
+    let (server, model) = start().await;
+    model
+        .set_bucket(
+            BucketName::new("five").unwrap(),
+            BucketProps::new(5, 3, 3).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    let ctx = c
+        .call(&["GYRE.PUT", "k", "", "v", "bucket", "five", "W", "5"])
+        .await
+        .text();
+    assert_eq!(model.values("five", b"k"), [Bytes::from("v")]);
+    let reply = c
+        .call(&["GYRE.GET", "k", "R", "4", "BUCKET", "five"])
+        .await
+        .items();
+    assert_eq!(reply, [bulk(&ctx), Reply::Array(vec![bulk("v")])]);
+    // The default bucket has n_val 3: R=5 is impossible there.
+    let before = calls(&model);
+    assert_eq!(
+        c.call(&["GYRE.GET", "k", "R", "5"]).await,
+        error("ERR R=5 is impossible with n_val=3: it must be between 1 and 3")
+    );
+    assert_eq!(
+        c.call(&["GYRE.GET", "k", "R", "0"]).await,
+        error("ERR R=0 is impossible with n_val=3: it must be between 1 and 3")
+    );
+    assert_eq!(
+        c.call(&["GYRE.PUT", "k", "", "v", "W", "4"]).await,
+        error("ERR W=4 is impossible with n_val=3: it must be between 1 and 3")
+    );
+    assert_eq!(
+        c.call(&["GYRE.DEL", "k", "", "W", "-1"]).await,
+        error("ERR W=-1 is impossible with n_val=3: it must be between 1 and 3")
+    );
+    assert_eq!(
+        c.call(&["GYRE.GET", "k", "R", "two"]).await,
+        error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        c.call(&["GYRE.GET", "k", "W", "2"]).await,
+        error("ERR syntax error")
+    );
+    assert_eq!(
+        c.call(&["GYRE.GET", "k", "R"]).await,
+        error("ERR syntax error")
+    );
+    assert_eq!(
+        c.call(&["GYRE.GET", "k", "BUCKET", "nope"]).await,
+        error("ERR unknown bucket 'nope'")
+    );
+    assert_eq!(
+        c.call(&["GYRE.PUT", "k", "", "v", "BUCKET", "nope"]).await,
+        error("ERR unknown bucket 'nope'")
+    );
+    assert_eq!(calls(&model), before);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_an_error_that_reaches_nothing_and_keeps_the_connection() {
+    let (server, model) = start().await;
+    let mut c = server.client().await;
+    let before = calls(&model);
+    assert_eq!(
+        c.call(&["FOO", "a", "b"]).await,
+        error("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
+    );
+    assert_eq!(
+        c.call(&["foo"]).await,
+        error("ERR unknown command 'foo', with args beginning with: ")
+    );
+    // Long arguments are cut, newlines cannot break the framing.
+    let long = "x".repeat(300);
+    let Reply::Error(e) = c.call(&["nope", &long, "a\r\nb"]).await else {
+        panic!()
+    };
+    assert!(e.len() < 300, "{e}");
+    assert_eq!(
+        c.call(&["GET"]).await,
+        error("ERR wrong number of arguments for 'get' command")
+    );
+    assert_eq!(
+        c.call(&["GET", "a", "b"]).await,
+        error("ERR wrong number of arguments for 'get' command")
+    );
+    assert_eq!(
+        c.call(&["SET", "k"]).await,
+        error("ERR wrong number of arguments for 'set' command")
+    );
+    assert_eq!(
+        c.call(&["MSET", "a", "1", "b"]).await,
+        error("ERR wrong number of arguments for 'mset' command")
+    );
+    assert_eq!(
+        c.call(&["PING", "a", "b"]).await,
+        error("ERR wrong number of arguments for 'ping' command")
+    );
+    assert_eq!(
+        c.call(&["GYRE.PUT", "k", ""]).await,
+        error("ERR wrong number of arguments for 'gyre.put' command")
+    );
+    for option in ["EX", "px", "NX", "XX", "KEEPTTL", "GET", "EXAT", "PXAT"] {
+        assert_eq!(
+            c.call(&["SET", "k", "v", option, "10"]).await,
+            error(&format!(
+                "ERR SET option '{}' is not supported by Gyre",
+                option.to_uppercase()
+            ))
+        );
+    }
+    assert_eq!(
+        c.call(&["SET", "k", "v", "BOGUS"]).await,
+        error("ERR syntax error")
+    );
+    let huge_key = vec![b'k'; gyre_types::Key::MAX_LEN + 1];
+    for command in ["GET", "EXISTS", "DEL", "MGET", "GYRE.GET"] {
+        assert_eq!(
+            c.call(&[command.as_bytes(), &huge_key]).await,
+            error("ERR key is 65537 bytes, the maximum is 65536"),
+            "{command}"
+        );
+    }
+    assert_eq!(
+        c.call(&[&b"SET"[..], &huge_key, b"v"]).await,
+        error("ERR key is 65537 bytes, the maximum is 65536")
+    );
+    // A bad key anywhere in a multi-key command: nothing is written.
+    assert_eq!(
+        c.call(&[&b"MSET"[..], b"a", b"1", &huge_key, b"2"]).await,
+        error("ERR key is 65537 bytes, the maximum is 65536")
+    );
+    assert_eq!(c.call(&["GET", ""]).await, error("ERR key is empty"));
+    assert!(
+        c.call(&["GYRE.PUT", "k", "!!not base64!!", "v"])
+            .await
+            .is_error_starting("ERR bad context: ")
+    );
+    assert!(
+        c.call(&["GYRE.DEL", "k", "AAA"])
+            .await
+            .is_error_starting("ERR bad context: ")
+    );
+    assert_eq!(
+        c.call(&["SELECT", "1"]).await,
+        error("ERR DB index is out of range")
+    );
+    assert_eq!(
+        c.call(&["SELECT", "x"]).await,
+        error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(calls(&model), before, "bad input reached the backend");
+    assert!(model.values("default", b"a").is_empty());
+    // A context that is base64 but not a context: the backend refuses it.
+    assert!(
+        c.call(&["GYRE.PUT", "k", "AAAA", "v"])
+            .await
+            .is_error_starting("ERR bad context: ")
+    );
+    // And the connection still works.
+    assert_eq!(c.call(&["SET", "k", "v"]).await, ok());
+    assert_eq!(c.call(&["GET", "k"]).await, bulk("v"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_value_over_the_bucket_limit_is_refused_by_the_backend() {
+    let (server, model) = start().await;
+    model
+        .set_bucket(
+            BucketName::new("small").unwrap(),
+            BucketProps::default().with_max_value_len(10).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    assert_eq!(c.call(&["GYRE.BUCKET", "small"]).await, ok());
+    assert_eq!(
+        c.call(&["SET", "k", "01234567890"]).await,
+        error("ERR value too large")
+    );
+    assert_eq!(c.call(&["SET", "k", "0123456789"]).await, ok());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_resp_is_a_protocol_error_and_closes_the_connection() {
+    let model = Arc::new(ModelBackend::new());
+    let config = RespConfig {
+        max_value_len: 1024,
+        max_args: 16,
+        ..RespConfig::default()
+    };
+    let server = start_with(model.clone(), config).await;
+    let cases: [(&[u8], &str); 8] = [
+        (b"*x\r\n", "invalid multibulk length"),
+        (b"*17\r\n", "invalid multibulk length"),
+        (b"*1\r\n+PING\r\n", "expected '$', got '+'"),
+        (b"*1\r\n$x\r\n", "invalid bulk length"),
+        (b"*1\r\n$-5\r\n", "invalid bulk length"),
+        (b"*2\r\n$3\r\nGET\r\n$1025\r\n", "invalid bulk length"),
+        (b"*1\r\n$4\r\nPINGxx", "expected CRLF after bulk string"),
+        (b"*1\r\n$4\rPING\r\n", "bulk count not terminated by CRLF"),
+    ];
+    for (input, message) in cases {
+        let mut c = server.client().await;
+        // A good command first, answered before the framing breaks.
+        let mut bytes = encode(&["PING"]);
+        bytes.extend_from_slice(input);
+        c.send(&bytes).await;
+        assert_eq!(c.reply().await, Reply::Simple("PONG".into()));
+        assert_eq!(
+            c.reply().await,
+            error(&format!("ERR Protocol error: {message}")),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert!(c.closed().await, "{:?}", String::from_utf8_lossy(input));
+    }
+    // A line that never ends.
+    let mut c = server.client().await;
+    c.send(&vec![b'a'; 70 * 1024]).await;
+    assert_eq!(
+        c.reply().await,
+        error("ERR Protocol error: too big inline request")
+    );
+    assert!(c.closed().await);
+    assert_eq!(calls(&model), 0);
+    // The server still serves others.
+    assert_eq!(
+        server.client().await.call(&["PING"]).await,
+        Reply::Simple("PONG".into())
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tool_commands_answer_as_redis_tools_expect() {
+    let (server, _model) = start().await;
+    let mut c = server.client().await;
+    // redis-benchmark reads these two.
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "save"]).await,
+        Reply::Array(vec![bulk("save"), bulk("")])
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "appendonly"]).await,
+        Reply::Array(vec![bulk("appendonly"), bulk("no")])
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "nothing"]).await,
+        Reply::Array(vec![])
+    );
+    assert_eq!(c.call(&["CONFIG", "GET", "*"]).await.items().len(), 8);
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "save", ""]).await,
+        error("ERR CONFIG SET is not supported by Gyre")
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "FOO"]).await,
+        error("ERR unknown subcommand 'FOO'. Try CONFIG HELP.")
+    );
+    // redis-cli asks for these at start.
+    assert_eq!(c.call(&["COMMAND", "DOCS"]).await, Reply::Array(vec![]));
+    assert_eq!(c.call(&["COMMAND"]).await, Reply::Array(vec![]));
+    assert_eq!(c.call(&["COMMAND", "COUNT"]).await, Reply::Int(20));
+    let list = c.call(&["COMMAND", "LIST"]).await.items();
+    assert!(list.contains(&bulk("gyre.get")));
+    assert_eq!(
+        c.call(&["CLIENT", "SETINFO", "LIB-NAME", "redis-cli"])
+            .await,
+        ok()
+    );
+    assert_eq!(c.call(&["CLIENT", "SETINFO", "lib-ver", "7.2"]).await, ok());
+    assert_eq!(
+        c.call(&["CLIENT", "SETINFO", "colour", "blue"]).await,
+        error("ERR Unrecognized option 'colour'")
+    );
+    assert_eq!(c.call(&["CLIENT", "GETNAME"]).await, Reply::Nil);
+    assert_eq!(c.call(&["CLIENT", "SETNAME", "worker-1"]).await, ok());
+    assert_eq!(c.call(&["CLIENT", "GETNAME"]).await, bulk("worker-1"));
+    assert_eq!(
+        c.call(&["CLIENT", "SETNAME", "a b"]).await,
+        error("ERR Client names cannot contain spaces, newlines or special characters.")
+    );
+    assert!(
+        c.call(&["CLIENT", "INFO"])
+            .await
+            .text()
+            .contains("name=worker-1")
+    );
+    assert!(matches!(c.call(&["CLIENT", "ID"]).await, Reply::Int(id) if id > 0));
+    assert_eq!(
+        c.call(&["CLIENT", "KILL"]).await,
+        error("ERR unknown subcommand 'KILL'. Try CLIENT HELP.")
+    );
+    assert_eq!(
+        c.call(&["CLIENT", "SETNAME"]).await,
+        error("ERR wrong number of arguments for 'client|setname' command")
+    );
+    assert_eq!(c.call(&["SELECT", "0"]).await, ok());
+    let info = c.call(&["INFO"]).await.text();
+    for line in [
+        "# Server\r\n",
+        "redis_version:7.0.0\r\n",
+        "gyre_version:",
+        "# Clients\r\nconnected_clients:1\r\n",
+        "# Stats\r\n",
+        "total_commands_processed:",
+        "# Keyspace\r\n",
+    ] {
+        assert!(info.contains(line), "{line:?} not in {info}");
+    }
+    let stats = c.call(&["info", "STATS"]).await.text();
+    assert!(stats.starts_with("# Stats\r\n"), "{stats}");
+    assert!(!stats.contains("# Server"));
+    assert_eq!(c.call(&["INFO", "nothing"]).await, bulk(""));
+    assert_eq!(c.call(&["QUIT"]).await, ok());
+    assert!(c.closed().await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn authentication_flows_as_in_redis() {
+    let model = Arc::new(ModelBackend::new());
+    let config = RespConfig {
+        password: Some("s3cret".into()),
+        ..RespConfig::default()
+    };
+    let server = start_with(model.clone(), config).await;
+    let mut c = server.client().await;
+    for command in [&["GET", "k"][..], &["PING"], &["SET", "k", "v"], &["INFO"]] {
+        assert_eq!(
+            c.call(command).await,
+            error("NOAUTH Authentication required.")
+        );
+    }
+    // Unknown commands are unknown, authenticated or not.
+    assert!(
+        c.call(&["NOPE"])
+            .await
+            .is_error_starting("ERR unknown command 'NOPE'")
+    );
+    let wrong = error("WRONGPASS invalid username-password pair or user is disabled.");
+    assert_eq!(c.call(&["AUTH", "nope"]).await, wrong);
+    assert_eq!(c.call(&["AUTH", "someone", "s3cret"]).await, wrong);
+    assert_eq!(
+        c.call(&["AUTH", "a", "b", "c"]).await,
+        error("ERR wrong number of arguments for 'auth' command")
+    );
+    assert!(
+        c.call(&["HELLO", "3"])
+            .await
+            .is_error_starting("NOAUTH HELLO must be called")
+    );
+    assert_eq!(
+        c.call(&["HELLO", "3", "AUTH", "default", "nope"]).await,
+        wrong
+    );
+    assert_eq!(calls(&model), 0);
+    assert_eq!(c.call(&["AUTH", "s3cret"]).await, ok());
+    assert_eq!(c.call(&["SET", "k", "v"]).await, ok());
+    // AUTH user password, and HELLO … AUTH.
+    let mut c = server.client().await;
+    assert_eq!(c.call(&["AUTH", "default", "s3cret"]).await, ok());
+    assert_eq!(c.call(&["GET", "k"]).await, bulk("v"));
+    let mut c = server.client().await;
+    assert!(matches!(
+        c.call(&["HELLO", "3", "AUTH", "default", "s3cret"]).await,
+        Reply::Map(_)
+    ));
+    assert_eq!(c.call(&["GET", "missing"]).await, Reply::Null);
+    // Before authenticating, a client may send only small commands.
+    let mut c = server.client().await;
+    c.send(b"*11\r\n").await;
+    assert_eq!(
+        c.reply().await,
+        error("ERR Protocol error: unauthenticated multibulk length")
+    );
+    assert!(c.closed().await);
+    let mut c = server.client().await;
+    c.send(b"*2\r\n$4\r\nAUTH\r\n$20000\r\n").await;
+    assert_eq!(
+        c.reply().await,
+        error("ERR Protocol error: unauthenticated bulk length")
+    );
+    assert!(c.closed().await);
+    // QUIT needs no password.
+    let mut c = server.client().await;
+    assert_eq!(c.call(&["QUIT"]).await, ok());
+    assert!(c.closed().await);
+    server.shutdown().await;
+
+    // Without a password, AUTH is an error (but AUTH default anything is not).
+    let (server, _model) = start().await;
+    let mut c = server.client().await;
+    assert_eq!(
+        c.call(&["AUTH", "x"]).await,
+        error(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?"
+        )
+    );
+    assert_eq!(c.call(&["AUTH", "default", "x"]).await, ok());
+    assert_eq!(c.call(&["PING"]).await, Reply::Simple("PONG".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unavailability_and_backend_errors_have_their_own_codes() {
+    let (server, model) = start().await;
+    let mut c = server.client().await;
+    assert_eq!(c.call(&["SET", "k", "v"]).await, ok());
+    model.unavailable.store(true, Ordering::SeqCst);
+    let unavailable = error("UNAVAILABLE 1 of 2 required replicas answered");
+    assert_eq!(c.call(&["GET", "k"]).await, unavailable);
+    assert_eq!(c.call(&["SET", "k", "w"]).await, unavailable);
+    assert_eq!(c.call(&["DEL", "k"]).await, unavailable);
+    assert_eq!(c.call(&["MSET", "a", "1", "b", "2"]).await, unavailable);
+    assert_eq!(c.call(&["MGET", "a", "b"]).await, unavailable);
+    assert_eq!(c.call(&["EXISTS", "a"]).await, unavailable);
+    assert_eq!(c.call(&["GYRE.GET", "k"]).await, unavailable);
+    assert_eq!(c.call(&["GYRE.PUT", "k", "", "v"]).await, unavailable);
+    assert_eq!(c.call(&["GYRE.DEL", "k", ""]).await, unavailable);
+    model.unavailable.store(false, Ordering::SeqCst);
+    assert_eq!(c.call(&["GET", "k"]).await, bulk("v"));
+    let text = server.metrics.render(&NodeStats::default());
+    assert!(
+        text.contains(r#"gyre_requests_total{front="Resp",op="Get",outcome="Unavailable"} 5"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gyre_requests_total{front="Resp",op="Put",outcome="Ok"} 1"#),
+        "{text}"
+    );
+    server.shutdown().await;
+
+    // The other errors, from a backend that fails as told.
+    for (e, reply) in [
+        (
+            KvError::NotReady("no layout".into()),
+            "CLUSTERDOWN not ready: no layout",
+        ),
+        (
+            KvError::Internal("disk on fire".into()),
+            "ERR internal error: disk on fire",
+        ),
+        (KvError::BadRequest("nope".into()), "ERR nope"),
+        (
+            KvError::UnknownBucket("gone".into()),
+            "ERR unknown bucket 'gone'",
+        ),
+    ] {
+        let backend = Arc::new(Gated::new());
+        *backend.fail.lock().unwrap() = Some(e);
+        let server = start_with(backend, RespConfig::default()).await;
+        let mut c = server.client().await;
+        assert_eq!(c.call(&["GET", "k"]).await, error(reply));
+        assert_eq!(c.call(&["SET", "k", "v"]).await, error(reply));
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_every_key_operation_and_siblings() {
+    let (server, _model) = start().await;
+    let mut c = server.client().await;
+    let (empty, _) = gyre_get(&mut c, "k").await;
+    c.call(&["GYRE.PUT", "k", &empty, "a"]).await.text();
+    c.call(&["GYRE.PUT", "k", &empty, "b"]).await.text();
+    c.call(&["GYRE.PUT", "k", &empty, "c"]).await.text();
+    c.call(&["GET", "k"]).await.bytes();
+    c.call(&["DEL", "k"]).await;
+    // Refused before the backend: counted as bad requests.
+    assert!(c.call(&["GET", ""]).await.is_error_starting("ERR"));
+    assert!(
+        c.call(&["GYRE.PUT", "k", "", "v", "W", "9"])
+            .await
+            .is_error_starting("ERR")
+    );
+    assert!(
+        c.call(&["SET", "k", "v", "NX"])
+            .await
+            .is_error_starting("ERR")
+    );
+    let text = server.metrics.render(&NodeStats::default());
+    for line in [
+        r#"gyre_requests_total{front="Resp",op="Get",outcome="BadRequest"} 1"#,
+        r#"gyre_requests_total{front="Resp",op="Put",outcome="BadRequest"} 2"#,
+        r#"gyre_requests_total{front="Resp",op="Get",outcome="Ok"} 3"#,
+        r#"gyre_requests_total{front="Resp",op="Put",outcome="Ok"} 3"#,
+        r#"gyre_requests_total{front="Resp",op="Delete",outcome="Ok"} 1"#,
+        // GET and DEL's read each saw 3 values: 2 extra each.
+        "gyre_siblings_returned_total 4",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+    server.shutdown().await;
+}
+
+/// The model behind a gate: key operations wait until it opens, or fail
+/// with a set error.
+struct Gated {
+    model: ModelBackend,
+    gate: tokio::sync::Semaphore,
+    entered: tokio::sync::Notify,
+    fail: std::sync::Mutex<Option<KvError>>,
+}
+
+impl Gated {
+    fn new() -> Self {
+        Self {
+            model: ModelBackend::new(),
+            gate: tokio::sync::Semaphore::new(0),
+            entered: tokio::sync::Notify::new(),
+            fail: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Backend for Gated {
+    async fn kv(&self, op: ClientOp) -> Result<ClientReply, KvError> {
+        if let Some(e) = self.fail.lock().unwrap().clone() {
+            return Err(e);
+        }
+        self.entered.notify_one();
+        self.gate.acquire().await.unwrap().forget();
+        self.model.kv(op).await
+    }
+    fn bucket(&self, bucket: &BucketName) -> Option<BucketProps> {
+        self.model.bucket(bucket)
+    }
+    fn buckets(&self) -> Vec<(BucketName, BucketProps)> {
+        self.model.buckets()
+    }
+    async fn set_bucket(
+        &self,
+        bucket: BucketName,
+        props: BucketProps,
+    ) -> Result<BucketSet, AdminError> {
+        self.model.set_bucket(bucket, props).await
+    }
+    fn status(&self) -> ClusterStatus {
+        self.model.status()
+    }
+    async fn admin(&self, command: AdminCommand) -> Result<AdminReply, AdminError> {
+        self.model.admin(command).await
+    }
+    fn stats(&self) -> NodeStats {
+        self.model.stats()
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_and_finishes_commands_in_flight() {
+    let backend = Arc::new(Gated::new());
+    let server = start_with(backend.clone(), RespConfig::default()).await;
+    let addr = server.addr;
+    let mut idle = server.client().await;
+    assert_eq!(idle.call(&["PING"]).await, Reply::Simple("PONG".into()));
+    let mut busy = server.client().await;
+    // A SET in flight, and another command pipelined behind it.
+    let mut batch = encode(&["SET", "k", "v"]);
+    batch.extend(encode(&["GET", "k"]));
+    busy.send(&batch).await;
+    backend.entered.notified().await;
+    let stop = tokio::spawn(server.shutdown());
+    // The idle connection closes; no new connection is accepted.
+    assert!(idle.closed().await);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    match TcpStream::connect(addr).await {
+        Err(_) => {}
+        Ok(mut s) => {
+            let mut b = [0u8; 16];
+            assert!(matches!(s.read(&mut b).await, Ok(0) | Err(_)));
+        }
+    }
+    assert!(
+        !stop.is_finished(),
+        "serve returned with a command in flight"
+    );
+    // The SET finishes and is answered; the pipelined GET is not run.
+    backend.gate.add_permits(1);
+    assert_eq!(busy.reply().await, ok());
+    assert!(busy.closed().await);
+    tokio::time::timeout(TIMEOUT, stop).await.unwrap().unwrap();
+    assert_eq!(backend.model.values("default", b"k"), [Bytes::from("v")]);
+}
+
+/// Random input over TCP: the server answers or hangs up, never dies; and
+/// commands cut into random pieces are answered as if sent whole.
+#[test]
+fn random_bytes_and_fragmented_commands_over_tcp() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, _model) = runtime.block_on(start());
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        ..Config::default()
+    });
+    let garbage = (
+        proptest::collection::vec(any::<u8>(), 0..512),
+        proptest::bool::ANY,
+    );
+    runner
+        .run(&garbage, |(mut bytes, framed)| {
+            if framed {
+                bytes.insert(0, b'*');
+            }
+            runtime.block_on(async {
+                let mut c = server.client().await;
+                c.send(&bytes).await;
+                // Whatever happened, the server still answers a new client.
+                let mut fresh = server.client().await;
+                assert_eq!(fresh.call(&["PING"]).await, Reply::Simple("PONG".into()));
+            });
+            Ok(())
+        })
+        .unwrap();
+
+    let commands = proptest::collection::vec(
+        ("[a-z]{1,6}", proptest::collection::vec(any::<u8>(), 0..64)),
+        1..8,
+    );
+    let cuts = proptest::collection::vec(any::<usize>(), 0..10);
+    runner
+        .run(&(commands, cuts), |(commands, cuts)| {
+            runtime.block_on(async {
+                let mut c = server.client().await;
+                let mut batch = Vec::new();
+                for (key, value) in &commands {
+                    batch.extend(encode(&[&b"SET"[..], key.as_bytes(), value]));
+                    batch.extend(encode(&[&b"GET"[..], key.as_bytes()]));
+                }
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c % batch.len()).collect();
+                cuts.push(batch.len());
+                cuts.sort_unstable();
+                let mut sent = 0;
+                for cut in cuts {
+                    c.send(&batch[sent..cut.max(sent)]).await;
+                    sent = cut.max(sent);
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+                for (_, value) in &commands {
+                    assert_eq!(c.reply().await, ok());
+                    assert_eq!(c.reply().await, bulk(value));
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+    runtime.block_on(server.shutdown());
+}
