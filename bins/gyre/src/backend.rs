@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
-    NodeStats, PlanSummary,
+    NodeStats, PlanSummary, TreeRoot,
 };
 use gyre_membership::{Change, NodeStatus, Plan};
 use gyre_ring::Layout;
 use gyre_storage::Store;
-use gyre_types::{BucketName, BucketProps, NodeId, ZoneName};
+use gyre_types::{BucketName, BucketProps, Key, NodeId, ZoneName};
 use gyre_wire::{ClientOp, ClientReply};
 
 use crate::run::GyreNode;
@@ -229,6 +230,31 @@ impl Backend for NodeBackend {
                 Ok(AdminReply::Committed(summary))
             }
         }
+    }
+
+    fn local_trees(&self) -> Vec<TreeRoot> {
+        let store = self.node.replication().replica().store();
+        store
+            .merkle_trees()
+            .into_iter()
+            .filter_map(|(partition, n_val)| {
+                let tree = store.merkle_tree(partition, n_val).ok()?;
+                Some(TreeRoot {
+                    partition: partition.get(),
+                    n_val,
+                    root: format!("{:032x}", tree.root()),
+                })
+            })
+            .collect()
+    }
+
+    fn local_get(&self, bucket: &BucketName, key: &Key) -> Result<Option<Vec<Bytes>>, KvError> {
+        self.node
+            .replication()
+            .replica()
+            .get(bucket, key)
+            .map(|o| o.map(|o| o.values().cloned().collect()))
+            .map_err(|e| KvError::Internal(e.to_string()))
     }
 
     fn stats(&self) -> NodeStats {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -80,6 +81,18 @@ pub(crate) struct NodeArgs {
     /// A password Redis clients must give with AUTH.
     #[arg(long, env = "GYRE_RESP_PASSWORD")]
     pub(crate) resp_password: Option<String>,
+    /// How often held hints are offered to their owners, in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "GYRE_HINT_INTERVAL_MS")]
+    pub(crate) hint_interval_ms: Option<u64>,
+    /// How often each partition is compared with its other replicas
+    /// (Merkle anti-entropy), in seconds [default: 600].
+    #[arg(long, env = "GYRE_ANTI_ENTROPY_INTERVAL_SECS")]
+    pub(crate) anti_entropy_interval_secs: Option<u64>,
+    /// Gossip round interval, in milliseconds [default: 1000]. Failure
+    /// detection scales with it.
+    #[arg(long, env = "GYRE_GOSSIP_INTERVAL_MS")]
+    pub(crate) gossip_interval_ms: Option<u64>,
 }
 
 /// The config file: the same settings as the flags.
@@ -106,6 +119,9 @@ pub(crate) struct FileConfig {
     pub(crate) w: Option<u8>,
     pub(crate) partitions: Option<u32>,
     pub(crate) resp_password: Option<String>,
+    pub(crate) hint_interval_ms: Option<u64>,
+    pub(crate) anti_entropy_interval_secs: Option<u64>,
+    pub(crate) gossip_interval_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -149,6 +165,9 @@ pub(crate) struct Settings {
     pub(crate) bucket_defaults: BucketProps,
     pub(crate) partitions: PartitionCount,
     pub(crate) resp_password: Option<String>,
+    pub(crate) hint_interval: Duration,
+    pub(crate) anti_entropy_interval: Duration,
+    pub(crate) gossip_interval: Duration,
 }
 
 impl Settings {
@@ -235,6 +254,24 @@ impl Settings {
             bucket_defaults,
             partitions,
             resp_password: args.resp_password.or(file.resp_password),
+            hint_interval: Duration::from_millis(
+                args.hint_interval_ms
+                    .or(file.hint_interval_ms)
+                    .unwrap_or(10_000)
+                    .max(10),
+            ),
+            anti_entropy_interval: Duration::from_secs(
+                args.anti_entropy_interval_secs
+                    .or(file.anti_entropy_interval_secs)
+                    .unwrap_or(600)
+                    .max(1),
+            ),
+            gossip_interval: Duration::from_millis(
+                args.gossip_interval_ms
+                    .or(file.gossip_interval_ms)
+                    .unwrap_or(1000)
+                    .max(10),
+            ),
         })
     }
 }

@@ -135,6 +135,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             bucket_defaults: defaults,
             partitions: gyre_types::PartitionCount::new(64)?,
             resp_password: None,
+            hint_interval: Duration::from_secs(2),
+            anti_entropy_interval: Duration::from_secs(60),
+            gossip_interval: Duration::from_millis(500),
         };
         running.push(run::start(&settings).await?);
     }

@@ -184,6 +184,7 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
                 partitions: settings.partitions,
                 replication: settings.bucket_defaults.n_val(),
             },
+            gossip_interval: settings.gossip_interval,
             ..gyre_membership::Config::default()
         },
         id.as_u64(),
@@ -199,7 +200,8 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         NodeConfig {
             offload_store: true,
             bucket_defaults: settings.bucket_defaults,
-            ..NodeConfig::default()
+            hint_interval: settings.hint_interval,
+            anti_entropy_interval: settings.anti_entropy_interval,
         },
     );
 

@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use gyre_types::{BucketName, BucketProps};
+use bytes::Bytes;
+use gyre_types::{BucketName, BucketProps, Key};
 use gyre_wire::{ClientOp, ClientReply};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,28 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What replication did so far, for metrics.
     fn stats(&self) -> NodeStats;
+
+    /// The roots of this node's own Merkle trees (one per partition and
+    /// n_val it holds data of): equal roots on two replicas mean equal data.
+    fn local_trees(&self) -> Vec<TreeRoot>;
+
+    /// The live values this node's own replica holds for a key: no quorum,
+    /// no forwarding, no repair. `None` if it holds no record.
+    ///
+    /// # Errors
+    /// [`KvError::Internal`] if the store fails.
+    fn local_get(&self, bucket: &BucketName, key: &Key) -> Result<Option<Vec<Bytes>>, KvError>;
+}
+
+/// The root of one of a node's Merkle trees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeRoot {
+    /// The partition.
+    pub partition: u32,
+    /// The n_val of the keys it covers.
+    pub n_val: u8,
+    /// The root hash, 32 hex digits.
+    pub root: String,
 }
 
 /// Why a key operation failed.

@@ -33,7 +33,7 @@ pub mod resp;
 
 pub use backend::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
-    NodeStats, PlanSummary,
+    NodeStats, PlanSummary, TreeRoot,
 };
 pub use metrics::{Front, Metrics, Op};
 

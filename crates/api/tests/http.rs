@@ -616,6 +616,16 @@ impl Backend for Broken {
             ..NodeStats::default()
         }
     }
+    fn local_trees(&self) -> Vec<gyre_api::TreeRoot> {
+        self.model.local_trees()
+    }
+    fn local_get(
+        &self,
+        bucket: &BucketName,
+        key: &gyre_types::Key,
+    ) -> Result<Option<Vec<Bytes>>, KvError> {
+        self.model.local_get(bucket, key)
+    }
 }
 
 #[tokio::test]

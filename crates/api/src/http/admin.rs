@@ -121,6 +121,11 @@ pub(crate) async fn admin<B: Backend>(
     Ok(Json(reply).into_response())
 }
 
+/// `GET /v1/local/trees`: the roots of this node's Merkle trees.
+pub(crate) async fn local_trees<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    Json(serde_json::json!({ "trees": shared.backend.local_trees() })).into_response()
+}
+
 /// The answer of `GET /health`.
 #[derive(Debug, Serialize)]
 struct Health {

@@ -75,9 +75,14 @@ struct Target {
 /// Finds bucket and key in the raw (still percent-encoded) path, so that
 /// any byte of a key can be written as `%XX`.
 fn target<B: Backend>(backend: &B, uri: &Uri) -> Result<Target, ApiError> {
+    target_under(backend, uri, PREFIX)
+}
+
+/// [`target`] for a route whose keys follow `prefix`.
+fn target_under<B: Backend>(backend: &B, uri: &Uri, prefix: &str) -> Result<Target, ApiError> {
     let rest = uri
         .path()
-        .strip_prefix(PREFIX)
+        .strip_prefix(prefix)
         .ok_or_else(|| ApiError::internal("key route without its prefix"))?;
     let (raw_bucket, raw_key) = rest.split_once('/').unwrap_or((rest, ""));
     let bucket = percent_decode(raw_bucket)
@@ -91,6 +96,30 @@ fn target<B: Backend>(backend: &B, uri: &Uri) -> Result<Target, ApiError> {
         .bucket(&bucket)
         .ok_or_else(|| ApiError::unknown_bucket(bucket.as_str()))?;
     Ok(Target { bucket, props, key })
+}
+
+/// Where the local replica's keys are read.
+const LOCAL_PREFIX: &str = "/v1/local/kv/";
+
+/// `GET /v1/local/kv/{bucket}/{key}`: the values this node's own replica
+/// holds (no quorum, no forwarding, no repair). `200 {"values_base64":
+/// [...]}`, or 404 `not_found` if it holds no record.
+pub(crate) async fn local_get<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let t = target_under(&*shared.backend, &uri, LOCAL_PREFIX)?;
+    match shared.backend.local_get(&t.bucket, &t.key)? {
+        Some(values) => {
+            let values: Vec<String> = values.iter().map(|v| STANDARD.encode(v)).collect();
+            Ok(Json(serde_json::json!({ "values_base64": values })).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this node's replica holds no record of the key",
+        )),
+    }
 }
 
 /// A quorum override, if it fits the bucket: `1..=n_val`.

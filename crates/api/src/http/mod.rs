@@ -96,6 +96,19 @@
 //!   per front end, operation and outcome, siblings returned, and the
 //!   node's replication counters).
 //!
+//! # This node's own replica
+//!
+//! For operators and tests checking repair: what this node stores, not
+//! what the cluster answers.
+//!
+//! - `GET /v1/local/trees`: `200` `{"trees": [{"partition": 3, "n_val": 3,
+//!   "root": "<32 hex digits>"}, ...]}`, one per (partition, n_val) it holds
+//!   data of. Two replicas of a partition hold the same data exactly when
+//!   their roots are equal.
+//! - `GET /v1/local/kv/{bucket}/{key}`: `200` `{"values_base64": [...]}`,
+//!   the live values of the local record (empty if it is a tombstone), or
+//!   `404` `not_found` if there is no record.
+//!
 //! # Errors
 //!
 //! Every failure is JSON: `{"error": "<kind>", "message": "<for humans>"}`,
@@ -157,6 +170,8 @@
 //! #     fn status(&self) -> gyre_api::ClusterStatus { unimplemented!() }
 //! #     async fn admin(&self, _: gyre_api::AdminCommand) -> Result<gyre_api::AdminReply, gyre_api::AdminError> { unimplemented!() }
 //! #     fn stats(&self) -> gyre_api::NodeStats { gyre_api::NodeStats::default() }
+//! #     fn local_trees(&self) -> Vec<gyre_api::TreeRoot> { Vec::new() }
+//! #     fn local_get(&self, _: &gyre_types::BucketName, _: &gyre_types::Key) -> Result<Option<Vec<bytes::Bytes>>, gyre_api::KvError> { Ok(None) }
 //! # }
 //! ```
 //!
@@ -206,6 +221,8 @@ pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>) -> Router {
         )
         .route("/v1/cluster", get(admin::cluster::<B>))
         .route("/v1/cluster/admin", post(admin::admin::<B>))
+        .route("/v1/local/trees", get(admin::local_trees::<B>))
+        .route("/v1/local/kv/{bucket}/{*key}", get(kv::local_get::<B>))
         .route("/health", get(admin::health::<B>))
         .route("/metrics", get(admin::metrics::<B>))
         // After the routes: it applies to those already added.

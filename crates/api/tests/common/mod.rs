@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
-    NodeStats, PlanSummary,
+    NodeStats, PlanSummary, TreeRoot,
 };
 use gyre_types::{BucketName, BucketProps, Key, NodeId, Timestamp};
 use gyre_versioning::{Context, DvvSet, Policy};
@@ -224,5 +224,22 @@ impl Backend for ModelBackend {
 
     fn stats(&self) -> NodeStats {
         NodeStats::default()
+    }
+
+    fn local_trees(&self) -> Vec<TreeRoot> {
+        vec![TreeRoot {
+            partition: 0,
+            n_val: 3,
+            root: format!("{:032x}", self.objects.lock().unwrap().len()),
+        }]
+    }
+
+    fn local_get(&self, bucket: &BucketName, key: &Key) -> Result<Option<Vec<Bytes>>, KvError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .get(&(bucket.clone(), key.clone()))
+            .map(|o| o.values().cloned().collect()))
     }
 }
