@@ -481,7 +481,17 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     pub async fn deliver_hints(self: &Arc<Self>) -> u64 {
         let mut delivered = 0;
         let targets: Vec<NodeId> = self.replica.store().hint_backlog().into_keys().collect();
+        let layout = self.view.layout();
         for target in targets {
+            // An owner no longer in the layout (it left, or was removed after
+            // losing its data) will never take its hints: they go to the
+            // key's current replicas instead.
+            if let Some(layout) = &layout
+                && layout.member(target).is_none()
+            {
+                delivered += self.reroute_hints(target, layout).await;
+                continue;
+            }
             if !self.view.is_up(target) {
                 continue;
             }
@@ -517,6 +527,64 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
         bump(&self.counters.hints_delivered, delivered);
         delivered
+    }
+
+    /// Hands the hints held for `target`, which `layout` no longer counts,
+    /// to each key's current primaries; a batch goes once all of them
+    /// stored it. Returns how many hints went.
+    async fn reroute_hints(self: &Arc<Self>, target: NodeId, layout: &Layout) -> u64 {
+        let mut rerouted = 0;
+        loop {
+            let mut batch = match self.replica.hint_batch(target) {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%target, error = %e, "cannot read hints");
+                    break;
+                }
+            };
+            let Request::DeliverHints { items } =
+                std::mem::replace(&mut batch.request, Request::Ping)
+            else {
+                break;
+            };
+            let mut sends = JoinSet::new();
+            let mut complete = true;
+            for item in items {
+                let props = self.replica.props(&item.bucket);
+                let Ok(primaries) = route::primaries(layout, &item.bucket, &item.key, &props)
+                else {
+                    complete = false;
+                    continue;
+                };
+                for to in primaries {
+                    let this = Arc::clone(self);
+                    let request = Request::ReplicaPut {
+                        layout: layout.version(),
+                        item: item.clone(),
+                    };
+                    sends.spawn(async move { this.ask(to, request).await });
+                }
+            }
+            while let Some(answer) = sends.join_next().await {
+                complete &= matches!(answer, Ok(Ok(Response::Stored)));
+            }
+            if !complete {
+                tracing::debug!(%target, "hints of a departed node not rerouted yet");
+                break;
+            }
+            let count = batch.ids.len() as u64;
+            if let Err(e) = self
+                .on_store(true, move |replica| replica.hints_delivered(&batch))
+                .await
+            {
+                tracing::warn!(%target, error = %e, "cannot remove rerouted hints");
+                break;
+            }
+            rerouted += count;
+            tracing::info!(%target, hints = count, "rerouted hints of a departed node");
+        }
+        rerouted
     }
 
     /// One anti-entropy session with `peer` over (`partition`, `n_val`).
