@@ -14,8 +14,10 @@ use gyre_sim::{ClusterConfig, Outcome, bucket};
 #[test]
 fn hints_for_a_removed_node_reach_the_new_replicas() {
     block_on(async {
-        let mut config = ClusterConfig::default();
-        config.nodes = 4;
+        let mut config = ClusterConfig {
+            nodes: 4,
+            ..ClusterConfig::default()
+        };
         // Hinted handoff alone must do it.
         config.node.anti_entropy_interval = Duration::from_secs(3600);
         let (cluster, recorder) = cluster(config, 7).await;
