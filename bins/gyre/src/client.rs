@@ -32,17 +32,20 @@ pub(crate) enum ClusterCommand {
     /// Stage: make a node that gossip knows a member.
     Join {
         /// Its id.
-        node: String,
+        #[arg(value_name = "NODE_ID")]
+        member: String,
     },
     /// Stage: take a member out (its replicas move to the others).
     Leave {
         /// Its id.
-        node: String,
+        #[arg(value_name = "NODE_ID")]
+        member: String,
     },
     /// Stage: forget a node that is gone for good (refused while it is up).
     Remove {
         /// Its id.
-        node: String,
+        #[arg(value_name = "NODE_ID")]
+        member: String,
     },
     /// Stage: a node that lost its data came back under a new id: remove
     /// the old id and join the new one.
@@ -55,7 +58,8 @@ pub(crate) enum ClusterCommand {
     /// Stage: change a member's capacity or zone.
     Set {
         /// Its id.
-        node: String,
+        #[arg(value_name = "NODE_ID")]
+        member: String,
         /// The new capacity.
         #[arg(long)]
         capacity: Option<u32>,
@@ -215,15 +219,15 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
             admin(target, &AdminCommand::Remove { node: old })?;
             AdminCommand::Join { node: new }
         }
-        ClusterCommand::Join { node } => AdminCommand::Join { node },
-        ClusterCommand::Leave { node } => AdminCommand::Leave { node },
-        ClusterCommand::Remove { node } => AdminCommand::Remove { node },
+        ClusterCommand::Join { member } => AdminCommand::Join { node: member },
+        ClusterCommand::Leave { member } => AdminCommand::Leave { node: member },
+        ClusterCommand::Remove { member } => AdminCommand::Remove { node: member },
         ClusterCommand::Set {
-            node,
+            member,
             capacity,
             zone,
         } => AdminCommand::Set {
-            node,
+            node: member,
             capacity,
             zone,
         },

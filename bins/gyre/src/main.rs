@@ -158,3 +158,52 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser as _;
+
+    use super::{Cli, Command};
+    use crate::client::ClusterCommand;
+
+    #[test]
+    fn a_member_id_and_the_node_url_parse_apart() {
+        for args in [
+            [
+                "gyre",
+                "cluster",
+                "join",
+                "00000000000000aa",
+                "--node",
+                "http://h:1",
+            ],
+            [
+                "gyre",
+                "cluster",
+                "--node",
+                "http://h:1",
+                "join",
+                "00000000000000aa",
+            ],
+        ] {
+            match Cli::try_parse_from(args).unwrap().command {
+                Command::Cluster {
+                    target,
+                    command: ClusterCommand::Join { member },
+                } => {
+                    assert_eq!(member, "00000000000000aa");
+                    assert_eq!(target.node, "http://h:1");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

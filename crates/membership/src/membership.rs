@@ -365,6 +365,13 @@ impl Membership {
         self.seeds.insert(id);
     }
 
+    /// Tells the core the time without a gossip round, so that checks made
+    /// between rounds (a staged `Remove` refused while its node is up) judge
+    /// liveness as of `now`.
+    pub fn advance(&mut self, now: Duration) {
+        self.last_now = self.last_now.max(now);
+    }
+
     /// One gossip round; call every [`Config::gossip_interval`]. Bumps this
     /// node's heartbeat, convicts silent peers, pings down peers whose
     /// heartbeat gossip still brings, forgets expired tombstones, asks again

@@ -1,6 +1,7 @@
 //! [`MembershipService`]: a node's membership core, driven over a
 //! transport.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub struct MembershipService<T> {
     layout: RwLock<Option<(LayoutStamp, Arc<Layout>)>>,
     events: broadcast::Sender<Event>,
     tasks: Mutex<JoinSet<()>>,
+    /// The peer address last taught to the transport, per peer.
+    learned: Mutex<HashMap<NodeId, String>>,
 }
 
 impl<T: Peers> MembershipService<T> {
@@ -70,6 +73,7 @@ impl<T: Peers> MembershipService<T> {
             layout: RwLock::new(layout),
             events,
             tasks: Mutex::new(JoinSet::new()),
+            learned: Mutex::new(HashMap::new()),
         });
         let weak = Arc::downgrade(&service);
         service.spawn(async move {
@@ -110,7 +114,9 @@ impl<T: Peers> MembershipService<T> {
     /// carried out (use the dedicated methods for what sends).
     pub fn with<R>(&self, f: impl FnOnce(&mut Membership, Duration) -> R) -> R {
         let now = self.now();
-        f(&mut self.lock(), now)
+        let mut core = self.lock();
+        core.advance(now);
+        f(&mut core, now)
     }
 
     /// Whether this node considers `id` up.
@@ -204,7 +210,16 @@ impl<T: Peers> MembershipService<T> {
                 Output::Send { to, msg } => {
                     // Without a gossiped address the transport may still
                     // know one: where the peer last connected from.
-                    let addr = self.lock().peer_addr(to).map(str::to_owned);
+                    // Only a changed address is taught: the transport may
+                    // know a better one meanwhile (where a restarted peer
+                    // connected from, before its new state reached us), and
+                    // the gossiped one of its previous life must not
+                    // overwrite it.
+                    let gossiped = self.lock().peer_addr(to).map(str::to_owned);
+                    let addr = gossiped.filter(|a| {
+                        let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+                        learned.insert(to, a.clone()).as_ref() != Some(a)
+                    });
                     let transport = self.transport.clone();
                     self.spawn(async move {
                         if let Some(addr) = addr {

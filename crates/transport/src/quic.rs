@@ -505,14 +505,24 @@ async fn serve_connection(inner: Arc<Inner>, incoming: quinn::Incoming) {
     let Some(from) = handshake(&inner, &conn).await else {
         return;
     };
-    // A node dials from the socket it listens on: until told otherwise,
-    // that is where to reach it.
-    inner
-        .peers()
-        .entry(from)
-        .or_default()
-        .addr
-        .get_or_insert(conn.remote_address());
+    // A node dials from the socket it listens on: that is where to reach
+    // it. A verified connection from a new address means the node moved
+    // (restarted elsewhere): the old address, and a link to it, are stale.
+    {
+        let remote = conn.remote_address();
+        let mut peers = inner.peers();
+        let p = peers.entry(from).or_default();
+        if p.addr != Some(remote) {
+            if let Some(old) = p.addr.replace(remote) {
+                tracing::debug!(peer = %from, %old, new = %remote, "peer connected from a new address");
+            }
+            if let Some(link) = p.link.take() {
+                link.conn.close(code::DONE, b"peer moved");
+            }
+            p.failures = 0;
+            p.retry_at = None;
+        }
+    }
     loop {
         tokio::select! {
             bi = conn.accept_bi() => match bi {
