@@ -204,9 +204,9 @@ impl QuicTransport {
     }
 
     /// Records (or changes) where `peer` listens. A changed address drops
-    /// the current connection to it. Until it is called, a peer that
-    /// connected to this node is reached where it connected from (a node
-    /// dials from the socket it listens on).
+    /// the current connection to it. A peer that connects to this node is
+    /// also moved to where it connected from (a node dials from the socket
+    /// it listens on), whatever was set before.
     pub fn set_peer_addr(&self, peer: NodeId, addr: SocketAddr) {
         let mut peers = self.inner.peers();
         let p = peers.entry(peer).or_default();
