@@ -78,7 +78,7 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
     match command {
         CertCommand::Ca { cluster, out } => {
             make_ca(&cluster, &out)?;
-            println!(
+            out!(
                 "cluster CA for {cluster:?} written to {0}/ca.pem and {0}/ca.key (keep ca.key secret)",
                 out.display()
             );
@@ -97,7 +97,7 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
             let cert = ca.issue_node(id)?;
             write_new(&out, "node.pem", &cert.cert_pem, false)?;
             write_new(&out, "node.key", &cert.key_pem, true)?;
-            println!("{id}");
+            out!("{id}");
         }
     }
     Ok(())

@@ -186,14 +186,15 @@ fn admin(target: &Target, command: &AdminCommand) -> anyhow::Result<AdminReply> 
 
 fn print_plan(plan: &PlanSummary) {
     for change in &plan.changes {
-        println!("  {change}");
+        out!("  {change}");
     }
-    println!(
+    out!(
         "layout version {}: {} partition replicas move",
-        plan.version, plan.moves
+        plan.version,
+        plan.moves
     );
     for (id, share) in &plan.ownership {
-        println!("  {id}  {:>5.1}%", share * 100.0);
+        out!("  {id}  {:>5.1}%", share * 100.0);
     }
 }
 
@@ -209,7 +210,7 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
         ClusterCommand::Status { json } => {
             let status = status(target)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                out!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print_status(&status);
             }
@@ -237,15 +238,15 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
     };
     match admin(target, &command)? {
         AdminReply::Staged(changes) => {
-            println!("staged ({}):", changes.len());
+            out!("staged ({}):", changes.len());
             for c in changes {
-                println!("  {c}");
+                out!("  {c}");
             }
-            println!("review with `gyre cluster plan`, apply with `gyre cluster commit`");
+            out!("review with `gyre cluster plan`, apply with `gyre cluster commit`");
         }
         AdminReply::Plan(plan) => print_plan(&plan),
         AdminReply::Committed(plan) => {
-            println!("committed:");
+            out!("committed:");
             print_plan(&plan);
         }
     }
@@ -254,17 +255,25 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
 
 fn print_status(status: &ClusterStatus) {
     match status.layout_version {
-        Some(v) => println!(
+        Some(v) => out!(
             "node {} · layout version {v} · {} partitions × {} replicas",
             status.node,
             status.partitions.unwrap_or(0),
             status.replication.unwrap_or(0)
         ),
-        None => println!("node {} · no layout committed yet", status.node),
+        None => out!("node {} · no layout committed yet", status.node),
     }
-    println!(
+    out!(
         "{:<16}  {:<10} {:<5} {:>6}  {:<9} {:<10} {:>8} {:>6}  {:<8} addresses",
-        "id", "name", "up", "phi", "status", "zone", "capacity", "owns", "hints"
+        "id",
+        "name",
+        "up",
+        "phi",
+        "status",
+        "zone",
+        "capacity",
+        "owns",
+        "hints"
     );
     for m in &status.members {
         let name = m
@@ -278,7 +287,7 @@ fn print_status(status: &ClusterStatus) {
             .filter(|a| !a.starts_with("name="))
             .map(String::as_str)
             .collect();
-        println!(
+        out!(
             "{:<16}  {:<10} {:<5} {:>6}  {:<9} {:<10} {:>8} {:>5.1}%  {:<8} peer={} {}",
             m.id,
             name,
@@ -298,10 +307,10 @@ fn print_status(status: &ClusterStatus) {
         );
     }
     if status.members.iter().any(|m| !m.in_layout) {
-        println!("* not in the layout");
+        out!("* not in the layout");
     }
     if !status.staged.is_empty() {
-        println!("staged, not committed: {}", status.staged.join(", "));
+        out!("staged, not committed: {}", status.staged.join(", "));
     }
 }
 
@@ -340,9 +349,9 @@ pub(crate) fn get(target: &Target, args: &KeyArgs, r: Option<u8>) -> anyhow::Res
         &[("accept", "application/json")],
     )?;
     if answer.status == 404 {
-        println!("(not found)");
+        out!("(not found)");
         if let Some(c) = &answer.context {
-            println!("context: {c}");
+            out!("context: {c}");
         }
         return Ok(());
     }
@@ -354,19 +363,19 @@ pub(crate) fn get(target: &Target, args: &KeyArgs, r: Option<u8>) -> anyhow::Res
         .cloned()
         .unwrap_or_default();
     if siblings.len() > 1 {
-        println!("{} siblings (concurrent writes):", siblings.len());
+        out!("{} siblings (concurrent writes):", siblings.len());
     }
     for s in &siblings {
         match s.get("value").and_then(|v| v.as_str()) {
-            Some(v) => println!("{v}"),
-            None => println!(
+            Some(v) => out!("{v}"),
+            None => out!(
                 "(binary, base64) {}",
                 s.get("value_base64").and_then(|v| v.as_str()).unwrap_or("")
             ),
         }
     }
     if let Some(c) = json.get("context").and_then(|c| c.as_str()) {
-        println!("context: {c}");
+        out!("context: {c}");
     }
     Ok(())
 }
@@ -398,8 +407,8 @@ pub(crate) fn write(
             .as_str()
             .map(str::to_owned)
     }) {
-        Some(c) => println!("ok · context: {c}"),
-        None => println!("ok"),
+        Some(c) => out!("ok · context: {c}"),
+        None => out!("ok"),
     }
     Ok(())
 }

@@ -143,41 +143,48 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     form_cluster(&running).await?;
 
-    println!(
+    out!(
         "Gyre demo cluster: {} nodes, data in {}",
         running.len(),
         dir.display()
     );
-    println!();
-    println!(
+    out!();
+    out!(
         "  {:<7} {:<16}  {:<16} {:<22} peer (QUIC)",
-        "name", "id", "redis", "http"
+        "name",
+        "id",
+        "redis",
+        "http"
     );
     for r in &running {
         let e = &r.endpoints;
-        println!(
+        out!(
             "  {:<7} {:<16}  {:<16} http://{:<15} {}",
-            e.name, e.id, e.resp, e.http, e.peer
+            e.name,
+            e.id,
+            e.resp,
+            e.http,
+            e.peer
         );
     }
     if let (Some(a), Some(b)) = (running.first(), running.get(1)) {
-        println!();
-        println!("Try:");
-        println!(
+        out!();
+        out!("Try:");
+        out!(
             "  redis-cli -p {} SET greeting hello",
             a.endpoints.resp.port()
         );
-        println!("  redis-cli -p {} GET greeting", b.endpoints.resp.port());
-        println!(
+        out!("  redis-cli -p {} GET greeting", b.endpoints.resp.port());
+        out!(
             "  curl -s http://{}/v1/kv/default/greeting",
             b.endpoints.http
         );
-        println!("  gyre cluster status --node http://{}", a.endpoints.http);
+        out!("  gyre cluster status --node http://{}", a.endpoints.http);
     }
-    println!();
-    println!("Ctrl-C stops the cluster.");
+    out!();
+    out!("Ctrl-C stops the cluster.");
     run::shutdown_signal().await;
-    println!("stopping…");
+    out!("stopping…");
     for r in running {
         r.stop().await;
     }

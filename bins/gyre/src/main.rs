@@ -12,6 +12,15 @@
 //! Logs go to stderr, human-readable unless `--log-format json`, at the
 //! level of `--log-level` or `RUST_LOG` (default `info`).
 
+/// `println!` that ignores a closed stdout (`gyre … | head`, a script that
+/// stopped reading): what the program does must not depend on it.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod backend;
 mod cert;
 mod client;

@@ -320,7 +320,7 @@ impl Running {
 pub(crate) async fn node(settings: Settings) -> anyhow::Result<()> {
     let running = start(&settings).await?;
     // One line on stdout for scripts: where the node listens.
-    println!(
+    out!(
         "{}",
         serde_json::json!({ "event": "ready", "node": running.endpoints })
     );
