@@ -46,6 +46,7 @@ impl Demo {
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "the demo stopped before it was ready; it printed:\n{}",
             seen.join("\n")
