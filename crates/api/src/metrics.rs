@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use crate::NodeStats;
 
 /// Which front end served a request.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Front {
     /// The Redis protocol.
     Resp,
@@ -21,7 +21,7 @@ pub enum Front {
 }
 
 /// Which key operation.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Op {
     /// A read.
     Get,
@@ -32,13 +32,36 @@ pub enum Op {
 }
 
 /// How a request ended.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 enum Outcome {
     Ok,
     BadRequest,
     Unavailable,
     Error,
 }
+
+/// Label values in Prometheus's habit: lower-case snake case.
+macro_rules! label_values {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+                let text = match self {
+                    $(Self::$variant => $text,)*
+                };
+                std::fmt::Write::write_str(encoder, text)
+            }
+        }
+    };
+}
+
+label_values!(Front { Resp => "resp", Http => "http" });
+label_values!(Op { Get => "get", Put => "put", Delete => "delete" });
+label_values!(Outcome {
+    Ok => "ok",
+    BadRequest => "bad_request",
+    Unavailable => "unavailable",
+    Error => "error",
+});
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {

@@ -845,21 +845,21 @@ async fn metrics_count_key_operations_in_prometheus_text() {
         text.lines()
             .find(|l| {
                 l.starts_with("gyre_requests_total{")
-                    && l.contains("front=\"Http\"")
+                    && l.contains("front=\"http\"")
                     && l.contains(&format!("op=\"{op}\""))
                     && l.contains(&format!("outcome=\"{outcome}\""))
             })
             .and_then(|l| l.rsplit_once(' '))
             .map(|(_, v)| v.to_owned())
     };
-    assert_eq!(requests("Get", "Ok").as_deref(), Some("2"), "{text}");
+    assert_eq!(requests("get", "ok").as_deref(), Some("2"), "{text}");
     assert_eq!(
-        requests("Get", "BadRequest").as_deref(),
+        requests("get", "bad_request").as_deref(),
         Some("1"),
         "{text}"
     );
-    assert_eq!(requests("Put", "Ok").as_deref(), Some("1"), "{text}");
-    assert!(text.contains("gyre_request_duration_seconds_count{front=\"Http\",op=\"Get\"} 3"));
+    assert_eq!(requests("put", "ok").as_deref(), Some("1"), "{text}");
+    assert!(text.contains("gyre_request_duration_seconds_count{front=\"http\",op=\"get\"} 3"));
     s.shutdown().await;
 }
 

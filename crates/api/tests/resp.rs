@@ -950,11 +950,11 @@ async fn unavailability_and_backend_errors_have_their_own_codes() {
     assert_eq!(c.call(&["GET", "k"]).await, bulk("v"));
     let text = server.metrics.render(&NodeStats::default());
     assert!(
-        text.contains(r#"gyre_requests_total{front="Resp",op="Get",outcome="Unavailable"} 5"#),
+        text.contains(r#"gyre_requests_total{front="resp",op="get",outcome="unavailable"} 5"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"gyre_requests_total{front="Resp",op="Put",outcome="Ok"} 1"#),
+        text.contains(r#"gyre_requests_total{front="resp",op="put",outcome="ok"} 1"#),
         "{text}"
     );
     server.shutdown().await;
@@ -1009,11 +1009,11 @@ async fn metrics_count_every_key_operation_and_siblings() {
     );
     let text = server.metrics.render(&NodeStats::default());
     for line in [
-        r#"gyre_requests_total{front="Resp",op="Get",outcome="BadRequest"} 1"#,
-        r#"gyre_requests_total{front="Resp",op="Put",outcome="BadRequest"} 2"#,
-        r#"gyre_requests_total{front="Resp",op="Get",outcome="Ok"} 3"#,
-        r#"gyre_requests_total{front="Resp",op="Put",outcome="Ok"} 3"#,
-        r#"gyre_requests_total{front="Resp",op="Delete",outcome="Ok"} 1"#,
+        r#"gyre_requests_total{front="resp",op="get",outcome="bad_request"} 1"#,
+        r#"gyre_requests_total{front="resp",op="put",outcome="bad_request"} 2"#,
+        r#"gyre_requests_total{front="resp",op="get",outcome="ok"} 3"#,
+        r#"gyre_requests_total{front="resp",op="put",outcome="ok"} 3"#,
+        r#"gyre_requests_total{front="resp",op="delete",outcome="ok"} 1"#,
         // GET and DEL's read each saw 3 values: 2 extra each.
         "gyre_siblings_returned_total 4",
     ] {

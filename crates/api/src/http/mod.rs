@@ -137,8 +137,8 @@
 //! | 503 | `not_ready` | the node has no layout yet |
 //! | 500 | `internal` | the node failed |
 //!
-//! Key operations are counted in [`Metrics`] as front `Http`, bad input
-//! included (outcome `BadRequest`); a read that finds nothing is `Ok`.
+//! Key operations are counted in [`Metrics`] as front `http`, bad input
+//! included (outcome `bad_request`); a read that finds nothing is `ok`.
 //!
 //! # Example
 //!
