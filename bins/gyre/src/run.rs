@@ -58,21 +58,21 @@ fn fresh_id() -> anyhow::Result<NodeId> {
     Ok(NodeId::new(raw))
 }
 
-/// The node id this data directory is bound to, and the identity that
-/// proves it.
-fn identity(settings: &Settings, store: &FjallStore) -> anyhow::Result<(NodeIdentity, bool)> {
-    let stored = store.node_id()?;
+/// The identity of the node this data directory is bound to (with an
+/// operator's certificate, the certificate's; [`boot`] refuses a directory
+/// of another node).
+fn identity(settings: &Settings, store: &FjallStore) -> anyhow::Result<NodeIdentity> {
     match &settings.credentials {
         Credentials::CaKey { ca_cert, ca_key } => {
             let ca = ClusterCa::from_pem(&read(ca_cert)?, &read(ca_key)?)
                 .context("cannot load the cluster CA")?;
             // A new data directory always gets a new id: a node whose data
             // was lost must not mint versions under its old id again.
-            let id = match stored {
+            let id = match store.node_id()? {
                 Some(id) => id,
                 None => fresh_id()?,
             };
-            Ok((ca.identity(id)?, stored.is_none()))
+            Ok(ca.identity(id)?)
         }
         Credentials::NodeCert { ca_cert, cert, key } => {
             let cert_pem = read(cert)?;
@@ -83,7 +83,7 @@ fn identity(settings: &Settings, store: &FjallStore) -> anyhow::Result<(NodeIden
             identity
                 .verify_chain(SystemTime::now())
                 .context("the node certificate is not valid for this cluster CA")?;
-            Ok((identity, stored.is_none()))
+            Ok(identity)
         }
     }
 }
@@ -115,9 +115,10 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         Some(_) => {}
         None => store.set_cluster_id(&settings.cluster)?,
     }
-    let (identity, fresh) = identity(settings, &store)?;
+    let identity = identity(settings, &store)?;
     let id = identity.node;
     let booted = boot(&store, id)?;
+    let fresh = booted.fresh;
 
     let (transport, inbound) = QuicTransport::bind(QuicConfig::new(
         settings.peer_listen,

@@ -277,12 +277,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     )
                     .await?;
                 let read = object.read();
-                let latest = read.latest().map(|l| l.dot);
-                let latest = read
-                    .siblings()
-                    .iter()
-                    .position(|s| Some(s.dot) == latest)
-                    .and_then(|i| u32::try_from(i).ok());
+                let latest = read.latest_index().and_then(|i| u32::try_from(i).ok());
                 Ok(ClientReply::Values {
                     values: read.values().cloned().collect(),
                     latest,

@@ -93,6 +93,13 @@ impl<'a, V> Read<'a, V> {
         self.siblings.iter().copied().max_by_key(|s| s.lww_key())
     }
 
+    /// The position of [`latest`](Self::latest) among the live values (the
+    /// order of [`values`](Self::values)); `None` when there are none.
+    pub fn latest_index(&self) -> Option<usize> {
+        let latest = self.latest()?.dot;
+        self.siblings.iter().position(|s| s.dot == latest)
+    }
+
     /// How many live values there are.
     pub fn len(&self) -> usize {
         self.siblings.len()

@@ -97,12 +97,7 @@ impl Backend for ModelBackend {
                 self.check(&bucket, r)?;
                 let object = objects.get(&(bucket, key)).cloned().unwrap_or_default();
                 let read = object.read();
-                let latest = read.latest().map(|l| l.dot);
-                let latest = read
-                    .siblings()
-                    .iter()
-                    .position(|s| Some(s.dot) == latest)
-                    .map(|i| i as u32);
+                let latest = read.latest_index().map(|i| i as u32);
                 Ok(ClientReply::Values {
                     values: read.values().cloned().collect(),
                     latest,
