@@ -93,6 +93,19 @@ pub(crate) struct NodeArgs {
     /// detection scales with it.
     #[arg(long, env = "GYRE_GOSSIP_INTERVAL_MS")]
     pub(crate) gossip_interval_ms: Option<u64>,
+    /// Partition handoff throttle: bytes per second this node pulls at
+    /// most, 0 for no limit [default: 0]. Changeable at run time with
+    /// `gyre cluster throttle`.
+    #[arg(long, env = "GYRE_HANDOFF_RATE")]
+    pub(crate) handoff_rate: Option<u64>,
+    /// Partition handoff throttle: partitions this node pulls at once
+    /// [default: 2].
+    #[arg(long, env = "GYRE_HANDOFF_INBOUND")]
+    pub(crate) handoff_inbound: Option<usize>,
+    /// Seconds a finished layout change waits before this node hands off
+    /// and drops the partitions it no longer holds [default: 30].
+    #[arg(long, env = "GYRE_HANDOFF_DROP_GRACE_SECS")]
+    pub(crate) handoff_drop_grace_secs: Option<u64>,
 }
 
 /// The config file: the same settings as the flags.
@@ -122,6 +135,9 @@ pub(crate) struct FileConfig {
     pub(crate) hint_interval_ms: Option<u64>,
     pub(crate) anti_entropy_interval_secs: Option<u64>,
     pub(crate) gossip_interval_ms: Option<u64>,
+    pub(crate) handoff_rate: Option<u64>,
+    pub(crate) handoff_inbound: Option<usize>,
+    pub(crate) handoff_drop_grace_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -168,6 +184,7 @@ pub(crate) struct Settings {
     pub(crate) hint_interval: Duration,
     pub(crate) anti_entropy_interval: Duration,
     pub(crate) gossip_interval: Duration,
+    pub(crate) handoff: gyre_node::HandoffConfig,
 }
 
 impl Settings {
@@ -272,6 +289,25 @@ impl Settings {
                     .unwrap_or(1000)
                     .max(10),
             ),
+            handoff: {
+                let d = gyre_node::HandoffConfig::default();
+                gyre_node::HandoffConfig {
+                    max_rate: args
+                        .handoff_rate
+                        .or(file.handoff_rate)
+                        .unwrap_or(d.max_rate),
+                    max_inbound: args
+                        .handoff_inbound
+                        .or(file.handoff_inbound)
+                        .unwrap_or(d.max_inbound)
+                        .max(1),
+                    drop_grace: args
+                        .handoff_drop_grace_secs
+                        .or(file.handoff_drop_grace_secs)
+                        .map_or(d.drop_grace, Duration::from_secs),
+                    ..d
+                }
+            },
         })
     }
 }

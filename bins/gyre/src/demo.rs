@@ -138,6 +138,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             hint_interval: Duration::from_secs(2),
             anti_entropy_interval: Duration::from_secs(60),
             gossip_interval: Duration::from_millis(500),
+            handoff: gyre_node::HandoffConfig {
+                drop_grace: Duration::from_secs(5),
+                ..gyre_node::HandoffConfig::default()
+            },
         };
         running.push(run::start(&settings).await?);
     }

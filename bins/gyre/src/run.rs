@@ -189,7 +189,8 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
             ..gyre_membership::Config::default()
         },
         id.as_u64(),
-    )?;
+    )?
+    .with_older(booted.older);
     let replica = Replica::new(id, Arc::clone(&store), gyre_replication::Config::default())?;
     let node = Node::start(
         core,
@@ -203,6 +204,7 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
             bucket_defaults: settings.bucket_defaults,
             hint_interval: settings.hint_interval,
             anti_entropy_interval: settings.anti_entropy_interval,
+            handoff: settings.handoff.clone(),
         },
     );
 
@@ -277,8 +279,8 @@ async fn refuse_lost_identity(
                 Duration::from_secs(3),
             )
             .await;
-        if let Ok(Response::Layout(Some(layout))) = pulled
-            && layout.member(id).is_some()
+        if let Ok(Response::Layout(history)) = pulled
+            && history.iter().any(|layout| layout.member(id).is_some())
         {
             bail!(
                 "node {id} is a member of the cluster's layout, but its data directory is empty: \

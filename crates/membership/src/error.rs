@@ -52,6 +52,20 @@ pub enum Error {
         /// The newest a peer advertises.
         newest: LayoutStamp,
     },
+    /// So many layout changes are still moving data that another would
+    /// overflow the history ([`crate::MAX_HISTORY`]): wait for them.
+    #[error(
+        "the changes from layout {from} to {to} are still moving data; commit the next once they complete"
+    )]
+    ChangeInProgress {
+        /// The layout reads still use.
+        from: LayoutStamp,
+        /// The newest layout.
+        to: LayoutStamp,
+    },
+    /// An abort with no change in flight.
+    #[error("no layout change is in flight")]
+    NothingToAbort,
     /// [`crate::NodeInfo`] breaks a limit.
     #[error("invalid node info: {0}")]
     InvalidNodeInfo(&'static str),

@@ -116,6 +116,7 @@
 mod change;
 mod config;
 mod error;
+pub mod history;
 mod membership;
 mod msg;
 mod phi;
@@ -125,6 +126,7 @@ mod stamp;
 pub use change::{Change, Plan};
 pub use config::{Config, MAX_ADDR_LEN, MAX_CLIENT_ADDRS, NodeInfo};
 pub use error::{Error, Result};
+pub use history::{MAX_HISTORY, Transition};
 pub use membership::{Event, MemberView, Membership, Output};
 pub use msg::{Digest, Heartbeat, MAX_LIST, MAX_STATES, Message, NodeState, NodeStatus, Tombstone};
 pub use phi::MAX_PHI;

@@ -7,6 +7,7 @@ use gyre_ring::{Layout, LayoutDiff, Member};
 use gyre_types::NodeId;
 
 use crate::config::{MAX_ADDR_LEN, acceptable};
+use crate::history::{Transition, barrier_nodes, checked};
 use crate::phi::{PhiDetector, PhiParams};
 use crate::rng::Rng;
 use crate::{
@@ -61,6 +62,12 @@ pub enum Event {
     LayoutChanged(LayoutStamp),
     /// A layout was refused: its Q or N differ from the cluster's.
     LayoutRefused(LayoutStamp),
+    /// Every member of the newest layout is synced: this node reads with it
+    /// from now on.
+    ReadingNew(LayoutStamp),
+    /// Every node reads with this layout: the older ones are retired, and
+    /// writes go to this one only.
+    LayoutsRetired(LayoutStamp),
 }
 
 /// One node as this node sees it, for a status page.
@@ -151,6 +158,8 @@ fn same_fields(a: &NodeState, b: &NodeState) -> bool {
         && a.capacity == b.capacity
         && a.status == b.status
         && a.layout == b.layout
+        && a.synced == b.synced
+        && a.reading == b.reading
 }
 
 /// The membership of one node: its view of every other node, its failure
@@ -169,6 +178,9 @@ pub struct Membership {
     tombstones: BTreeMap<NodeId, Duration>,
     layout: Option<Layout>,
     stamp: Option<LayoutStamp>,
+    /// Older layouts still in use while data moves, oldest first (see
+    /// [`crate::history`]).
+    older: Vec<(LayoutStamp, Layout)>,
     /// The newest layout asked for, and when.
     pending_pull: Option<(LayoutStamp, Duration)>,
     staged: Vec<Change>,
@@ -213,6 +225,8 @@ impl Membership {
                 NodeStatus::Joining
             },
             layout: stamp,
+            synced: None,
+            reading: stamp,
         };
         Ok(Self {
             config,
@@ -222,6 +236,7 @@ impl Membership {
             tombstones: BTreeMap::new(),
             layout,
             stamp,
+            older: Vec::new(),
             pending_pull: None,
             staged: Vec::new(),
             rng: Rng::new(rng_seed),
@@ -275,6 +290,119 @@ impl Membership {
     /// The stamp of [`Membership::layout`].
     pub fn layout_stamp(&self) -> Option<LayoutStamp> {
         self.stamp
+    }
+
+    /// Restores the older layouts a node persisted with its newest one
+    /// (oldest first, as [`Membership::history`] gave them): a restart in
+    /// the middle of a change routes as before it. Layouts that are not
+    /// older than the current one, or of another ring, are ignored.
+    #[must_use]
+    pub fn with_older(mut self, older: Vec<Layout>) -> Self {
+        let (Some(stamp), Some(current)) = (self.stamp, self.layout.as_ref()) else {
+            return self;
+        };
+        let config = current.config();
+        let older = older
+            .into_iter()
+            .filter(|l| l.config() == config && LayoutStamp::of(l) < stamp)
+            .collect::<Vec<_>>();
+        self.older = checked(older).unwrap_or_default();
+        if !self.older.is_empty() {
+            self.me.reading = self.older.first().map(|(s, _)| *s);
+        }
+        self
+    }
+
+    /// Every layout in use, oldest first; the last is [`Membership::layout`].
+    /// More than one while a change moves data: writes go to every one of
+    /// them, reads to [`Membership::read_layout`].
+    pub fn history(&self) -> Vec<&Layout> {
+        self.older
+            .iter()
+            .map(|(_, l)| l)
+            .chain(self.layout.as_ref())
+            .collect()
+    }
+
+    /// The layout reads use: the newest this node saw every member of
+    /// synced (its [`NodeState::reading`]), else the oldest still in use.
+    pub fn read_layout(&self) -> Option<&Layout> {
+        if self.older.is_empty() || self.me.reading >= self.stamp {
+            return self.layout.as_ref();
+        }
+        self.older
+            .iter()
+            .rev()
+            .find(|(s, _)| Some(*s) <= self.me.reading)
+            .or(self.older.first())
+            .map(|(_, l)| l)
+    }
+
+    /// A plan that undoes the change in flight: the next version, with the
+    /// members and replicas of the oldest layout still in use, whose
+    /// replicas hold everything (every write went to them too). Committed,
+    /// it moves nothing back: the nodes the change was filling drop their
+    /// partial copies once it completes.
+    ///
+    /// # Errors
+    /// [`Error::NothingToAbort`] when one layout is in use.
+    pub fn abort_plan(&self) -> Result<Plan> {
+        let ((_, oldest), current) = self
+            .older
+            .first()
+            .zip(self.layout.as_ref())
+            .ok_or(Error::NothingToAbort)?;
+        let layout = current.restore(oldest)?;
+        Ok(Plan {
+            base: self.stamp,
+            stamp: LayoutStamp::of(&layout),
+            diff: Some(LayoutDiff::between(current, &layout)?),
+            layout,
+            removed: Vec::new(),
+            changes: Vec::new(),
+        })
+    }
+
+    /// Where the change in flight stands; `None` when one layout is in use.
+    pub fn transition(&self, now: Duration) -> Option<Transition> {
+        let (from, _) = self.older.first()?;
+        let (current, to) = self.layout.as_ref().zip(self.stamp)?;
+        let (synced, reading) = barrier_nodes(
+            current,
+            &self.older,
+            |id| self.is_removed(id),
+            |id| self.is_up(id, now),
+        );
+        let said = |id: NodeId, f: fn(&NodeState) -> Option<LayoutStamp>| {
+            self.node(id).and_then(f) >= Some(to)
+        };
+        Some(Transition {
+            from: *from,
+            to,
+            not_synced: synced
+                .into_iter()
+                .filter(|id| !said(*id, |s| s.synced))
+                .collect(),
+            not_reading: reading
+                .into_iter()
+                .filter(|id| !said(*id, |s| s.reading))
+                .collect(),
+            reading_new: self.me.reading >= Some(to),
+        })
+    }
+
+    /// The driver's word that this node holds every partition `stamp` gives
+    /// it, filled and verified from the replicas reads used. Ignored unless
+    /// `stamp` is the current layout's. Gossip spreads it; once every member
+    /// said so, reads move to the new layout.
+    pub fn set_synced(&mut self, now: Duration, stamp: LayoutStamp) -> Vec<Output> {
+        let mut out = Vec::new();
+        if Some(stamp) == self.stamp && self.me.synced < Some(stamp) {
+            self.me.synced = Some(stamp);
+            self.me.version = self.me.version.saturating_add(1);
+        }
+        self.advance_transition(now, &mut out);
+        out
     }
 
     /// Whether `id` is up by this node's verdict: it answered directly since
@@ -401,6 +529,7 @@ impl Membership {
             to,
             msg: Message::Ping,
         }));
+        self.advance_transition(now, &mut out);
         self.maybe_pull(now, &mut out);
         let targets = self.gossip_targets();
         if !targets.is_empty() {
@@ -472,6 +601,7 @@ impl Membership {
                 });
             }
         }
+        self.advance_transition(now, &mut out);
         self.maybe_pull(now, &mut out);
         out
     }
@@ -480,9 +610,23 @@ impl Membership {
     /// own). Installed if its stamp is greater than this node's and it keeps
     /// the cluster's Q and N; otherwise ignored.
     pub fn layout_received(&mut self, now: Duration, layout: Layout) -> Vec<Output> {
+        self.history_received(now, vec![layout])
+    }
+
+    /// A layout history the driver fetched (a peer's [`Membership::history`],
+    /// oldest first). If its newest layout is newer than this node's, it is
+    /// installed with the older layouts the peer still uses (it knows better:
+    /// it held the newer layout first). A history that is not ordered, mixes
+    /// rings or keeps another Q or N than the cluster's is refused.
+    pub fn history_received(&mut self, now: Duration, layouts: Vec<Layout>) -> Vec<Output> {
         self.last_now = self.last_now.max(now);
         let mut out = Vec::new();
-        let stamp = LayoutStamp::of(&layout);
+        let Some(mut history) = checked(layouts) else {
+            return out;
+        };
+        let Some((stamp, layout)) = history.pop() else {
+            return out;
+        };
         if Some(stamp) <= self.stamp {
             return out;
         }
@@ -493,6 +637,9 @@ impl Membership {
             return out;
         }
         self.install(layout, stamp, &mut out);
+        self.older = history;
+        self.me.reading = self.older.first().map_or(Some(stamp), |(s, _)| Some(*s));
+        self.advance_transition(now, &mut out);
         self.maybe_pull(now, &mut out);
         out
     }
@@ -567,12 +714,18 @@ impl Membership {
                 newest,
             });
         }
+        if self.older.len() + 1 >= crate::MAX_HISTORY
+            && let Some(((from, _), to)) = self.older.first().zip(self.stamp)
+        {
+            return Err(Error::ChangeInProgress { from: *from, to });
+        }
         let mut out = Vec::new();
         for id in &plan.removed {
             self.tombstone(now, *id, &mut out);
         }
         self.staged.clear();
         self.install(plan.layout, plan.stamp, &mut out);
+        self.advance_transition(now, &mut out);
         Ok(out)
     }
 
@@ -969,8 +1122,37 @@ impl Membership {
         }
     }
 
+    /// Moves the change in flight past every barrier that gossip shows is
+    /// met: reading with the newest layout once every member of it is
+    /// synced, then retiring the older layouts once every node reads with
+    /// it.
+    fn advance_transition(&mut self, now: Duration, out: &mut Vec<Output>) {
+        let Some(t) = self.transition(now) else {
+            return;
+        };
+        if !t.reading_new && t.not_synced.is_empty() {
+            self.me.reading = Some(t.to);
+            self.me.version = self.me.version.saturating_add(1);
+            out.push(Output::Event(Event::ReadingNew(t.to)));
+            // This node's own word counts at once.
+            return self.advance_transition(now, out);
+        }
+        if t.reading_new && t.not_reading.is_empty() {
+            self.older.clear();
+            out.push(Output::Event(Event::LayoutsRetired(t.to)));
+        }
+    }
+
     fn install(&mut self, layout: Layout, stamp: LayoutStamp, out: &mut Vec<Output>) {
         let member = layout.member(self.me.id).is_some();
+        if let Some(previous) = self.layout.take()
+            && let Some(previous_stamp) = self.stamp
+        {
+            self.older.push((previous_stamp, previous));
+        }
+        if self.older.is_empty() {
+            self.me.reading = Some(stamp);
+        }
         self.layout = Some(layout);
         self.stamp = Some(stamp);
         if self.pending_pull.is_some_and(|(asked, _)| asked <= stamp) {

@@ -53,6 +53,14 @@ pub struct NodeState {
     /// The layout it holds, if any. A node that sees a greater stamp pulls
     /// that layout.
     pub layout: Option<LayoutStamp>,
+    /// The newest layout for which this node holds every partition it is
+    /// given, filled from the replicas that served reads before it and
+    /// verified against them (see [`crate::Membership::set_synced`]).
+    pub synced: Option<LayoutStamp>,
+    /// The newest layout this node reads with: it saw every member of that
+    /// layout synced. Once every node reads with a layout, older layouts are
+    /// retired everywhere.
+    pub reading: Option<LayoutStamp>,
 }
 
 impl NodeState {

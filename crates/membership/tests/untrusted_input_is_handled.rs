@@ -124,6 +124,8 @@ fn state() -> impl Strategy<Value = NodeState> {
                     capacity,
                     status,
                     layout: layout.map(|(version, digest)| LayoutStamp { version, digest }),
+                    synced: layout.map(|(version, digest)| LayoutStamp { version, digest }),
+                    reading: None,
                 }
             },
         )

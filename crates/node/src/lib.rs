@@ -72,29 +72,39 @@
 //! ```
 
 mod buckets;
+mod handoff;
 mod membership;
 mod node;
 mod peers;
 mod persist;
+mod progress;
 mod replication;
 
 use std::sync::Arc;
 
+use gyre_replication::route::Routing;
 use gyre_ring::Layout;
 use gyre_types::NodeId;
 
 pub use buckets::BucketCatalog;
+pub use handoff::{HandoffConfig, Transfers};
 pub use membership::MembershipService;
 pub use node::{Node, NodeConfig};
 pub use peers::Peers;
 pub use persist::{Boot, BootError, boot};
+pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use replication::{Counters, ReadReply, ReplicationService};
 
-/// What replication needs to know of the cluster: the layout to route
+/// What replication needs to know of the cluster: the layouts to route
 /// with, the failure detector's verdicts, and the time.
 pub trait ClusterView: Send + Sync + 'static {
-    /// The layout this node holds.
-    fn layout(&self) -> Option<Arc<Layout>>;
+    /// The layouts this node routes with (several while a layout change
+    /// moves data).
+    fn routing(&self) -> Option<Routing>;
+    /// The newest layout this node holds.
+    fn layout(&self) -> Option<Arc<Layout>> {
+        self.routing().map(|r| Arc::clone(r.newest()))
+    }
     /// Whether this node considers `id` up.
     fn is_up(&self, id: NodeId) -> bool;
     /// Wall-clock milliseconds since the Unix epoch (for the hybrid logical

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use gyre_membership::{Event, LayoutStamp, Membership, Message, Output, Plan};
+use gyre_replication::route::Routing;
 use gyre_ring::Layout;
 use gyre_types::NodeId;
 use gyre_wire::{OneWay, Request, Response};
@@ -47,7 +48,8 @@ pub struct MembershipService<T> {
     epoch: Instant,
     /// Wall-clock milliseconds at `epoch`.
     wall_base_ms: u64,
-    layout: RwLock<Option<(LayoutStamp, Arc<Layout>)>>,
+    /// What replication routes with, and the core's state it was made of.
+    routing: RwLock<Option<(RoutingKey, Routing)>>,
     events: broadcast::Sender<Event>,
     tasks: Mutex<JoinSet<()>>,
     /// The peer address last taught to the transport, per peer.
@@ -61,16 +63,13 @@ impl<T: Peers> MembershipService<T> {
     pub fn start(core: Membership, transport: T, seeds: Vec<String>, wall_ms: u64) -> Arc<Self> {
         let interval = core.config().gossip_interval;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let layout = core
-            .layout()
-            .zip(core.layout_stamp())
-            .map(|(l, s)| (s, Arc::new(l.clone())));
+        let routing = routing_of(&core);
         let service = Arc::new(Self {
             core: Mutex::new(core),
             transport,
             epoch: Instant::now(),
             wall_base_ms: wall_ms,
-            layout: RwLock::new(layout),
+            routing: RwLock::new(routing),
             events,
             tasks: Mutex::new(JoinSet::new()),
             learned: Mutex::new(HashMap::new()),
@@ -124,24 +123,48 @@ impl<T: Peers> MembershipService<T> {
         self.with(|core, now| core.is_up(id, now))
     }
 
-    /// The layout this node holds.
+    /// The newest layout this node holds.
     pub fn layout(&self) -> Option<Arc<Layout>> {
-        recover(self.layout.read())
+        recover(self.routing.read())
             .as_ref()
-            .map(|(_, l)| Arc::clone(l))
+            .map(|(_, r)| Arc::clone(r.newest()))
     }
 
-    /// Refreshes the shared copy of the layout if the core holds another.
+    /// The layouts replication routes with: where reads go, and every
+    /// layout writes go to while a change moves data.
+    pub fn routing(&self) -> Option<Routing> {
+        recover(self.routing.read())
+            .as_ref()
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Tells the core that this node holds every partition `stamp` gives
+    /// it (see [`Membership::set_synced`]).
+    pub fn set_synced(self: &Arc<Self>, stamp: LayoutStamp) {
+        let outputs = self.with(|core, now| core.set_synced(now, stamp));
+        self.carry_out(outputs);
+    }
+
+    /// Commits a plan that undoes the layout change in flight (see
+    /// [`Membership::abort_plan`]); returns the new layout's stamp.
+    ///
+    /// # Errors
+    /// [`gyre_membership::Error::NothingToAbort`] when no change is in
+    /// flight; as [`Membership::commit`].
+    pub fn abort(self: &Arc<Self>) -> gyre_membership::Result<LayoutStamp> {
+        let plan = self.with(|core, _| core.abort_plan())?;
+        let stamp = plan.stamp();
+        self.commit(plan)?;
+        Ok(stamp)
+    }
+
+    /// Refreshes the shared routing if the core's layouts changed.
     fn refresh_layout(&self) {
         let core = self.lock();
-        let stamp = core.layout_stamp();
-        let cached = recover(self.layout.read()).as_ref().map(|(s, _)| *s);
-        if stamp != cached {
-            let fresh = core
-                .layout()
-                .zip(stamp)
-                .map(|(l, s)| (s, Arc::new(l.clone())));
-            *recover(self.layout.write()) = fresh;
+        let key = routing_key(&core);
+        let cached = recover(self.routing.read()).as_ref().map(|(k, _)| *k);
+        if key != cached {
+            *recover(self.routing.write()) = routing_of(&core);
         }
     }
 
@@ -167,16 +190,17 @@ impl<T: Peers> MembershipService<T> {
         self.carry_out(outputs);
     }
 
-    /// The answer to a layout pull: this node's layout if it is newer than
-    /// `have`.
+    /// The answer to a layout pull: this node's layout history if its
+    /// newest layout is newer than `have`.
     pub fn answer_pull(&self, have: Option<LayoutStamp>) -> Response {
         let core = self.lock();
         let newer = core.layout_stamp().is_some_and(|mine| Some(mine) > have);
-        Response::Layout(
-            newer
-                .then(|| core.layout().cloned().map(Box::new))
-                .flatten(),
-        )
+        let history = if newer {
+            core.history().into_iter().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        Response::Layout(history)
     }
 
     /// Stops every task of the service.
@@ -269,8 +293,8 @@ async fn pull_layout<T: Peers>(
         .await;
     let Some(s) = service.upgrade() else { return };
     match answer {
-        Ok(Response::Layout(Some(layout))) => {
-            let outputs = s.with(|core, now| core.layout_received(now, *layout));
+        Ok(Response::Layout(history)) if !history.is_empty() => {
+            let outputs = s.with(|core, now| core.history_received(now, history));
             s.carry_out(outputs);
         }
         Ok(other) => {
@@ -304,13 +328,39 @@ async fn introduce_seed<T: Peers>(service: std::sync::Weak<MembershipService<T>>
     }
 }
 
+/// What the routing is made of: the newest layout, the layout reads use,
+/// and how many layouts are in use.
+type RoutingKey = (LayoutStamp, LayoutStamp, usize);
+
+fn routing_key(core: &Membership) -> Option<RoutingKey> {
+    let read = core.read_layout().map(LayoutStamp::of)?;
+    Some((core.layout_stamp()?, read, core.history().len()))
+}
+
+fn routing_of(core: &Membership) -> Option<(RoutingKey, Routing)> {
+    let key = routing_key(core)?;
+    let read = Arc::new(core.read_layout()?.clone());
+    let write = core
+        .history()
+        .into_iter()
+        .map(|l| {
+            if LayoutStamp::of(l) == key.1 {
+                Arc::clone(&read)
+            } else {
+                Arc::new(l.clone())
+            }
+        })
+        .collect();
+    Some((key, Routing { read, write }))
+}
+
 fn recover<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
     r.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<T: Peers> ClusterView for MembershipService<T> {
-    fn layout(&self) -> Option<Arc<Layout>> {
-        MembershipService::layout(self)
+    fn routing(&self) -> Option<Routing> {
+        MembershipService::routing(self)
     }
 
     fn is_up(&self, id: NodeId) -> bool {

@@ -12,7 +12,10 @@ use gyre_wire::{OneWay, Request, Response};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
-use crate::{BucketCatalog, ClusterView, MembershipService, Peers, ReplicationService};
+use crate::{
+    BucketCatalog, ClusterView, HandoffConfig, MembershipService, Peers, ReplicationService,
+    Transfers,
+};
 
 /// How often the node's background work runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +34,8 @@ pub struct NodeConfig {
     /// The properties of the default bucket, and of buckets created
     /// without any (the same on every node, or set the buckets explicitly).
     pub bucket_defaults: BucketProps,
+    /// How partitions move when the layout changes.
+    pub handoff: HandoffConfig,
 }
 
 impl Default for NodeConfig {
@@ -40,6 +45,7 @@ impl Default for NodeConfig {
             anti_entropy_interval: Duration::from_secs(600),
             offload_store: false,
             bucket_defaults: BucketProps::default(),
+            handoff: HandoffConfig::default(),
         }
     }
 }
@@ -50,6 +56,7 @@ impl Default for NodeConfig {
 pub struct Node<T, S> {
     membership: Arc<MembershipService<T>>,
     replication: Arc<ReplicationService<T, S>>,
+    transfers: Arc<Transfers<T, S>>,
     buckets: Arc<BucketCatalog>,
     tasks: Mutex<JoinSet<()>>,
 }
@@ -84,9 +91,15 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
         let membership = MembershipService::start(core, transport.clone(), seeds, wall_ms);
         let view: Arc<dyn ClusterView> = membership.clone();
         let replication = ReplicationService::new(replica, transport, view, config.offload_store);
+        let transfers = Transfers::new(
+            Arc::clone(&membership),
+            Arc::clone(&replication),
+            config.handoff.clone(),
+        );
         let node = Arc::new(Self {
             membership,
             replication,
+            transfers,
             buckets: Arc::new(buckets),
             tasks: Mutex::new(JoinSet::new()),
         });
@@ -97,6 +110,7 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
             Arc::clone(&node.buckets),
             inbound,
         ));
+        tasks.spawn(Arc::clone(&node.transfers).run());
         tasks.spawn(background(
             Arc::clone(&node.membership),
             Arc::clone(&node.replication),
@@ -115,6 +129,11 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
     /// Replication.
     pub fn replication(&self) -> &Arc<ReplicationService<T, S>> {
         &self.replication
+    }
+
+    /// Partition handoff.
+    pub fn transfers(&self) -> &Arc<Transfers<T, S>> {
+        &self.transfers
     }
 
     /// The bucket catalogue.
@@ -271,12 +290,18 @@ async fn background<T: Peers, S: Store + 'static>(
                     replication.deliver_hints().await;
                     replication.sync_all().await;
                 }
-                Ok(Event::LayoutChanged(stamp)) => {
+                Ok(Event::LayoutChanged(stamp) | Event::LayoutsRetired(stamp)) => {
                     // Kept with the data, so a restart routes with it at once.
-                    if let Some(layout) = membership.layout()
-                        && let Err(e) = replication.replica().store().set_layout(&layout)
-                    {
-                        tracing::error!(%stamp, error = %e, "cannot store the new layout");
+                    let mut history: Vec<gyre_ring::Layout> = membership
+                        .with(|core, _| core.history().into_iter().cloned().collect());
+                    let store = replication.replica().store();
+                    let stored = history.pop().map_or(Ok(()), |newest| {
+                        store
+                            .set_older_layouts(&history)
+                            .and_then(|()| store.set_layout(&newest))
+                    });
+                    if let Err(e) = stored {
+                        tracing::error!(%stamp, error = %e, "cannot store the layouts in use");
                     }
                 }
                 Ok(_) => {}

@@ -29,6 +29,9 @@ pub enum BootError {
 pub struct Boot {
     /// The layout the node held when it stopped, if any.
     pub layout: Option<Layout>,
+    /// The older layouts it still used (a layout change was moving data),
+    /// oldest first: give them to [`gyre_membership::Membership::with_older`].
+    pub older: Vec<Layout>,
     /// Whether the store was new (no data of any earlier life): a node id
     /// that is already a layout member on a new store means its data was
     /// lost, and the node must come back under a fresh id.
@@ -45,12 +48,14 @@ pub fn boot<S: Store>(store: &S, id: NodeId) -> Result<Boot, BootError> {
         Some(stored) if stored != id => Err(BootError::NotMine { stored, id }),
         Some(_) => Ok(Boot {
             layout: store.layout()?,
+            older: store.older_layouts()?,
             fresh: false,
         }),
         None => {
             store.set_node_id(id)?;
             Ok(Boot {
                 layout: None,
+                older: Vec::new(),
                 fresh: true,
             })
         }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use gyre_replication::route::Routing;
 use gyre_replication::{
     Error, HintBatch, ReadOp, Replica, Result, Send, SyncSession, SyncStats, SyncStep, WriteOp,
     route,
@@ -12,7 +13,7 @@ use gyre_ring::Layout;
 use gyre_storage::Store;
 use gyre_types::{BucketName, BucketProps, Key, NodeId, PartitionId};
 use gyre_versioning::{Context, Policy};
-use gyre_wire::{ClientOp, ClientReply, ErrorKind, Object, RemoteError, Request, Response};
+use gyre_wire::{ClientOp, ClientReply, ErrorKind, Item, Object, RemoteError, Request, Response};
 use tokio::task::JoinSet;
 
 use crate::ClusterView;
@@ -90,7 +91,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// Runs `f` on the replica: on a blocking thread if the service
     /// offloads store calls and `blocks` says this call may wait for the
     /// disk, in place otherwise.
-    async fn on_store<R: std::marker::Send + 'static>(
+    pub(crate) async fn on_store<R: std::marker::Send + 'static>(
         self: &Arc<Self>,
         blocks: bool,
         f: impl FnOnce(&Replica<S>) -> R + std::marker::Send + 'static,
@@ -107,8 +108,31 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Serves a replica request locally (on a blocking thread if it may
-    /// wait for the disk).
+    /// wait for the disk). A replica write routed with an older layout than
+    /// this node's newest is refused: its coordinator has not seen the
+    /// change yet and would leave out the replicas the change adds (it
+    /// tries fallbacks, whose hints are delivered by the newest layout).
+    /// A handoff chunk is served only for this node's newest layout.
     async fn serve_here(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
+        let newest = self.view.layout();
+        let stale = match &request {
+            Request::ReplicaPut { layout, .. } => {
+                newest.as_ref().is_some_and(|l| *layout < l.version())
+            }
+            Request::HandoffChunk { layout, .. } => {
+                newest.as_ref().map(|l| gyre_membership::LayoutStamp::of(l)) != Some(*layout)
+            }
+            _ => false,
+        };
+        if stale {
+            return Response::Error(RemoteError {
+                kind: ErrorKind::WrongLayout,
+                message: format!(
+                    "routed with another layout than this node's (version {})",
+                    newest.map_or(0, |l| l.version())
+                ),
+            });
+        }
         let blocks = !matches!(request, Request::Ping | Request::ReplicaGet { .. });
         let wall = self.view.wall_ms();
         self.on_store(blocks, move |replica| replica.serve(wall, from, request))
@@ -129,8 +153,17 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         self.replica.id()
     }
 
+    /// Wall-clock milliseconds, as the cluster view tells them.
+    pub(crate) fn wall_ms(&self) -> u64 {
+        self.view.wall_ms()
+    }
+
     fn layout(&self) -> Result<Arc<Layout>> {
         self.view.layout().ok_or(Error::NoLayout)
+    }
+
+    fn routing(&self) -> Result<Routing> {
+        self.view.routing().ok_or(Error::NoLayout)
     }
 
     fn timeout(&self) -> Duration {
@@ -138,7 +171,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Sends `request` to `to` (serving it here if `to` is this node).
-    async fn ask(
+    pub(crate) async fn ask(
         self: &Arc<Self>,
         to: NodeId,
         request: Request,
@@ -177,9 +210,11 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             | ClientOp::Put { bucket, key, .. }
             | ClientOp::Delete { bucket, key, .. } => (bucket.clone(), key.clone()),
         };
-        let layout = self.layout()?;
+        let routing = self.routing()?;
         let props = self.replica.props(&bucket);
-        let primaries = route::primaries(&layout, &bucket, &key, &props)?;
+        // Reads, and the choice of coordinator, follow the layout reads
+        // use: its replicas hold everything while a change moves data.
+        let primaries = route::primaries(&routing.read, &bucket, &key, &props)?;
         // Check the quorum before anything moves.
         let quorum = match &op {
             ClientOp::Get { r, .. } => route::quorum("r", *r, props.r(), props.n_val())?,
@@ -189,11 +224,12 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         };
         match route::coordinator(self.me(), &primaries, |n| self.view.is_up(n)) {
             route::Route::Local => {
-                self.coordinate(op, &props, quorum, &layout, &primaries)
+                self.coordinate(op, &props, quorum, &routing, &primaries)
                     .await
             }
             route::Route::Forward(candidates) => {
-                self.forward(op, layout.version(), candidates).await
+                self.forward(op, routing.newest().version(), candidates)
+                    .await
             }
         }
     }
@@ -259,10 +295,11 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         op: ClientOp,
         props: &BucketProps,
         quorum: u8,
-        layout: &Layout,
+        routing: &Routing,
         primaries: &[NodeId],
     ) -> Result<ClientReply> {
         let wall = self.view.wall_ms();
+        let layout = routing.newest();
         match op {
             ClientOp::Get { bucket, key, .. } => {
                 let object = self
@@ -291,17 +328,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 value,
                 ..
             } => {
-                self.write(
-                    wall,
-                    bucket,
-                    key,
-                    Some(value),
-                    context,
-                    quorum,
-                    layout,
-                    primaries,
-                )
-                .await
+                self.write(wall, bucket, key, Some(value), context, quorum, routing)
+                    .await
             }
             ClientOp::Delete {
                 bucket,
@@ -309,7 +337,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 context,
                 ..
             } => {
-                self.write(wall, bucket, key, None, context, quorum, layout, primaries)
+                self.write(wall, bucket, key, None, context, quorum, routing)
                     .await
             }
         }
@@ -324,9 +352,10 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         value: Option<Bytes>,
         context: Option<Bytes>,
         w: u8,
-        layout: &Layout,
-        primaries: &[NodeId],
+        routing: &Routing,
     ) -> Result<ClientReply> {
+        let props = self.replica.props(&bucket);
+        let sets = routing.write_sets(&bucket, &key, &props)?;
         let context = context
             .map(|c| {
                 Context::from_bytes(&c).map_err(|e| Error::BadRequest(format!("context: {e}")))
@@ -344,12 +373,14 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             supersedes: Bytes::from(written.supersedes.to_bytes()),
             context: Bytes::from(written.item.object.context().to_bytes()),
         };
+        let layout = routing.newest();
         let extended = route::extended(layout, &bucket, &key);
-        let (mut op, sends) = WriteOp::start(
+        let sets: Vec<&[NodeId]> = sets.iter().map(Vec::as_slice).collect();
+        let (mut op, sends) = WriteOp::start_sets(
             self.me(),
             written.item,
             layout.version(),
-            primaries,
+            &sets,
             extended,
             w,
             |n| self.view.is_up(n),
@@ -473,21 +504,23 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
 
     /// Delivers the hints held for every owner that is up; returns how many
     /// were delivered.
+    ///
+    /// Hints are routed by the layouts in use now, not those they were
+    /// written under: a hint whose owner no longer holds its key (the owner
+    /// left, was removed after losing its data, or a layout change moved
+    /// the key away from it) goes to the key's replicas in the newest
+    /// layout instead, so a write acknowledged with it stays where reads
+    /// will look.
     pub async fn deliver_hints(self: &Arc<Self>) -> u64 {
         let mut delivered = 0;
         let targets: Vec<NodeId> = self.replica.store().hint_backlog().into_keys().collect();
-        let layout = self.view.layout();
+        let routing = self.view.routing();
         for target in targets {
-            // An owner no longer in the layout (it left, or was removed after
-            // losing its data) will never take its hints: they go to the
-            // key's current replicas instead.
-            if let Some(layout) = &layout
-                && layout.member(target).is_none()
-            {
-                delivered += self.reroute_hints(target, layout).await;
-                continue;
-            }
-            if !self.view.is_up(target) {
+            let member = routing
+                .as_ref()
+                .is_none_or(|r| r.newest().member(target).is_some());
+            // An owner out of the layout will never be up for its hints.
+            if member && !self.view.is_up(target) {
                 continue;
             }
             loop {
@@ -499,87 +532,84 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         break;
                     }
                 };
-                // The request goes; the batch keeps the ids to remove.
-                let request = std::mem::replace(&mut batch.request, Request::Ping);
-                match self.ask(target, request).await {
-                    Ok(Response::Stored) => {
-                        let count = batch.ids.len() as u64;
-                        let removed = self
-                            .on_store(true, move |replica| replica.hints_delivered(&batch))
-                            .await;
-                        if let Err(e) = removed {
-                            tracing::warn!(%target, error = %e, "cannot remove delivered hints");
-                            break;
-                        }
-                        delivered += count;
-                    }
-                    other => {
-                        tracing::debug!(%target, answer = ?other, "hint delivery failed");
-                        break;
+                let Request::DeliverHints { items } =
+                    std::mem::replace(&mut batch.request, Request::Ping)
+                else {
+                    break;
+                };
+                let (owned, moved): (Vec<Item>, Vec<Item>) = match &routing {
+                    Some(r) => items
+                        .into_iter()
+                        .partition(|item| self.holds(r, target, item)),
+                    None => (items, Vec::new()),
+                };
+                let mut complete = true;
+                if !moved.is_empty() {
+                    if let Some(r) = &routing {
+                        complete &= self.put_to_replicas(r.newest(), moved).await;
                     }
                 }
+                if complete && !owned.is_empty() {
+                    let request = Request::DeliverHints { items: owned };
+                    let answer = self.ask(target, request).await;
+                    complete &= matches!(answer, Ok(Response::Stored));
+                    if !complete {
+                        tracing::debug!(%target, answer = ?answer, "hint delivery failed");
+                    }
+                }
+                if !complete {
+                    break;
+                }
+                let count = batch.ids.len() as u64;
+                let removed = self
+                    .on_store(true, move |replica| replica.hints_delivered(&batch))
+                    .await;
+                if let Err(e) = removed {
+                    tracing::warn!(%target, error = %e, "cannot remove delivered hints");
+                    break;
+                }
+                if !member {
+                    tracing::info!(%target, hints = count, "rerouted hints of a departed node");
+                }
+                delivered += count;
             }
         }
         bump(&self.counters.hints_delivered, delivered);
         delivered
     }
 
-    /// Hands the hints held for `target`, which `layout` no longer counts,
-    /// to each key's current primaries; a batch goes once all of them
-    /// stored it. Returns how many hints went.
-    async fn reroute_hints(self: &Arc<Self>, target: NodeId, layout: &Layout) -> u64 {
-        let mut rerouted = 0;
-        loop {
-            let mut batch = match self.replica.hint_batch(target) {
-                Ok(Some(b)) => b,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(%target, error = %e, "cannot read hints");
-                    break;
-                }
+    /// Whether `owner` is a replica of `item`'s key under a layout in use.
+    fn holds(&self, routing: &Routing, owner: NodeId, item: &Item) -> bool {
+        let props = self.replica.props(&item.bucket);
+        routing
+            .write_sets(&item.bucket, &item.key, &props)
+            .is_ok_and(|sets| sets.iter().any(|s| s.contains(&owner)))
+    }
+
+    /// Merges `items` into every replica of their keys under `layout`;
+    /// returns whether all of them stored every item.
+    async fn put_to_replicas(self: &Arc<Self>, layout: &Arc<Layout>, items: Vec<Item>) -> bool {
+        let mut sends = JoinSet::new();
+        let mut complete = true;
+        for item in items {
+            let props = self.replica.props(&item.bucket);
+            let Ok(primaries) = route::primaries(layout, &item.bucket, &item.key, &props) else {
+                complete = false;
+                continue;
             };
-            let Request::DeliverHints { items } =
-                std::mem::replace(&mut batch.request, Request::Ping)
-            else {
-                break;
-            };
-            let mut sends = JoinSet::new();
-            let mut complete = true;
-            for item in items {
-                let props = self.replica.props(&item.bucket);
-                let Ok(primaries) = route::primaries(layout, &item.bucket, &item.key, &props)
-                else {
-                    complete = false;
-                    continue;
+            for to in primaries {
+                let this = Arc::clone(self);
+                let request = Request::ReplicaPut {
+                    layout: layout.version(),
+                    item: item.clone(),
                 };
-                for to in primaries {
-                    let this = Arc::clone(self);
-                    let request = Request::ReplicaPut {
-                        layout: layout.version(),
-                        item: item.clone(),
-                    };
-                    sends.spawn(async move { this.ask(to, request).await });
-                }
+                sends.spawn(async move { this.ask(to, request).await });
             }
-            while let Some(answer) = sends.join_next().await {
-                complete &= matches!(answer, Ok(Ok(Response::Stored)));
-            }
-            if !complete {
-                tracing::debug!(%target, "hints of a departed node not rerouted yet");
-                break;
-            }
-            let count = batch.ids.len() as u64;
-            if let Err(e) = self
-                .on_store(true, move |replica| replica.hints_delivered(&batch))
-                .await
-            {
-                tracing::warn!(%target, error = %e, "cannot remove rerouted hints");
-                break;
-            }
-            rerouted += count;
-            tracing::info!(%target, hints = count, "rerouted hints of a departed node");
         }
-        rerouted
+        while let Some(answer) = sends.join_next().await {
+            complete &= matches!(answer, Ok(Ok(Response::Stored)));
+        }
+        complete
     }
 
     /// One anti-entropy session with `peer` over (`partition`, `n_val`).
@@ -611,17 +641,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
     }
 
-    /// Anti-entropy for every (partition, n_val) this node replicates, with
-    /// every other primary that is up, one session at a time with
-    /// `sync_pause` between sessions. Returns the summed stats.
-    pub async fn sync_all(self: &Arc<Self>) -> SyncStats {
-        let mut total = SyncStats::default();
-        let Ok(layout) = self.layout() else {
-            return total;
-        };
-        let me = self.me();
-        // Every n_val in use: trees held here (none on a wiped node), the
-        // buckets' settings and the default.
+    /// Every n_val in use: trees held here (none on a wiped node), the
+    /// buckets' settings and the default.
+    pub(crate) fn n_vals(&self) -> Vec<u8> {
         let mut n_vals: Vec<u8> = self
             .replica
             .store()
@@ -640,6 +662,19 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         n_vals.push(BucketProps::default().n_val());
         n_vals.sort_unstable();
         n_vals.dedup();
+        n_vals
+    }
+
+    /// Anti-entropy for every (partition, n_val) this node replicates, with
+    /// every other primary that is up, one session at a time with
+    /// `sync_pause` between sessions. Returns the summed stats.
+    pub async fn sync_all(self: &Arc<Self>) -> SyncStats {
+        let mut total = SyncStats::default();
+        let Ok(layout) = self.layout() else {
+            return total;
+        };
+        let me = self.me();
+        let n_vals = self.n_vals();
         for partition in layout.partitions_of(me) {
             for &n_val in &n_vals {
                 let replicas = layout.replicas(partition);

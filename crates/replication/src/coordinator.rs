@@ -39,21 +39,36 @@ enum State {
     Failed,
 }
 
-/// A write being replicated: the coordinator stored it locally (that is the
-/// first of its W); now every other primary gets it, and a primary that is
-/// down or fails is replaced by the next fallback of the extended
-/// preference list, which stores the write as a hint for it (sloppy
-/// quorum). The outcome comes once W replicas (fallbacks included) stored
-/// it, or once that can no longer happen.
+/// A write being replicated: the coordinator stored it locally (one of W
+/// in every replica set it belongs to); now every other primary gets it,
+/// and a primary that is down or fails is replaced by the next fallback of
+/// the extended preference list, which stores the write as a hint for it
+/// (sloppy quorum).
+///
+/// While a layout change moves data, a key has several replica sets (one
+/// per layout in use) and the write needs W stores in *each*: a hint counts
+/// for the sets of the primary it stands in for. The outcome comes once
+/// every set has W, or once one of them can no longer get there.
+///
+/// A liveness verdict only orders whom to ask: a primary believed down is
+/// replaced by a fallback, but if the fallbacks run out it is asked itself
+/// before the write is given up, so a write succeeds whenever W replicas of
+/// every set can be reached, whatever this node's failure detector thinks.
 #[derive(Clone, Debug)]
 pub struct WriteOp {
     item: Item,
     layout: u64,
     required: u8,
-    stored: u8,
+    /// The replica sets, each the key's primaries under one layout.
+    sets: Vec<Vec<NodeId>>,
+    /// Stores counted per set (the coordinator's own included).
+    stored: Vec<u8>,
     attempts: Vec<Attempt>,
     /// Fallbacks not yet used, in preference order.
     fallbacks: Vec<NodeId>,
+    /// Primaries believed down and replaced by a fallback without being
+    /// asked: asked themselves when their fallbacks fail.
+    untried: Vec<NodeId>,
     reported: bool,
 }
 
@@ -72,26 +87,57 @@ impl WriteOp {
         w: u8,
         is_up: impl Fn(NodeId) -> bool,
     ) -> (Self, Vec<Send>) {
+        Self::start_sets(me, item, layout, &[primaries], extended, w, is_up)
+    }
+
+    /// Like [`WriteOp::start`], with one replica set per layout in use
+    /// (oldest first; `me` a primary of at least one), each of which must
+    /// store the write W times. `extended` is the newest layout's extended
+    /// preference list; `layout` its version.
+    pub fn start_sets(
+        me: NodeId,
+        item: Item,
+        layout: u64,
+        sets: &[&[NodeId]],
+        extended: impl IntoIterator<Item = NodeId>,
+        w: u8,
+        is_up: impl Fn(NodeId) -> bool,
+    ) -> (Self, Vec<Send>) {
+        let mut owners: Vec<NodeId> = Vec::new();
+        for &n in sets.iter().flat_map(|s| s.iter()) {
+            if n != me && !owners.contains(&n) {
+                owners.push(n);
+            }
+        }
         let fallbacks = extended
             .into_iter()
-            .filter(|n| *n != me && !primaries.contains(n))
+            .filter(|n| *n != me && !owners.contains(n))
             .filter(|n| is_up(*n))
             .collect();
+        let sets: Vec<Vec<NodeId>> = sets.iter().map(|s| s.to_vec()).collect();
+        let stored = sets.iter().map(|s| u8::from(s.contains(&me))).collect();
         let mut op = Self {
             item,
             layout,
             required: w,
-            stored: 1,
+            sets,
+            stored,
             attempts: Vec::new(),
             fallbacks,
+            untried: Vec::new(),
             reported: false,
         };
         let mut sends = Vec::new();
-        for &owner in primaries.iter().filter(|&&p| p != me) {
+        for owner in owners {
             if is_up(owner) {
                 sends.push(op.attempt(owner, owner));
             } else if let Some(send) = op.fallback_for(owner) {
+                op.untried.push(owner);
                 sends.push(send);
+            } else {
+                // No fallback left: the verdict may be wrong (a node that
+                // just started has heard from nobody yet). Ask it.
+                sends.push(op.attempt(owner, owner));
             }
         }
         (op, sends)
@@ -130,9 +176,10 @@ impl WriteOp {
         Some(self.attempt(node, owner))
     }
 
-    /// Replicas that stored the write so far (the coordinator included).
+    /// Replicas that stored the write so far (the coordinator included), in
+    /// the set that has the fewest.
     pub fn stored(&self) -> u8 {
-        self.stored
+        self.stored.iter().copied().min().unwrap_or(0)
     }
 
     /// Whether any attempt is still waiting for its answer.
@@ -141,8 +188,8 @@ impl WriteOp {
     }
 
     /// The answer to attempt `tag`: `true` if the node stored it durably.
-    /// Returns what to send next (a fallback after a failure) and, the first
-    /// time it is decided, the outcome.
+    /// Returns what to send next (a fallback, or an untried primary, after
+    /// a failure) and, the first time it is decided, the outcome.
     pub fn on_answer(
         &mut self,
         tag: usize,
@@ -155,14 +202,21 @@ impl WriteOp {
         if attempt.state != State::Pending {
             return (sends, None);
         }
+        let owner = attempt.owner;
         if stored {
             attempt.state = State::Stored;
-            self.stored = self.stored.saturating_add(1);
+            for (set, count) in self.sets.iter().zip(&mut self.stored) {
+                if set.contains(&owner) {
+                    *count = count.saturating_add(1);
+                }
+            }
         } else {
             attempt.state = State::Failed;
-            let owner = attempt.owner;
             if let Some(send) = self.fallback_for(owner) {
                 sends.push(send);
+            } else if let Some(i) = self.untried.iter().position(|&n| n == owner) {
+                self.untried.swap_remove(i);
+                sends.push(self.attempt(owner, owner));
             }
         }
         (sends, self.outcome())
@@ -172,14 +226,14 @@ impl WriteOp {
         if self.reported {
             return None;
         }
-        if self.stored >= self.required {
+        if self.stored.iter().all(|&s| s >= self.required) {
             self.reported = true;
             return Some(Ok(()));
         }
         if !self.is_pending() {
             self.reported = true;
             return Some(Err(Error::Unavailable {
-                answered: self.stored,
+                answered: self.stored(),
                 required: self.required,
             }));
         }

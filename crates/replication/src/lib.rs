@@ -65,4 +65,4 @@ pub use config::Config;
 pub use coordinator::{ReadOp, Repairs, Send, WriteOp};
 pub use error::{Error, Result};
 pub use hints::HintBatch;
-pub use replica::{Replica, Written};
+pub use replica::{Replica, Written, object_bytes};

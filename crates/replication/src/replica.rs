@@ -232,6 +232,87 @@ impl<S: Store> Replica<S> {
         }
     }
 
+    /// Up to `max_items` objects of `n_val` in `partition` (and about
+    /// `max_bytes` of keys and values, at least one object), in key order,
+    /// after `after`; and the id to resume after, `None` once the partition
+    /// is done. A chunk of partition handoff.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn chunk(
+        &self,
+        partition: PartitionId,
+        n_val: u8,
+        mut after: Option<ObjectId>,
+        max_items: usize,
+        max_bytes: u64,
+    ) -> Result<(Vec<Item>, Option<ObjectId>)> {
+        let max_items = max_items.clamp(1, gyre_wire::limits::MAX_ITEMS);
+        let mut items = Vec::new();
+        let mut bytes = 0u64;
+        loop {
+            let page = self.store.scan(partition, after.as_ref(), max_items)?;
+            for s in page.items {
+                if items.len() >= max_items || (bytes >= max_bytes && !items.is_empty()) {
+                    return Ok((items, after));
+                }
+                after = Some(s.id.clone());
+                if s.n_val != n_val {
+                    continue;
+                }
+                bytes += object_bytes(s.id.key(), &s.object);
+                items.push(Item {
+                    bucket: s.id.bucket().clone(),
+                    key: s.id.key().clone(),
+                    n_val,
+                    object: s.object,
+                });
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok((items, None)),
+            }
+        }
+    }
+
+    /// What this replica holds per partition: objects and their bytes
+    /// (keys and values), for partitions with any object.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn partition_sizes(&self) -> Result<Vec<gyre_wire::PartitionSize>> {
+        let mut partitions: Vec<PartitionId> = self
+            .store
+            .merkle_trees()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        let mut sizes = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            let (mut objects, mut bytes) = (0u64, 0u64);
+            let mut after: Option<ObjectId> = None;
+            loop {
+                let page = self.store.scan(partition, after.as_ref(), 1024)?;
+                for s in &page.items {
+                    objects += 1;
+                    bytes += object_bytes(s.id.key(), &s.object);
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            sizes.push(gyre_wire::PartitionSize {
+                partition,
+                objects,
+                bytes,
+            });
+        }
+        Ok(sizes)
+    }
+
     /// Answers a request from peer `from` (`Coordinate`, `PullLayout` and
     /// `Buckets` are the node's, not the replica's). Never panics on a request's
     /// content: anything it cannot serve is an error response.
@@ -312,6 +393,28 @@ impl<S: Store> Replica<S> {
                 self.store.purge(&ObjectId::new(bucket, key), version)?;
                 Response::Stored
             }
+            Request::HandoffChunk {
+                partition,
+                n_val,
+                after,
+                max_items,
+                max_bytes,
+                ..
+            } => {
+                let after = after.map(|(bucket, key)| ObjectId::new(bucket, key));
+                let (items, next) = self.chunk(
+                    partition,
+                    n_val,
+                    after,
+                    max_items as usize,
+                    max_bytes as u64,
+                )?;
+                Response::Chunk {
+                    items,
+                    next: next.map(|id| (id.bucket().clone(), id.key().clone())),
+                }
+            }
+            Request::PartitionSizes => Response::Sizes(self.partition_sizes()?),
             Request::Coordinate { .. } | Request::PullLayout { .. } | Request::Buckets { .. } => {
                 return Err(Error::BadRequest(
                     "not a replica request (the node serves it)".to_owned(),
@@ -319,4 +422,9 @@ impl<S: Store> Replica<S> {
             }
         })
     }
+}
+
+/// The bytes one object takes in a transfer: its key and its values.
+pub fn object_bytes(key: &Key, object: &Object) -> u64 {
+    key.as_bytes().len() as u64 + object.values().map(|v| v.len() as u64).sum::<u64>()
 }

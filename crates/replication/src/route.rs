@@ -1,9 +1,63 @@
 //! Who holds a key and who may coordinate it.
 
+use std::sync::Arc;
+
 use gyre_ring::Layout;
 use gyre_types::{BucketName, BucketProps, Key, KeyHash, NodeId};
 
 use crate::{Error, Result};
+
+/// The layouts a node routes with. Reads go to the replicas of `read`;
+/// writes to the replicas of every layout in `write` (oldest first, the last
+/// the newest), W in each. One layout in both outside layout changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routing {
+    /// The layout reads use.
+    pub read: Arc<Layout>,
+    /// Every layout in use, oldest first.
+    pub write: Vec<Arc<Layout>>,
+}
+
+impl Routing {
+    /// Routing with one layout.
+    pub fn single(layout: Arc<Layout>) -> Self {
+        Self {
+            read: Arc::clone(&layout),
+            write: vec![layout],
+        }
+    }
+
+    /// The newest layout.
+    pub fn newest(&self) -> &Arc<Layout> {
+        self.write.last().unwrap_or(&self.read)
+    }
+
+    /// Whether a layout change is moving data.
+    pub fn is_changing(&self) -> bool {
+        self.write.len() > 1
+    }
+
+    /// The key's replica set under each layout in use, oldest first, each
+    /// set once.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] if the bucket's n_val exceeds the layout's N.
+    pub fn write_sets(
+        &self,
+        bucket: &BucketName,
+        key: &Key,
+        props: &BucketProps,
+    ) -> Result<Vec<Vec<NodeId>>> {
+        let mut sets: Vec<Vec<NodeId>> = Vec::with_capacity(self.write.len());
+        for layout in &self.write {
+            let set = primaries(layout, bucket, key, props)?;
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+        Ok(sets)
+    }
+}
 
 /// The key's primaries under `layout` for a bucket with `props`: the first
 /// n_val nodes of its partition's preference list.

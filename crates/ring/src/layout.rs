@@ -74,6 +74,27 @@ impl Layout {
         )
     }
 
+    /// The layout that follows this one (version + 1) with exactly the
+    /// members and replicas of `earlier`: how a layout change is undone
+    /// (nothing that `earlier` placed moves).
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleLayout`] if `earlier` has another Q or N.
+    pub fn restore(&self, earlier: &Layout) -> Result<Self> {
+        if earlier.config != self.config {
+            return Err(Error::IncompatibleLayout {
+                prev_q: self.config.partitions,
+                prev_n: self.config.replication,
+                q: earlier.config.partitions,
+                n: earlier.config.replication,
+            });
+        }
+        Ok(Self {
+            version: self.version + 1,
+            ..earlier.clone()
+        })
+    }
+
     /// Like [`Layout::next`], but checks that `config` is this cluster's.
     pub fn next_with(&self, config: RingConfig, members: Vec<Member>) -> Result<Self> {
         if config != self.config {

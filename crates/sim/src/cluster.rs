@@ -73,8 +73,9 @@ struct Slot {
     node: Option<Arc<SimNode>>,
     /// Membership generation of the current (or last) life.
     generation: u64,
-    /// The layout the node held when it crashed, to restart with.
-    held_layout: Option<Layout>,
+    /// The layouts the node held when it crashed (oldest first), to
+    /// restart with.
+    held_layout: Vec<Layout>,
     /// Bumped when the node crashes, so that operations waiting on it end.
     life: watch::Sender<u64>,
     /// Counters of earlier lives.
@@ -165,7 +166,7 @@ impl Cluster {
                 ),
                 node: None,
                 generation: 0,
-                held_layout: None,
+                held_layout: Vec::new(),
                 life: watch::channel(0).0,
                 totals: Totals::default(),
             });
@@ -186,7 +187,7 @@ impl Cluster {
             } else {
                 vec![first.to_string()]
             };
-            cluster.launch(i, seeds, None)?;
+            cluster.launch(i, seeds, Vec::new())?;
         }
         cluster.form().await?;
         cluster.record_event("cluster formed");
@@ -234,7 +235,8 @@ impl Cluster {
     }
 
     /// Starts node `i` over its store, with `seeds` and `layout`.
-    fn launch(&self, i: usize, seeds: Vec<String>, layout: Option<Layout>) -> Result<()> {
+    fn launch(&self, i: usize, seeds: Vec<String>, mut history: Vec<Layout>) -> Result<()> {
+        let layout = history.pop();
         let wall = self.wall_ms();
         let rng_seed = recover(self.rng.lock()).next_u64();
         let mut slots = self.slots();
@@ -256,7 +258,8 @@ impl Cluster {
             replication: self.config.replication,
         };
         let core = Membership::new(me, slot.generation, layout, membership, rng_seed)
-            .map_err(|e| Error::Setup(e.to_string()))?;
+            .map_err(|e| Error::Setup(e.to_string()))?
+            .with_older(history);
         let replica = Replica::new(
             slot.id,
             Arc::clone(&slot.store),
@@ -429,7 +432,9 @@ impl Cluster {
             let Some(node) = slot.node.take() else {
                 return false;
             };
-            slot.held_layout = node.membership().layout().map(|l| (*l).clone());
+            slot.held_layout = node
+                .membership()
+                .with(|core, _| core.history().into_iter().cloned().collect());
             slot.totals.add(&node);
             slot.life.send_modify(|l| *l += 1);
             node
@@ -483,7 +488,7 @@ impl Cluster {
             };
             let config = *slot.store.config();
             slot.store = Arc::new(MemStore::new(config).map_err(|e| Error::Setup(e.to_string()))?);
-            slot.held_layout = None;
+            slot.held_layout = Vec::new();
         }
         self.record_event(format!("wipe {}", self.id(i)));
         self.restart(i)?;

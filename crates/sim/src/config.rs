@@ -142,6 +142,12 @@ impl Default for ClusterConfig {
                 anti_entropy_interval: Duration::from_secs(5),
                 offload_store: false,
                 bucket_defaults: gyre_types::BucketProps::default(),
+                handoff: gyre_node::HandoffConfig {
+                    chunk_items: 50,
+                    drop_grace: Duration::from_secs(3),
+                    retry: Duration::from_millis(500),
+                    ..gyre_node::HandoffConfig::default()
+                },
             },
             merkle_shape: TreeShape::new(4, 2).unwrap_or(TreeShape::DEFAULT),
             base_delay: (Duration::from_millis(1), Duration::from_millis(5)),

@@ -81,6 +81,8 @@ fn kind(request: &Request) -> &'static str {
         Request::Fetch { .. } => "Fetch",
         Request::Purge { .. } => "Purge",
         Request::Buckets { .. } => "Buckets",
+        Request::HandoffChunk { .. } => "HandoffChunk",
+        Request::PartitionSizes => "PartitionSizes",
     }
 }
 

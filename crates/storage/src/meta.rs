@@ -12,6 +12,7 @@ use crate::{Error, Result, Store};
 pub(crate) const NODE_ID: &str = "node_id";
 pub(crate) const CLUSTER_ID: &str = "cluster_id";
 pub(crate) const LAYOUT: &str = "layout";
+pub(crate) const OLDER_LAYOUTS: &str = "older_layouts";
 pub(crate) const PARTITIONS: &str = "partitions";
 pub(crate) const MERKLE_SHAPE: &str = "merkle_shape";
 const BUCKET_PREFIX: &str = "bucket/";

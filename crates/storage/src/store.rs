@@ -134,6 +134,17 @@ pub trait Store: Send + Sync {
         crate::meta::set(self, crate::meta::LAYOUT, layout)
     }
 
+    /// The older layouts still in use while a layout change moves data
+    /// (oldest first; empty when none).
+    fn older_layouts(&self) -> Result<Vec<Layout>> {
+        Ok(crate::meta::get(self, crate::meta::OLDER_LAYOUTS)?.unwrap_or_default())
+    }
+
+    /// Records the older layouts still in use.
+    fn set_older_layouts(&self, layouts: &[Layout]) -> Result<()> {
+        crate::meta::set(self, crate::meta::OLDER_LAYOUTS, layouts)
+    }
+
     /// The properties of `bucket`, if they were ever set.
     fn bucket_props(&self, bucket: &BucketName) -> Result<Option<BucketProps>> {
         crate::meta::get(self, &crate::meta::bucket(bucket))

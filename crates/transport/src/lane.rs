@@ -52,7 +52,11 @@ pub(crate) fn rides_lane(request: &Request, len: usize) -> bool {
     len <= LANE_MAX_FRAME
         && !matches!(
             request,
-            Request::ListKeys { .. } | Request::Fetch { .. } | Request::PullLayout { .. }
+            Request::ListKeys { .. }
+                | Request::Fetch { .. }
+                | Request::PullLayout { .. }
+                | Request::HandoffChunk { .. }
+                | Request::PartitionSizes
         )
 }
 

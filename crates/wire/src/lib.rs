@@ -57,10 +57,10 @@ pub use error::{Error, Result};
 pub use frame::{FrameLimit, FrameReader};
 pub use msg::{
     Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion,
-    Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
-    limits,
+    Object, OneWay, Open, PartitionSize, RemoteError, Request, Response, StreamDone, StreamItem,
+    StreamOpen, limits,
 };
 
 /// The protocol version this crate speaks. Peers with another version are
 /// refused at the handshake.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;

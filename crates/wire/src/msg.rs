@@ -29,6 +29,10 @@ pub mod limits {
     pub const MAX_KEY_VERSIONS: usize = 1 << 20;
     /// Buckets in one catalogue exchange.
     pub const MAX_BUCKETS: usize = 65_536;
+    /// Partitions in one size report (Q is at most 4,096).
+    pub const MAX_PARTITIONS: usize = 4096;
+    /// Layouts in one layout history.
+    pub const MAX_LAYOUTS: usize = gyre_membership::MAX_HISTORY;
 }
 
 /// One bucket of the cluster's catalogue: its properties, as last set.
@@ -289,8 +293,8 @@ pub enum Request {
         #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_KEYS }>")]
         keys: Vec<(BucketName, Key)>,
     },
-    /// The receiver's layout if its stamp is greater than `have`; answered
-    /// with [`Response::Layout`].
+    /// The receiver's layout history if its newest stamp is greater than
+    /// `have`; answered with [`Response::Layout`].
     PullLayout {
         /// The stamp of the layout the sender holds, if any.
         have: Option<LayoutStamp>,
@@ -321,6 +325,29 @@ pub enum Request {
         #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_BUCKETS }>")]
         entries: Vec<BucketEntry>,
     },
+    /// Partition handoff: the next chunk of one (partition, n_val), in key
+    /// order, from a replica that holds it; answered with
+    /// [`Response::Chunk`]. The receiver serves it only while `layout` is
+    /// its own newest layout, so a chunk of a transfer that a newer layout
+    /// (an abort, say) replaced is never served.
+    HandoffChunk {
+        /// The layout the sender is filling its replica for.
+        layout: LayoutStamp,
+        /// The partition.
+        partition: PartitionId,
+        /// Which keys: those of buckets with this n_val.
+        n_val: u8,
+        /// Resume after this key (the `next` of the last chunk); `None`
+        /// starts at the beginning.
+        after: Option<(BucketName, Key)>,
+        /// Most objects in the answer.
+        max_items: u32,
+        /// About most value bytes in the answer (at least one object goes).
+        max_bytes: u32,
+    },
+    /// How much this node holds per partition, for a plan's estimate of
+    /// what a change moves; answered with [`Response::Sizes`].
+    PartitionSizes,
 }
 
 /// The answer to a [`Request`].
@@ -348,8 +375,12 @@ pub enum Response {
         #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_ITEMS }>")]
         Vec<Item>,
     ),
-    /// To [`Request::PullLayout`]: a newer layout, or `None`.
-    Layout(Option<Box<Layout>>),
+    /// To [`Request::PullLayout`]: the layouts in use, oldest first (the
+    /// last is the newest), or none if the sender's is not newer.
+    Layout(
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_LAYOUTS }>")]
+        Vec<Layout>,
+    ),
     /// To [`Request::Buckets`]: the receiver's catalogue.
     Buckets(
         #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_BUCKETS }>")]
@@ -357,6 +388,32 @@ pub enum Response {
     ),
     /// The request failed at the receiver.
     Error(RemoteError),
+    /// To [`Request::HandoffChunk`].
+    Chunk {
+        /// The objects, in key order.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_ITEMS }>")]
+        items: Vec<Item>,
+        /// Where the next chunk starts (pass it as `after`); `None` when the
+        /// partition is done.
+        next: Option<(BucketName, Key)>,
+    },
+    /// To [`Request::PartitionSizes`]: per partition held, its objects and
+    /// their stored bytes (keys and values).
+    Sizes(
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_PARTITIONS }>")]
+        Vec<PartitionSize>,
+    ),
+}
+
+/// What one node holds of one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSize {
+    /// The partition.
+    pub partition: PartitionId,
+    /// Objects stored.
+    pub objects: u64,
+    /// Bytes of their keys and values.
+    pub bytes: u64,
 }
 
 /// Why a request failed at the node that received it.

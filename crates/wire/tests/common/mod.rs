@@ -13,7 +13,8 @@ use gyre_types::{
 use gyre_versioning::{Dot, DvvSet, Policy};
 use gyre_wire::{
     Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion,
-    Object, OneWay, Open, RemoteError, Request, Response, StreamDone, StreamItem, StreamOpen,
+    Object, OneWay, Open, PartitionSize, RemoteError, Request, Response, StreamDone, StreamItem,
+    StreamOpen,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -386,6 +387,25 @@ pub fn request() -> impl Strategy<Value = Request> {
             version
         }),
         vec(bucket_entry(), 0..4).prop_map(|entries| Request::Buckets { entries }),
+        (
+            layout_stamp(),
+            partition(),
+            1u8..=9,
+            option::of((bucket(), key())),
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(layout, partition, n_val, after, max_items, max_bytes)| {
+                Request::HandoffChunk {
+                    layout,
+                    partition,
+                    n_val,
+                    after,
+                    max_items,
+                    max_bytes,
+                }
+            }),
+        Just(Request::PartitionSizes),
     ]
 }
 
@@ -398,7 +418,20 @@ pub fn response() -> impl Strategy<Value = Response> {
         merkle_response().prop_map(Response::Merkle),
         vec(key_version(), 0..6).prop_map(Response::Keys),
         vec(item(), 0..4).prop_map(Response::Items),
-        option::of(layout().prop_map(Box::new)).prop_map(Response::Layout),
+        vec(layout(), 0..3).prop_map(Response::Layout),
+        (vec(item(), 0..4), option::of((bucket(), key())))
+            .prop_map(|(items, next)| Response::Chunk { items, next }),
+        vec(
+            (partition(), any::<u64>(), any::<u64>()).prop_map(|(partition, objects, bytes)| {
+                PartitionSize {
+                    partition,
+                    objects,
+                    bytes,
+                }
+            }),
+            0..4
+        )
+        .prop_map(Response::Sizes),
         vec(bucket_entry(), 0..4).prop_map(Response::Buckets),
         remote_error().prop_map(Response::Error),
     ]
@@ -424,13 +457,18 @@ pub fn node_state() -> impl Strategy<Value = NodeState> {
     (
         (node(), any::<u64>(), any::<u64>(), any::<u64>()),
         (addr(), vec(addr(), 0..3), zone(), 1u32..=100),
-        (node_status(), option::of(layout_stamp())),
+        (
+            node_status(),
+            option::of(layout_stamp()),
+            option::of(layout_stamp()),
+            option::of(layout_stamp()),
+        ),
     )
         .prop_map(
             |(
                 (id, generation, heartbeat, version),
                 (peer_addr, client_addrs, zone, capacity),
-                (status, layout),
+                (status, layout, synced, reading),
             )| NodeState {
                 id,
                 generation,
@@ -442,6 +480,8 @@ pub fn node_state() -> impl Strategy<Value = NodeState> {
                 capacity,
                 status,
                 layout,
+                synced,
+                reading,
             },
         )
 }

@@ -1,0 +1,670 @@
+//! [`Transfers`]: partition handoff. Fills the replicas a layout change
+//! gives this node, and hands off and drops those no layout in use gives
+//! it any more.
+//!
+//! Filling, per (partition, n_val) that the newest layout gives this node
+//! and the oldest layout in use did not (the stages of [`Stage`]):
+//!
+//! 1. *prepare*: wait until every live node of every layout in use routes
+//!    with the newest layout. From then on no coordinator writes to the old
+//!    replica set alone (replicas refuse writes routed with an older layout),
+//!    so whatever the old replicas hold after this point, they held it when
+//!    the barrier passed or the new replicas got it too.
+//! 2. *stream*: pull the partition from one old replica in key order, in
+//!    chunks (at most `chunk_items` objects or about `chunk_bytes`), each
+//!    merged by DVV sync (never replace) and its cursor persisted once
+//!    durable, so a restart of either side re-asks at most one chunk.
+//!    Chunks name the newest layout; a source serves them only while it is
+//!    its newest too, and this node merges one only while it still fills
+//!    that layout, so a transfer that a newer layout replaced (an abort)
+//!    cannot write anything after it was replaced.
+//! 3. *verify*: a Merkle exchange with a majority of the old replicas
+//!    (every one that is up), repairing both ways what differs.
+//! 4. *synced*: once every partition is, the node says so in gossip
+//!    ([`MembershipService::set_synced`]); once every member of the new
+//!    layout has, reads move to it, and once every node reads with it the
+//!    old layouts are retired (see `gyre_membership::history`).
+//!
+//! Dropping: once a single layout is in use and has been for `drop_grace`
+//! (hints in flight land meanwhile, and are rerouted by the layout in use),
+//! every partition held here that the layout does not give this node is
+//! synced to each of its replicas (all must answer) and then dropped.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use gyre_membership::{LayoutStamp, Membership};
+use gyre_replication::object_bytes;
+use gyre_replication::route::Routing;
+use gyre_ring::Layout;
+use gyre_storage::Store;
+use gyre_types::{BucketName, Key, NodeId, PartitionId};
+use gyre_wire::{Request, Response};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
+use crate::{MembershipService, Peers, ReplicationService};
+
+/// The metadata entry that holds this node's transfer cursors.
+const CURSORS: &str = "handoff";
+
+/// How partition handoff runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoffConfig {
+    /// Most objects in one chunk. Default 500.
+    pub chunk_items: u32,
+    /// About most bytes (keys and values) in one chunk. Default 1 MiB.
+    pub chunk_bytes: u32,
+    /// Partitions this node pulls at once. Default 2. Changeable at run
+    /// time ([`Transfers::set_throttle`]).
+    pub max_inbound: usize,
+    /// Bytes per second this node pulls at most, 0 for no limit. Default
+    /// 0. Changeable at run time.
+    pub max_rate: u64,
+    /// How long a single layout must have been in use before partitions
+    /// it no longer gives this node are handed off and dropped. Default
+    /// 30 s.
+    pub drop_grace: Duration,
+    /// How often stalled work is tried again (and progress re-checked).
+    /// Default 1 s.
+    pub retry: Duration,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> Self {
+        Self {
+            chunk_items: 500,
+            chunk_bytes: 1 << 20,
+            max_inbound: 2,
+            max_rate: 0,
+            drop_grace: Duration::from_secs(30),
+            retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where each transfer of one layout stands, persisted after every chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursors {
+    layout: Option<LayoutStamp>,
+    /// Per "partition/n_val": `None` once done, else the last key merged.
+    entries: BTreeMap<String, Cursor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Cursor {
+    After(BucketName, Key),
+    Done,
+}
+
+fn entry_name(partition: PartitionId, n_val: u8) -> String {
+    format!("{}/{n_val}", partition.get())
+}
+
+/// The first `n_val` replicas of `partition` under `layout`.
+fn primaries(layout: &Layout, partition: PartitionId, n_val: u8) -> &[NodeId] {
+    let replicas = layout.replicas(partition);
+    replicas
+        .get(..usize::from(n_val).min(replicas.len()))
+        .unwrap_or(replicas)
+}
+
+/// A node's partition handoff, running.
+pub struct Transfers<T, S> {
+    membership: Arc<MembershipService<T>>,
+    replication: Arc<ReplicationService<T, S>>,
+    config: HandoffConfig,
+    max_rate: AtomicU64,
+    max_inbound: AtomicUsize,
+    progress: Mutex<TransferProgress>,
+    /// When the transfer of the layout in `progress` started.
+    started: Mutex<Option<Instant>>,
+    /// Since when a single layout (this stamp) has been in use.
+    settled: Mutex<Option<(LayoutStamp, Instant)>>,
+    resent: AtomicU64,
+    cursors: Mutex<Cursors>,
+}
+
+impl<T, S> std::fmt::Debug for Transfers<T, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers").finish_non_exhaustive()
+    }
+}
+
+fn lock<G>(m: &Mutex<G>) -> MutexGuard<'_, G> {
+    // Every guarded value is replaced or updated whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<T: Peers, S: Store + 'static> Transfers<T, S> {
+    /// The handoff of the node that `membership` and `replication` run.
+    pub fn new(
+        membership: Arc<MembershipService<T>>,
+        replication: Arc<ReplicationService<T, S>>,
+        config: HandoffConfig,
+    ) -> Arc<Self> {
+        let cursors = replication
+            .replica()
+            .store()
+            .meta(CURSORS)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Arc::new(Self {
+            max_rate: AtomicU64::new(config.max_rate),
+            max_inbound: AtomicUsize::new(config.max_inbound.max(1)),
+            membership,
+            replication,
+            config,
+            progress: Mutex::new(TransferProgress::default()),
+            started: Mutex::new(None),
+            settled: Mutex::new(None),
+            resent: AtomicU64::new(0),
+            cursors: Mutex::new(cursors),
+        })
+    }
+
+    /// What the transfers have done so far.
+    pub fn progress(&self) -> TransferProgress {
+        let mut p = lock(&self.progress).clone();
+        p.max_rate = self.max_rate.load(Ordering::Relaxed);
+        p.max_inbound = self.max_inbound.load(Ordering::Relaxed);
+        if let Some(started) = *lock(&self.started) {
+            let secs = started.elapsed().as_secs_f64();
+            if secs > 0.0 && p.bytes_done > 0 {
+                p.rate = (p.bytes_done as f64 / secs) as u64;
+                let left = p.bytes_total.saturating_sub(p.bytes_done);
+                p.eta_secs = (p.rate > 0).then(|| left / p.rate.max(1));
+            }
+        }
+        p
+    }
+
+    /// Changes the throttle at run time: bytes per second (0: none) and
+    /// partitions pulled at once (at least 1).
+    pub fn set_throttle(&self, max_rate: u64, max_inbound: usize) {
+        self.max_rate.store(max_rate, Ordering::Relaxed);
+        self.max_inbound
+            .store(max_inbound.max(1), Ordering::Relaxed);
+    }
+
+    /// Runs until the membership service stops: a step after every
+    /// membership event and every `retry`.
+    pub async fn run(self: Arc<Self>) {
+        let mut events = self.membership.subscribe();
+        loop {
+            self.step().await;
+            tokio::select! {
+                biased;
+                event = events.recv() => {
+                    if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(self.config.retry) => {}
+            }
+        }
+    }
+
+    /// One pass: fill what the change in flight gives this node, or drop
+    /// what no layout gives it any more.
+    pub async fn step(self: &Arc<Self>) {
+        let Some(routing) = self.membership.routing() else {
+            return;
+        };
+        if routing.is_changing() {
+            *lock(&self.settled) = None;
+            self.fill(&routing).await;
+        } else {
+            self.drop_unowned(&routing).await;
+        }
+    }
+
+    fn me(&self) -> NodeId {
+        self.membership.id()
+    }
+
+    /// The (partition, n_val) pairs the newest layout gives this node and
+    /// the oldest in use did not.
+    fn gained(&self, routing: &Routing) -> Vec<(PartitionId, u8)> {
+        let (me, oldest, newest) = (self.me(), &routing.write[0], routing.newest());
+        let n_vals = self.replication.n_vals();
+        let mut out = Vec::new();
+        for partition in newest.partitions_of(me) {
+            for &n in &n_vals {
+                if primaries(newest, partition, n).contains(&me)
+                    && !primaries(oldest, partition, n).contains(&me)
+                {
+                    out.push((partition, n));
+                }
+            }
+        }
+        out
+    }
+
+    /// The live nodes of any layout in use that do not route with `stamp`
+    /// yet (the prepare barrier waits for none to be left).
+    fn not_prepared(core: &Membership, now: Duration, stamp: LayoutStamp) -> Vec<NodeId> {
+        let mut waiting = Vec::new();
+        for layout in core.history() {
+            for m in layout.members() {
+                let behind = core.node(m.id).and_then(|s| s.layout) < Some(stamp);
+                if behind
+                    && !core.is_removed(m.id)
+                    && core.is_up(m.id, now)
+                    && !waiting.contains(&m.id)
+                {
+                    waiting.push(m.id);
+                }
+            }
+        }
+        waiting
+    }
+
+    async fn fill(self: &Arc<Self>, routing: &Routing) {
+        let newest = Arc::clone(routing.newest());
+        let stamp = LayoutStamp::of(&newest);
+        let me = self.me();
+        let (synced, waiting) = self.membership.with(|core, now| {
+            (
+                core.state().synced >= Some(stamp),
+                Self::not_prepared(core, now, stamp),
+            )
+        });
+        if newest.member(me).is_none() || synced {
+            return;
+        }
+        let work = self.gained(routing);
+        self.begin(stamp, &work, routing).await;
+        if !waiting.is_empty() {
+            let why = format!("prepare: waiting for {waiting:?} to adopt layout {stamp}");
+            self.set_all_waiting(&why);
+            return;
+        }
+        let oldest = Arc::clone(&routing.write[0]);
+        let mut queue: Vec<(PartitionId, u8)> = work
+            .iter()
+            .copied()
+            .filter(|(p, n)| self.cursor(*p, *n) != Some(Cursor::Done))
+            .collect();
+        queue.reverse();
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < self.max_inbound.load(Ordering::Relaxed) {
+                let Some((partition, n_val)) = queue.pop() else {
+                    break;
+                };
+                let this = Arc::clone(self);
+                let oldest = Arc::clone(&oldest);
+                running.spawn(async move {
+                    let outcome = this.transfer(stamp, &oldest, partition, n_val).await;
+                    (partition, n_val, outcome)
+                });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let Ok((partition, n_val, outcome)) = joined else {
+                continue;
+            };
+            match outcome {
+                Ok(()) => self.update(partition, n_val, |t| {
+                    t.stage = Stage::Synced;
+                    t.waiting = None;
+                }),
+                Err(why) => {
+                    tracing::debug!(?partition, n_val, %why, "partition transfer waits");
+                    self.update(partition, n_val, |t| t.waiting = Some(why.clone()));
+                }
+            }
+        }
+        let done = work
+            .iter()
+            .all(|(p, n)| self.cursor(*p, *n) == Some(Cursor::Done));
+        if done
+            && self
+                .membership
+                .layout()
+                .is_some_and(|l| LayoutStamp::of(&l) == stamp)
+        {
+            self.finish(stamp);
+            self.membership.set_synced(stamp);
+            tracing::info!(%stamp, partitions = work.len(), "every partition this layout gives this node is filled and verified");
+        }
+    }
+
+    /// Starts tracking the transfer of `stamp` if it is new: forgets the
+    /// cursors of any other layout and asks the sources their sizes.
+    async fn begin(
+        self: &Arc<Self>,
+        stamp: LayoutStamp,
+        work: &[(PartitionId, u8)],
+        routing: &Routing,
+    ) {
+        if lock(&self.progress).layout == Some(stamp) {
+            return;
+        }
+        {
+            let mut cursors = lock(&self.cursors);
+            if cursors.layout != Some(stamp) {
+                *cursors = Cursors {
+                    layout: Some(stamp),
+                    entries: BTreeMap::new(),
+                };
+            }
+        }
+        let oldest = &routing.write[0];
+        let partitions = work
+            .iter()
+            .map(|&(partition, n_val)| {
+                let done = self.cursor(partition, n_val) == Some(Cursor::Done);
+                PartitionTransfer {
+                    partition: partition.get(),
+                    n_val,
+                    stage: if done { Stage::Synced } else { Stage::Prepare },
+                    source: None,
+                    keys: 0,
+                    bytes: 0,
+                    waiting: None,
+                }
+            })
+            .collect();
+        {
+            let mut p = lock(&self.progress);
+            let last = p.last.take();
+            let dropped = p.dropped;
+            *p = TransferProgress {
+                layout: Some(stamp),
+                partitions,
+                last,
+                dropped,
+                ..TransferProgress::default()
+            };
+        }
+        *lock(&self.started) = Some(Instant::now());
+        self.resent.store(0, Ordering::Relaxed);
+        // The estimate: what the old replicas hold of each partition.
+        let mut sizes: BTreeMap<(NodeId, u32), u64> = BTreeMap::new();
+        let mut sources: Vec<NodeId> = work
+            .iter()
+            .filter_map(|&(p, n)| primaries(oldest, p, n).first().copied())
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        for source in sources {
+            if let Ok(Response::Sizes(list)) =
+                self.replication.ask(source, Request::PartitionSizes).await
+            {
+                for s in list {
+                    sizes.insert((source, s.partition.get()), s.bytes);
+                }
+            }
+        }
+        let total = work
+            .iter()
+            .filter_map(|&(p, n)| {
+                let source = *primaries(oldest, p, n).first()?;
+                sizes.get(&(source, p.get())).copied()
+            })
+            .sum();
+        lock(&self.progress).bytes_total = total;
+    }
+
+    fn finish(&self, stamp: LayoutStamp) {
+        let took_ms = lock(&self.started).map_or(0, |s| s.elapsed().as_millis() as u64);
+        let mut p = lock(&self.progress);
+        p.last = Some(TransferSummary {
+            layout: stamp,
+            partitions: p.partitions.len(),
+            keys: p.keys_done,
+            bytes: p.bytes_done,
+            resent_chunks: self.resent.load(Ordering::Relaxed),
+            took_ms,
+        });
+    }
+
+    fn set_all_waiting(&self, why: &str) {
+        let mut p = lock(&self.progress);
+        for t in &mut p.partitions {
+            if t.stage == Stage::Prepare {
+                t.waiting = Some(why.to_owned());
+            }
+        }
+    }
+
+    fn update(&self, partition: PartitionId, n_val: u8, f: impl FnOnce(&mut PartitionTransfer)) {
+        let mut p = lock(&self.progress);
+        if let Some(t) = p
+            .partitions
+            .iter_mut()
+            .find(|t| t.partition == partition.get() && t.n_val == n_val)
+        {
+            f(t);
+        }
+    }
+
+    fn cursor(&self, partition: PartitionId, n_val: u8) -> Option<Cursor> {
+        lock(&self.cursors)
+            .entries
+            .get(&entry_name(partition, n_val))
+            .cloned()
+    }
+
+    /// Records a cursor durably (after the chunk it follows is durable).
+    async fn save_cursor(
+        self: &Arc<Self>,
+        stamp: LayoutStamp,
+        partition: PartitionId,
+        n_val: u8,
+        cursor: Cursor,
+    ) -> Result<(), String> {
+        let bytes = {
+            let mut cursors = lock(&self.cursors);
+            if cursors.layout != Some(stamp) {
+                return Err("superseded by a newer layout".to_owned());
+            }
+            cursors.entries.insert(entry_name(partition, n_val), cursor);
+            serde_json::to_vec(&*cursors).map_err(|e| e.to_string())?
+        };
+        self.replication
+            .on_store(true, move |replica| {
+                replica.store().set_meta(CURSORS, bytes)
+            })
+            .await
+            .map_err(|e| format!("cannot record the cursor: {e}"))
+    }
+
+    fn still_filling(&self, stamp: LayoutStamp) -> bool {
+        self.membership
+            .layout()
+            .is_some_and(|l| LayoutStamp::of(&l) == stamp)
+    }
+
+    /// Streams then verifies one (partition, n_val) from the replicas
+    /// `oldest` gives it.
+    async fn transfer(
+        self: &Arc<Self>,
+        stamp: LayoutStamp,
+        oldest: &Layout,
+        partition: PartitionId,
+        n_val: u8,
+    ) -> Result<(), String> {
+        let me = self.me();
+        let old: Vec<NodeId> = primaries(oldest, partition, n_val)
+            .iter()
+            .copied()
+            .filter(|&n| n != me)
+            .collect();
+        let up: Vec<NodeId> = old
+            .iter()
+            .copied()
+            .filter(|&n| self.membership.is_up(n))
+            .collect();
+        let Some(&source) = up.first() else {
+            return Err(format!("every old replica is down: {old:?}"));
+        };
+        self.update(partition, n_val, |t| {
+            t.stage = Stage::Stream;
+            t.source = Some(source);
+            t.waiting = None;
+        });
+        let mut after = match self.cursor(partition, n_val) {
+            Some(Cursor::After(bucket, key)) => {
+                // A resumed stream: the chunk after the cursor may have been
+                // merged already without its cursor being recorded.
+                self.resent.fetch_add(1, Ordering::Relaxed);
+                Some((bucket, key))
+            }
+            _ => None,
+        };
+        loop {
+            if !self.still_filling(stamp) {
+                return Err("superseded by a newer layout".to_owned());
+            }
+            let request = Request::HandoffChunk {
+                layout: stamp,
+                partition,
+                n_val,
+                after: after.clone(),
+                max_items: self.config.chunk_items,
+                max_bytes: self.config.chunk_bytes,
+            };
+            let (items, next) = match self.replication.ask(source, request).await {
+                Ok(Response::Chunk { items, next }) => (items, next),
+                Ok(Response::Error(e)) => return Err(format!("{source}: {}", e.message)),
+                Ok(other) => return Err(format!("{source} answered {other:?}")),
+                Err(e) => return Err(format!("{source} unreachable: {e}")),
+            };
+            if !self.still_filling(stamp) {
+                return Err("superseded by a newer layout".to_owned());
+            }
+            let keys = items.len() as u64;
+            let bytes: u64 = items.iter().map(|i| object_bytes(&i.key, &i.object)).sum();
+            let wall = self.replication.wall_ms();
+            self.replication
+                .on_store(true, move |replica| {
+                    items
+                        .iter()
+                        .try_for_each(|item| replica.merge(wall, item).map(|_| ()))
+                })
+                .await
+                .map_err(|e| format!("cannot store a chunk: {e}"))?;
+            let cursor = match &next {
+                Some((bucket, key)) => Cursor::After(bucket.clone(), key.clone()),
+                None => Cursor::Done,
+            };
+            // The stream is complete only once verified: record "done" then.
+            if let Cursor::After(..) = cursor {
+                self.save_cursor(stamp, partition, n_val, cursor).await?;
+            }
+            self.update(partition, n_val, |t| {
+                t.keys += keys;
+                t.bytes += bytes;
+            });
+            {
+                let mut p = lock(&self.progress);
+                p.keys_done += keys;
+                p.bytes_done += bytes;
+            }
+            self.pace(bytes).await;
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        self.update(partition, n_val, |t| t.stage = Stage::Verify);
+        let quorum = old.len() / 2 + 1;
+        let mut verified = 0;
+        for &peer in &up {
+            match self.replication.sync_with(peer, partition, n_val).await {
+                Ok(_) => verified += 1,
+                Err(e) => tracing::debug!(%peer, ?partition, error = %e, "verification failed"),
+            }
+        }
+        if verified < quorum {
+            return Err(format!(
+                "verify: {verified} of the {quorum} old replicas needed compared trees"
+            ));
+        }
+        self.save_cursor(stamp, partition, n_val, Cursor::Done)
+            .await
+    }
+
+    /// Waits as long as `bytes` take at the throttle's rate.
+    async fn pace(&self, bytes: u64) {
+        let rate = self.max_rate.load(Ordering::Relaxed);
+        if rate > 0 && bytes > 0 {
+            tokio::time::sleep(Duration::from_secs_f64(bytes as f64 / rate as f64)).await;
+        }
+    }
+
+    /// Hands off and drops what no layout in use gives this node, once one
+    /// layout has been in use for `drop_grace`.
+    async fn drop_unowned(self: &Arc<Self>, routing: &Routing) {
+        let newest = Arc::clone(routing.newest());
+        let stamp = LayoutStamp::of(&newest);
+        let me = self.me();
+        let since = {
+            let mut settled = lock(&self.settled);
+            match *settled {
+                Some((s, at)) if s == stamp => at,
+                _ => {
+                    let now = Instant::now();
+                    *settled = Some((stamp, now));
+                    now
+                }
+            }
+        };
+        let mut unowned: BTreeMap<PartitionId, Vec<u8>> = BTreeMap::new();
+        for (partition, n_val) in self.replication.replica().store().merkle_trees() {
+            if !newest.replicas(partition).contains(&me) {
+                unowned.entry(partition).or_default().push(n_val);
+            }
+        }
+        lock(&self.progress).to_drop = unowned.len();
+        if unowned.is_empty() || since.elapsed() < self.config.drop_grace {
+            return;
+        }
+        for (partition, n_vals) in unowned {
+            if !self.still_filling(stamp) {
+                return;
+            }
+            let mut handed = true;
+            for n_val in n_vals {
+                for &peer in primaries(&newest, partition, n_val) {
+                    if let Err(e) = self.replication.sync_with(peer, partition, n_val).await {
+                        tracing::debug!(%peer, ?partition, error = %e, "handoff before a drop failed");
+                        handed = false;
+                    }
+                }
+            }
+            if !handed || !self.still_filling(stamp) {
+                continue;
+            }
+            let dropped = self
+                .replication
+                .on_store(true, move |replica| {
+                    replica.store().drop_partition(partition)
+                })
+                .await;
+            match dropped {
+                Ok(objects) => {
+                    tracing::info!(
+                        ?partition,
+                        objects,
+                        "handed off and dropped a partition this node no longer holds"
+                    );
+                    let mut p = lock(&self.progress);
+                    p.dropped += 1;
+                    p.to_drop = p.to_drop.saturating_sub(1);
+                }
+                Err(e) => tracing::warn!(?partition, error = %e, "cannot drop a partition"),
+            }
+        }
+    }
+}
