@@ -225,7 +225,8 @@ impl Membership {
                 NodeStatus::Joining
             },
             layout: stamp,
-            synced: None,
+            // One layout in use: nothing of it is still to fill.
+            synced: stamp,
             reading: stamp,
         };
         Ok(Self {
@@ -309,6 +310,7 @@ impl Membership {
         self.older = checked(older).unwrap_or_default();
         if !self.older.is_empty() {
             self.me.reading = self.older.first().map(|(s, _)| *s);
+            self.me.synced = self.me.reading;
         }
         self
     }
@@ -340,7 +342,8 @@ impl Membership {
 
     /// A plan that undoes the change in flight: the next version, with the
     /// members and replicas of the oldest layout still in use, whose
-    /// replicas hold everything (every write went to them too). Committed,
+    /// replicas hold everything (every write went to them too); nodes
+    /// removed meanwhile stay out, their replicas placed as a change would. Committed,
     /// it moves nothing back: the nodes the change was filling drop their
     /// partial copies once it completes.
     ///
@@ -352,7 +355,18 @@ impl Membership {
             .first()
             .zip(self.layout.as_ref())
             .ok_or(Error::NothingToAbort)?;
-        let layout = current.restore(oldest)?;
+        let mut layout = current.restore(oldest)?;
+        // A node removed since cannot come back: its replicas are placed
+        // as a change from the restored layout would place them.
+        if layout.members().iter().any(|m| self.is_removed(m.id)) {
+            let members = layout
+                .members()
+                .iter()
+                .filter(|m| !self.is_removed(m.id))
+                .cloned()
+                .collect();
+            layout = layout.next(members)?;
+        }
         Ok(Plan {
             base: self.stamp,
             stamp: LayoutStamp::of(&layout),
@@ -639,6 +653,9 @@ impl Membership {
         self.install(layout, stamp, &mut out);
         self.older = history;
         self.me.reading = self.older.first().map_or(Some(stamp), |(s, _)| Some(*s));
+        if self.older.is_empty() {
+            self.me.synced = Some(stamp);
+        }
         self.advance_transition(now, &mut out);
         self.maybe_pull(now, &mut out);
         out
@@ -1152,6 +1169,7 @@ impl Membership {
         }
         if self.older.is_empty() {
             self.me.reading = Some(stamp);
+            self.me.synced = Some(stamp);
         }
         self.layout = Some(layout);
         self.stamp = Some(stamp);

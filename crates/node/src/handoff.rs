@@ -286,7 +286,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             self.set_all_waiting(&why);
             return;
         }
-        let oldest = Arc::clone(&routing.write[0]);
+        let routing = Arc::new(routing.clone());
         let mut queue: Vec<(PartitionId, u8)> = work
             .iter()
             .copied()
@@ -300,9 +300,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                     break;
                 };
                 let this = Arc::clone(self);
-                let oldest = Arc::clone(&oldest);
+                let routing = Arc::clone(&routing);
                 running.spawn(async move {
-                    let outcome = this.transfer(stamp, &oldest, partition, n_val).await;
+                    let outcome = this.transfer(stamp, &routing, partition, n_val).await;
                     (partition, n_val, outcome)
                 });
             }
@@ -485,21 +485,44 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .is_some_and(|l| LayoutStamp::of(&l) == stamp)
     }
 
+    /// The replicas to fill (partition, n_val) from: those of the oldest
+    /// layout in use that has any left, leaving out this node and nodes
+    /// removed for good (a replace of a lost node removes it while it was
+    /// still an old replica).
+    fn sources(&self, routing: &Routing, partition: PartitionId, n_val: u8) -> Vec<NodeId> {
+        let me = self.me();
+        self.membership.with(|core, _| {
+            routing
+                .write
+                .iter()
+                .map(|l| {
+                    primaries(l, partition, n_val)
+                        .iter()
+                        .copied()
+                        .filter(|&n| n != me && !core.is_removed(n))
+                        .collect::<Vec<_>>()
+                })
+                .find(|set| !set.is_empty())
+                .unwrap_or_default()
+        })
+    }
+
     /// Streams then verifies one (partition, n_val) from the replicas
-    /// `oldest` gives it.
+    /// [`Transfers::sources`] names.
     async fn transfer(
         self: &Arc<Self>,
         stamp: LayoutStamp,
-        oldest: &Layout,
+        routing: &Routing,
         partition: PartitionId,
         n_val: u8,
     ) -> Result<(), String> {
-        let me = self.me();
-        let old: Vec<NodeId> = primaries(oldest, partition, n_val)
-            .iter()
-            .copied()
-            .filter(|&n| n != me)
-            .collect();
+        let old = self.sources(routing, partition, n_val);
+        if old.is_empty() {
+            // Every replica it had was removed: there is nothing to fetch.
+            return self
+                .save_cursor(stamp, partition, n_val, Cursor::Done)
+                .await;
+        }
         let up: Vec<NodeId> = old
             .iter()
             .copied()

@@ -205,6 +205,18 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// here or at the primary it was forwarded to: not confirmed),
     /// [`Error::NoLayout`], [`Error::Storage`].
     pub async fn client(self: &Arc<Self>, op: ClientOp) -> Result<ClientReply> {
+        self.route_op(op, false).await
+    }
+
+    /// Coordinates `op` here or forwards it to a primary. An operation a
+    /// peer `forwarded` here is never forwarded again: nodes that route with
+    /// different layouts (one reading the new, one the old during a change)
+    /// would send it back and forth, and a write still travelling after its
+    /// client was told "not confirmed" could land after writes acknowledged
+    /// meanwhile. It is coordinated here if this node holds the key under
+    /// any layout in use, else refused untouched ([`Error::WrongLayout`]),
+    /// so that the forwarder asks the next primary.
+    async fn route_op(self: &Arc<Self>, op: ClientOp, forwarded: bool) -> Result<ClientReply> {
         let (bucket, key) = match &op {
             ClientOp::Get { bucket, key, .. }
             | ClientOp::Put { bucket, key, .. }
@@ -222,7 +234,15 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 route::quorum("w", *w, props.w(), props.n_val())?
             }
         };
-        match route::coordinator(self.me(), &primaries, |n| self.view.is_up(n)) {
+        let mut route = route::coordinator(self.me(), &primaries, |n| self.view.is_up(n));
+        if forwarded && route != route::Route::Local {
+            let sets = routing.write_sets(&bucket, &key, &props)?;
+            if !sets.iter().any(|s| s.contains(&self.me())) {
+                return Err(Error::WrongLayout);
+            }
+            route = route::Route::Local;
+        }
+        match route {
             route::Route::Local => {
                 self.coordinate(op, &props, quorum, &routing, &primaries)
                     .await
@@ -266,6 +286,11 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 Ok(Response::Client(reply)) => return Ok(reply),
                 Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
                     return Err(Error::BadRequest(e.message));
+                }
+                // It holds no replica of the key by its layouts: nothing
+                // was written there, the next primary may take it.
+                Ok(Response::Error(e)) if e.kind == ErrorKind::WrongLayout => {
+                    last = format!("{to}: {}", e.message);
                 }
                 Ok(other) => last = format!("{to} answered {other:?}"),
                 Err(e) => {
@@ -491,7 +516,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// replica request.
     pub async fn serve(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
         match request {
-            Request::Coordinate { op, .. } => match self.client(op).await {
+            Request::Coordinate { op, .. } => match self.route_op(op, true).await {
                 Ok(reply) => Response::Client(reply),
                 Err(Error::Unavailable { answered, required }) => {
                     Response::Client(ClientReply::Unavailable { answered, required })
@@ -713,7 +738,7 @@ fn remote(e: &Error) -> RemoteError {
     let kind = match e {
         Error::BadRequest(_) => ErrorKind::BadRequest,
         Error::Unavailable { .. } => ErrorKind::Unavailable,
-        Error::NoLayout => ErrorKind::WrongLayout,
+        Error::NoLayout | Error::WrongLayout => ErrorKind::WrongLayout,
         Error::Storage(_) => ErrorKind::Storage,
         _ => ErrorKind::Internal,
     };

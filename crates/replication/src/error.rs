@@ -23,6 +23,11 @@ pub enum Error {
     /// This node has no layout yet (the cluster was never set up).
     #[error("no layout: the cluster has no committed layout yet")]
     NoLayout,
+    /// A forwarded operation reached a node that holds no replica of its
+    /// key under the layouts it uses: nothing was done, another primary
+    /// may take it.
+    #[error("wrong layout: this node holds no replica of the key")]
+    WrongLayout,
     /// The local store failed.
     #[error("storage: {0}")]
     Storage(#[from] gyre_storage::Error),

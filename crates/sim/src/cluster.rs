@@ -76,6 +76,9 @@ struct Slot {
     /// The layouts the node held when it crashed (oldest first), to
     /// restart with.
     held_layout: Vec<Layout>,
+    /// Removed from the cluster for good (a replace): never restarted, its
+    /// store no longer checked.
+    retired: bool,
     /// Bumped when the node crashes, so that operations waiting on it end.
     life: watch::Sender<u64>,
     /// Counters of earlier lives.
@@ -155,8 +158,8 @@ impl Cluster {
             merkle_shape: config.merkle_shape,
             ..StoreConfig::default()
         };
-        let mut slots = Vec::with_capacity(config.nodes);
-        for i in 0..config.nodes {
+        let mut slots = Vec::with_capacity(config.nodes + config.spares);
+        for i in 0..config.nodes + config.spares {
             let n = i as u64 + 1;
             slots.push(Slot {
                 id: NodeId::new(n),
@@ -167,6 +170,7 @@ impl Cluster {
                 node: None,
                 generation: 0,
                 held_layout: Vec::new(),
+                retired: false,
                 life: watch::channel(0).0,
                 totals: Totals::default(),
             });
@@ -211,7 +215,7 @@ impl Cluster {
             .node(0)
             .ok_or_else(|| Error::Setup("node 1 is not running".to_owned()))?;
         let admin = admin.membership();
-        for &id in &ids {
+        for &id in ids.iter().take(self.config.nodes) {
             admin
                 .with(|core, _| core.stage(Change::Join(id)))
                 .map_err(|e| Error::Setup(e.to_string()))?;
@@ -457,7 +461,10 @@ impl Cluster {
             let Some(slot) = slots.get(i) else {
                 return Ok(false);
             };
-            (slot.held_layout.clone(), slot.node.is_some())
+            (
+                slot.held_layout.clone(),
+                slot.node.is_some() || slot.retired,
+            )
         };
         if running {
             return Ok(false);
@@ -493,6 +500,113 @@ impl Cluster {
         self.record_event(format!("wipe {}", self.id(i)));
         self.restart(i)?;
         Ok(())
+    }
+
+    /// The members of the newest layout any node holds.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.layout()
+            .map(|l| l.members().iter().map(|m| m.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether node `i` was retired (removed for good by a replace).
+    pub fn is_retired(&self, i: usize) -> bool {
+        self.slots().get(i).is_some_and(|s| s.retired)
+    }
+
+    /// Stages `changes` on a running node that holds the newest layout,
+    /// plans and commits there; returns the new layout's version, or why
+    /// the change was refused.
+    pub fn change(&self, changes: &[Change]) -> std::result::Result<u64, String> {
+        let admin = self.admin()?;
+        let m = admin.membership();
+        m.with(|core, _| {
+            core.clear_staged();
+            for c in changes {
+                core.stage(c.clone())?;
+            }
+            Ok::<_, gyre_membership::Error>(())
+        })
+        .map_err(|e| e.to_string())?;
+        let plan = m.with(|core, _| core.plan()).map_err(|e| e.to_string())?;
+        let version = plan.layout().version();
+        m.commit(plan).map_err(|e| e.to_string())?;
+        Ok(version)
+    }
+
+    /// Undoes the layout change in flight (see
+    /// `gyre_membership::Membership::abort_plan`); returns the new layout's
+    /// version, or why it was refused.
+    pub fn abort_change(&self) -> std::result::Result<u64, String> {
+        let admin = self.admin()?;
+        admin
+            .membership()
+            .abort()
+            .map(|s| s.version)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A running node that holds the newest layout.
+    fn admin(&self) -> std::result::Result<Arc<SimNode>, String> {
+        let newest = self.layout().map(|l| gyre_membership::LayoutStamp::of(&l));
+        self.running()
+            .into_iter()
+            .filter_map(|i| self.node(i))
+            .find(|n| n.membership().with(|core, _| core.layout_stamp()) == newest)
+            .ok_or_else(|| "no running node holds the newest layout".to_owned())
+    }
+
+    /// Retires crashed node `i` (after an operator removed it): it is
+    /// never restarted, and its store is no longer checked.
+    pub fn retire(&self, i: usize) {
+        if let Some(slot) = self.slots().get_mut(i)
+            && slot.node.is_none()
+        {
+            slot.retired = true;
+        }
+    }
+
+    /// What keeps the layouts from being settled: a running node that
+    /// still uses older layouts or another newest one, a store that still
+    /// holds a partition the newest layout does not give it.
+    pub fn unsettled_layouts(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(layout) = self.layout() else {
+            return vec!["no node holds a layout".to_owned()];
+        };
+        let newest = gyre_membership::LayoutStamp::of(&layout);
+        for i in 0..self.len() {
+            if self.is_retired(i) {
+                continue;
+            }
+            let id = self.id(i);
+            if let Some(node) = self.node(i) {
+                let (stamp, in_use) = node
+                    .membership()
+                    .with(|core, _| (core.layout_stamp(), core.history().len()));
+                if stamp != Some(newest) || in_use != 1 {
+                    let transition = node.membership().with(|core, now| core.transition(now));
+                    problems.push(format!(
+                        "{id} uses {in_use} layouts, the newest {stamp:?} (cluster's {newest}): {transition:?}"
+                    ));
+                }
+            }
+            if let Some(store) = self.store(i) {
+                let mut stray: Vec<u32> = store
+                    .merkle_trees()
+                    .into_iter()
+                    .filter(|(p, _)| !layout.replicas(*p).contains(&id))
+                    .map(|(p, _)| p.get())
+                    .collect();
+                stray.dedup();
+                if !stray.is_empty() {
+                    problems.push(format!(
+                        "{id} still holds partitions {stray:?} it no longer replicates"
+                    ));
+                }
+            }
+        }
+        problems
     }
 
     /// Ends every fault: links heal and message faults return to the base
@@ -552,12 +666,19 @@ impl Cluster {
         }
     }
 
-    /// Whether every node runs, sees every other up, and holds the same
-    /// layout.
+    /// Whether every node (but retired ones) runs, sees every other up,
+    /// and holds the same layout.
     pub fn all_up(&self) -> bool {
-        let nodes: Vec<Option<Arc<SimNode>>> =
-            self.slots().iter().map(|s| s.node.clone()).collect();
-        let ids = self.ids();
+        let nodes: Vec<Option<Arc<SimNode>>> = self
+            .slots()
+            .iter()
+            .filter(|s| !s.retired)
+            .map(|s| s.node.clone())
+            .collect();
+        let ids: Vec<NodeId> = (0..self.len())
+            .filter(|&i| !self.is_retired(i))
+            .map(|i| self.id(i))
+            .collect();
         let mut stamp = None;
         for node in &nodes {
             let Some(node) = node else { return false };
@@ -622,6 +743,7 @@ impl Cluster {
         let stores: Vec<(NodeId, SimStore)> = self
             .slots()
             .iter()
+            .filter(|s| !s.retired)
             .map(|s| (s.id, Arc::clone(&s.store)))
             .collect();
         let store_of = |id: NodeId| stores.iter().find(|(n, _)| *n == id).map(|(_, s)| s);
@@ -651,6 +773,7 @@ impl Cluster {
             });
         }
         snap.root_mismatches = self.root_mismatches();
+        snap.problems.extend(self.unsettled_layouts());
         for (id, store) in &stores {
             let backlog = store.hint_backlog();
             if !backlog.is_empty() {

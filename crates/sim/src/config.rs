@@ -62,6 +62,19 @@ impl SimConfig {
         c
     }
 
+    /// [`SimConfig::varied`] with one or two spare nodes and layout
+    /// changes among the faults ([`FaultConfig::with_layout_changes`]).
+    pub fn varied_layouts(seed: u64) -> Self {
+        let mut c = Self::varied(seed);
+        let mut rng = crate::SimRng::new(seed ^ 0x4c41_594f_5554_0000);
+        c.cluster.spares = 1 + rng.index(2);
+        c.faults = FaultConfig {
+            max_down: c.faults.max_down,
+            ..FaultConfig::with_layout_changes()
+        };
+        c
+    }
+
     /// The default run without any fault.
     pub fn calm() -> Self {
         Self {
@@ -77,8 +90,12 @@ impl SimConfig {
 /// time sees plenty of both.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
-    /// K, how many nodes (ids 1..=K, each in a zone of its own).
+    /// K, how many nodes form the first layout (ids 1..=K, each in a zone
+    /// of its own).
     pub nodes: usize,
+    /// Nodes started beside them (ids K+1..) that are not members of the
+    /// first layout: what layout changes join.
+    pub spares: usize,
     /// Q of the ring (and of the stores).
     pub partitions: PartitionCount,
     /// N of the ring; buckets use the defaults (n_val 3, R 2, W 2).
@@ -120,6 +137,7 @@ impl Default for ClusterConfig {
         let partitions = PartitionCount::new(64).unwrap_or(PartitionCount::DEFAULT);
         Self {
             nodes: 5,
+            spares: 0,
             partitions,
             replication: 3,
             membership: gyre_membership::Config {
@@ -265,6 +283,18 @@ pub struct FaultWeights {
     /// ("Wiped nodes") for why a wipe under the same id can lose writes
     /// that were acknowledged while the node coordinates again.
     pub wipe: u32,
+    /// A spare node (running, not a member) joins the layout.
+    pub join: u32,
+    /// A member leaves the layout (if more than N would stay); it keeps
+    /// running, hands its partitions off and drops them.
+    pub leave: u32,
+    /// A member's capacity changes (partitions move to or from it).
+    pub capacity: u32,
+    /// A crashed member is removed and a spare joins in its place; the
+    /// removed node never comes back.
+    pub replace: u32,
+    /// The layout change in flight is undone.
+    pub abort: u32,
 }
 
 impl FaultConfig {
@@ -296,8 +326,21 @@ impl FaultConfig {
                 crash: 3,
                 restart: 3,
                 wipe: 0,
+                ..FaultWeights::default()
             },
         }
+    }
+
+    /// The mixed faults plus layout changes made while they happen: joins,
+    /// leaves, capacity changes, replacements of crashed nodes and aborts.
+    pub fn with_layout_changes() -> Self {
+        let mut f = Self::mixed();
+        f.weights.join = 2;
+        f.weights.leave = 1;
+        f.weights.capacity = 1;
+        f.weights.replace = 1;
+        f.weights.abort = 1;
+        f
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use gyre_transport::Faults;
 use tokio::time::Instant;
 
+use gyre_membership::Change;
+
 use crate::cluster::Cluster;
 use crate::config::FaultConfig;
 use crate::rng::SimRng;
@@ -31,6 +33,11 @@ pub struct FaultCounts {
     pub restarts: u32,
     /// Wipes.
     pub wipes: u32,
+    /// Layout changes committed (joins, leaves, capacity changes,
+    /// replacements, aborts).
+    pub layout_changes: u32,
+    /// Layout changes refused (nobody to join, a node still seen up, ...).
+    pub refused_changes: u32,
 }
 
 /// Injects faults into `cluster` until `deadline`, as `plan` says, drawing
@@ -64,6 +71,11 @@ pub async fn inject(
             if down < plan.max_down { w.crash } else { 0 },
             if down > 0 { w.restart } else { 0 },
             w.wipe,
+            w.join,
+            w.leave,
+            w.capacity,
+            w.replace,
+            w.abort,
         ];
         let Some(kind) = rng.weighted(&weights) else {
             continue;
@@ -165,10 +177,95 @@ pub async fn inject(
                 }
                 None
             }
+            9..=13 => {
+                let (what, outcome) = layout_change(&cluster, &mut rng, kind);
+                match outcome {
+                    Ok(version) => {
+                        counts.layout_changes += 1;
+                        Some(format!("layout change: {what} -> version {version}"))
+                    }
+                    Err(why) => {
+                        counts.refused_changes += 1;
+                        Some(format!("layout change refused: {what}: {why}"))
+                    }
+                }
+            }
             _ => None,
         };
         if let Some(event) = event {
             cluster.record_event(event);
         }
+    }
+}
+
+/// One random layout change of `kind` (9 join, 10 leave, 11 capacity,
+/// 12 replace, 13 abort): what it was, and the new layout's version or why
+/// it was refused.
+fn layout_change(
+    cluster: &Cluster,
+    rng: &mut SimRng,
+    kind: usize,
+) -> (String, Result<u64, String>) {
+    let members = cluster.members();
+    let running = cluster.running();
+    let pick = |rng: &mut SimRng, from: &[usize]| from.get(rng.index(from.len().max(1))).copied();
+    let spares: Vec<usize> = running
+        .iter()
+        .copied()
+        .filter(|&i| !members.contains(&cluster.id(i)))
+        .collect();
+    let running_members: Vec<usize> = running
+        .iter()
+        .copied()
+        .filter(|&i| members.contains(&cluster.id(i)))
+        .collect();
+    let nothing = |what: &str| (what.to_owned(), Err("no node to change".to_owned()));
+    match kind {
+        9 => match pick(rng, &spares) {
+            Some(i) => {
+                let id = cluster.id(i);
+                (format!("join {id}"), cluster.change(&[Change::Join(id)]))
+            }
+            None => nothing("join"),
+        },
+        10 if members.len() > usize::from(cluster.config().replication) => {
+            match pick(rng, &running_members) {
+                Some(i) => {
+                    let id = cluster.id(i);
+                    (format!("leave {id}"), cluster.change(&[Change::Leave(id)]))
+                }
+                None => nothing("leave"),
+            }
+        }
+        10 => nothing("leave"),
+        11 => match pick(rng, &running_members) {
+            Some(i) => {
+                let id = cluster.id(i);
+                let capacity = 50 + rng.below(151) as u32;
+                (
+                    format!("capacity of {id} to {capacity}"),
+                    cluster.change(&[Change::SetCapacity(id, capacity)]),
+                )
+            }
+            None => nothing("capacity"),
+        },
+        12 => {
+            let crashed: Vec<usize> = (0..cluster.len())
+                .filter(|i| !running.contains(i) && !cluster.is_retired(*i))
+                .filter(|&i| members.contains(&cluster.id(i)))
+                .collect();
+            match (pick(rng, &crashed), pick(rng, &spares)) {
+                (Some(old), Some(new)) => {
+                    let (o, n) = (cluster.id(old), cluster.id(new));
+                    let outcome = cluster.change(&[Change::Remove(o), Change::Join(n)]);
+                    if outcome.is_ok() {
+                        cluster.retire(old);
+                    }
+                    (format!("replace {o} by {n}"), outcome)
+                }
+                _ => nothing("replace"),
+            }
+        }
+        _ => ("abort".to_owned(), cluster.abort_change()),
     }
 }

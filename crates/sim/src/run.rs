@@ -208,6 +208,8 @@ fn fault_total(c: &FaultCounts) -> u32 {
         + c.crashes
         + c.restarts
         + c.wipes
+        + c.layout_changes
+        + c.refused_changes
 }
 
 /// Runs seed `seed` with `config` on a fresh paused runtime ([`runtime`]).
