@@ -5,10 +5,12 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use gyre_api::{
-    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
-    NodeStats, PlanSummary, TreeRoot,
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KvError,
+    MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PlanSummary, TransferDone,
+    TransferStatus, TreeRoot,
 };
 use gyre_membership::{Change, NodeStatus, Plan};
+use gyre_node::{PlanEstimate, Stage, TransferProgress};
 use gyre_ring::Layout;
 use gyre_storage::Store;
 use gyre_types::{BucketName, BucketProps, Key, NodeId, ZoneName};
@@ -25,6 +27,22 @@ impl NodeBackend {
     pub(crate) fn new(node: Arc<GyreNode>) -> Self {
         Self { node }
     }
+
+    /// The dry run of `plan` against the layout this node holds.
+    async fn estimate(&self, plan: &Plan) -> PlanEstimate {
+        let Some(current) = self.node.membership().layout() else {
+            return PlanEstimate::default();
+        };
+        let w = self
+            .node
+            .buckets()
+            .props(&BucketName::default())
+            .map_or(2, |p| p.w());
+        self.node
+            .transfers()
+            .estimate(&current, plan.layout(), w)
+            .await
+    }
 }
 
 /// Each member's share of partition replicas in `layout`.
@@ -36,7 +54,7 @@ fn ownership(layout: &Layout, id: NodeId) -> f64 {
     layout.partitions_of(id).len() as f64 / total
 }
 
-fn summary(plan: &Plan) -> PlanSummary {
+fn summary(plan: &Plan, estimate: &PlanEstimate) -> PlanSummary {
     let layout = plan.layout();
     PlanSummary {
         changes: plan.changes().iter().map(describe).collect(),
@@ -47,6 +65,78 @@ fn summary(plan: &Plan) -> PlanSummary {
             .iter()
             .map(|m| (m.id.to_string(), ownership(layout, m.id)))
             .collect(),
+        nodes: estimate
+            .nodes
+            .iter()
+            .map(|(id, e)| NodeMoves {
+                node: id.to_string(),
+                gains: e.gains,
+                losses: e.losses,
+                bytes_in: e.bytes_in,
+            })
+            .collect(),
+        bytes: estimate.bytes,
+        unreported: estimate.unreported.iter().map(ToString::to_string).collect(),
+        eta_secs: estimate.eta_secs,
+        safe: estimate.unsafe_because.is_none(),
+        safety: estimate
+            .unsafe_because
+            .clone()
+            .unwrap_or_else(|| "safe: every partition keeps W live replicas in its old and new sets if one more node fails".to_owned()),
+    }
+}
+
+/// This node's transfers, as the API shows them.
+fn transfers(p: &TransferProgress) -> TransferStatus {
+    let stage = |s: Stage| {
+        match s {
+            Stage::Prepare => "prepare",
+            Stage::Stream => "stream",
+            Stage::Verify => "verify",
+            Stage::Synced => "synced",
+        }
+        .to_owned()
+    };
+    TransferStatus {
+        layout: p.layout.map(|s| s.version),
+        stages: p.stage_counts().map(|c| c as u64),
+        partitions: p
+            .partitions
+            .iter()
+            .map(|t| PartitionTransferStatus {
+                partition: t.partition,
+                n_val: t.n_val,
+                stage: stage(t.stage),
+                source: t.source.map(|s| s.to_string()),
+                keys: t.keys,
+                bytes: t.bytes,
+                waiting: t.waiting.clone(),
+            })
+            .collect(),
+        bytes_total: p.bytes_total,
+        bytes_done: p.bytes_done,
+        keys_done: p.keys_done,
+        rate: p.rate,
+        eta_secs: p.eta_secs,
+        max_rate: p.max_rate,
+        max_inbound: u32::try_from(p.max_inbound).unwrap_or(u32::MAX),
+        stalled: p.stalled().map(|t| {
+            format!(
+                "partition {}: {}",
+                t.partition,
+                t.waiting.as_deref().unwrap_or("")
+            )
+        }),
+        to_drop: p.to_drop as u64,
+        dropped: p.dropped,
+        last: p.last.as_ref().map(|l| TransferDone {
+            layout: l.layout.version,
+            partitions: l.partitions as u64,
+            keys: l.keys,
+            bytes: l.bytes,
+            resent_chunks: l.resent_chunks,
+            took_ms: l.took_ms,
+        }),
     }
 }
 
@@ -173,6 +263,22 @@ impl Backend for NodeBackend {
                 replication: layout.as_ref().map(|l| l.replication()),
                 members,
                 staged: core.staged().iter().map(describe).collect(),
+                change: core.transition(now).map(|t| ChangeStatus {
+                    from: t.from.version,
+                    to: t.to.version,
+                    layouts_in_use: u32::try_from(core.history().len()).unwrap_or(u32::MAX),
+                    stage: if !t.reading_new {
+                        "filling"
+                    } else if t.not_reading.is_empty() {
+                        "reading_new"
+                    } else {
+                        "retiring"
+                    }
+                    .to_owned(),
+                    not_synced: t.not_synced.iter().map(ToString::to_string).collect(),
+                    not_reading: t.not_reading.iter().map(ToString::to_string).collect(),
+                }),
+                transfers: transfers(&self.node.transfers().progress()),
             }
         })
     }
@@ -221,13 +327,40 @@ impl Backend for NodeBackend {
             }),
             AdminCommand::Plan => {
                 let plan = membership.with(|core, _| core.plan()).map_err(bad)?;
-                Ok(AdminReply::Plan(summary(&plan)))
+                let estimate = self.estimate(&plan).await;
+                Ok(AdminReply::Plan(summary(&plan, &estimate)))
             }
-            AdminCommand::Commit => {
+            AdminCommand::Commit { force } => {
                 let plan = membership.with(|core, _| core.plan()).map_err(bad)?;
-                let summary = summary(&plan);
+                let estimate = self.estimate(&plan).await;
+                let summary = summary(&plan, &estimate);
+                if let Some(why) = &estimate.unsafe_because
+                    && !force
+                {
+                    return Err(AdminError::BadRequest(format!(
+                        "unsafe plan: {why}; commit with force to go ahead anyway"
+                    )));
+                }
                 membership.commit(plan).map_err(bad)?;
                 Ok(AdminReply::Committed(summary))
+            }
+            AdminCommand::Abort => {
+                let plan = membership.with(|core, _| core.abort_plan()).map_err(bad)?;
+                let estimate = self.estimate(&plan).await;
+                let summary = summary(&plan, &estimate);
+                membership.commit(plan).map_err(bad)?;
+                Ok(AdminReply::Committed(summary))
+            }
+            AdminCommand::Throttle { rate, inbound } => {
+                let transfers = self.node.transfers();
+                let now = transfers.progress();
+                let rate = rate.unwrap_or(now.max_rate);
+                let inbound = inbound.map_or(now.max_inbound, |i| i as usize).max(1);
+                transfers.set_throttle(rate, inbound);
+                Ok(AdminReply::Throttle {
+                    rate,
+                    inbound: u32::try_from(inbound).unwrap_or(u32::MAX),
+                })
             }
         }
     }
@@ -268,6 +401,11 @@ impl Backend for NodeBackend {
             anti_entropy_keys: c.ae_keys.load(Ordering::Relaxed),
             quorum_failures: c.unavailable.load(Ordering::Relaxed),
             purges: c.purges.load(Ordering::Relaxed),
+            layouts_in_use: self
+                .node
+                .membership()
+                .with(|core, _| core.history().len() as u64),
+            transfers: transfers(&self.node.transfers().progress()),
         }
     }
 }

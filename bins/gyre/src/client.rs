@@ -69,12 +69,43 @@ pub(crate) enum ClusterCommand {
     },
     /// Forget the staged changes.
     Clear,
-    /// Show what committing the staged changes would do.
+    /// Show what committing the staged changes would do: partitions and
+    /// bytes moving per node, the time at the throttle, a safety verdict.
     Plan,
-    /// Commit the staged changes: a new layout for the whole cluster.
-    /// Until streaming handoff exists, new replicas of a partition are
-    /// filled by anti-entropy.
-    Commit,
+    /// Commit the staged changes: a new layout for the whole cluster. Its
+    /// new replicas are filled by streaming handoff while the cluster
+    /// serves (reads use the old replicas until every new one is filled).
+    Commit {
+        /// Commit even if the plan fails its safety verdict.
+        #[arg(long)]
+        force: bool,
+        /// Wait for the change to complete, showing its progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Undo the layout change in flight: back to the replicas reads use;
+    /// the new replicas drop their partial copies.
+    Abort,
+    /// The partition transfers of every node: stage counts, bytes, rate,
+    /// ETA, and what stalls.
+    Transfers {
+        /// Keep showing progress until the change completes.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Set the handoff throttle on every member (or only on `--node` with
+    /// `--only`).
+    Throttle {
+        /// Bytes per second each node pulls at most (0: no limit).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Partitions each node pulls at once.
+        #[arg(long)]
+        inbound: Option<u32>,
+        /// Only the node `--node` names.
+        #[arg(long)]
+        only: bool,
+    },
 }
 
 /// Options of `gyre get|put|del`.
@@ -189,12 +220,256 @@ fn print_plan(plan: &PlanSummary) {
         out!("  {change}");
     }
     out!(
-        "layout version {}: {} partition replicas move",
+        "layout version {}: {} partition replicas move, {} in all{}",
         plan.version,
-        plan.moves
+        plan.moves,
+        bytes(plan.bytes),
+        plan.eta_secs
+            .map(|s| format!(", about {} at the throttle", duration(s)))
+            .unwrap_or_default()
+    );
+    out!(
+        "  {:<16}  {:>6}  {:>6}  {:>10}  owns",
+        "node",
+        "gains",
+        "loses",
+        "receives"
     );
     for (id, share) in &plan.ownership {
-        out!("  {id}  {:>5.1}%", share * 100.0);
+        let moves = plan.nodes.iter().find(|n| n.node == *id);
+        out!(
+            "  {id:<16}  {:>6}  {:>6}  {:>10}  {:>5.1}%",
+            moves.map_or(0, |m| m.gains),
+            moves.map_or(0, |m| m.losses),
+            bytes(moves.map_or(0, |m| m.bytes_in)),
+            share * 100.0
+        );
+    }
+    for n in plan
+        .nodes
+        .iter()
+        .filter(|n| !plan.ownership.iter().any(|(id, _)| *id == n.node))
+    {
+        out!(
+            "  {:<16}  {:>6}  {:>6}  {:>10}  leaves",
+            n.node,
+            n.gains,
+            n.losses,
+            "-"
+        );
+    }
+    if !plan.unreported.is_empty() {
+        out!(
+            "  no size report from {} (not counted)",
+            plan.unreported.join(", ")
+        );
+    }
+    out!(
+        "{}",
+        if plan.safe {
+            plan.safety.clone()
+        } else {
+            format!("UNSAFE: {}", plan.safety)
+        }
+    );
+}
+
+/// Bytes, readable.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Seconds, readable.
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The HTTP address of every member `status` lists (from their gossiped
+/// client addresses), with its id.
+fn member_urls(status: &ClusterStatus) -> Vec<(String, String)> {
+    status
+        .members
+        .iter()
+        .filter(|m| m.in_layout || m.status == "leaving")
+        .filter_map(|m| {
+            let http = m
+                .client_addrs
+                .iter()
+                .find_map(|a| a.strip_prefix("http="))?;
+            Some((m.id.clone(), format!("http://{http}")))
+        })
+        .collect()
+}
+
+/// Every member's status (those that answer).
+fn all_statuses(target: &Target) -> anyhow::Result<Vec<(String, Result<ClusterStatus, String>)>> {
+    let mine = status(target)?;
+    let mut all = Vec::new();
+    for (id, url) in member_urls(&mine) {
+        let answer = status(&Target { node: url }).map_err(|e| e.to_string());
+        all.push((id, answer));
+    }
+    if all.is_empty() {
+        all.push((mine.node.clone(), Ok(mine)));
+    }
+    Ok(all)
+}
+
+/// Prints every node's transfers once.
+fn print_transfers(all: &[(String, Result<ClusterStatus, String>)]) {
+    let mut total = (0u64, 0u64, 0u64);
+    out!(
+        "{:<16}  {:>7} {:>6} {:>6} {:>6}  {:>10} / {:<10}  {:>10}  {:>7}  waits",
+        "node",
+        "prepare",
+        "stream",
+        "verify",
+        "synced",
+        "done",
+        "total",
+        "rate",
+        "eta"
+    );
+    for (id, s) in all {
+        match s {
+            Ok(s) => {
+                let t = &s.transfers;
+                total.0 += t.bytes_done;
+                total.1 += t.bytes_total;
+                total.2 += t.rate;
+                out!(
+                    "{:<16}  {:>7} {:>6} {:>6} {:>6}  {:>10} / {:<10}  {:>8}/s  {:>7}  {}",
+                    id,
+                    t.stages[0],
+                    t.stages[1],
+                    t.stages[2],
+                    t.stages[3],
+                    bytes(t.bytes_done),
+                    bytes(t.bytes_total),
+                    bytes(t.rate),
+                    t.eta_secs.map_or("-".to_owned(), duration),
+                    t.stalled.as_deref().unwrap_or("-")
+                );
+            }
+            Err(e) => out!("{id:<16}  no answer: {e}"),
+        }
+    }
+    out!(
+        "cluster: {} of {} at {}/s",
+        bytes(total.0),
+        bytes(total.1),
+        bytes(total.2)
+    );
+    if let Some((_, Ok(s))) = all.first() {
+        print_change(s);
+    }
+}
+
+fn print_change(status: &ClusterStatus) {
+    match &status.change {
+        Some(c) => out!(
+            "layout change {} → {}: {} ({} layouts in use){}{}",
+            c.from,
+            c.to,
+            c.stage,
+            c.layouts_in_use,
+            if c.not_synced.is_empty() {
+                String::new()
+            } else {
+                format!("; not filled yet: {}", c.not_synced.join(", "))
+            },
+            if c.not_reading.is_empty() || c.stage == "filling" {
+                String::new()
+            } else {
+                format!(
+                    "; not reading the new layout yet: {}",
+                    c.not_reading.join(", ")
+                )
+            },
+        ),
+        None => {
+            out!("no layout change in flight");
+            if let Some(l) = &status.transfers.last {
+                out!(
+                    "last change filled here: layout {}, {} partitions, {} keys, {} in {}, {} chunks re-sent",
+                    l.layout,
+                    l.partitions,
+                    l.keys,
+                    bytes(l.bytes),
+                    duration(l.took_ms / 1000),
+                    l.resent_chunks
+                );
+            }
+        }
+    }
+}
+
+/// Shows progress bars (one per node, and the cluster's) until the
+/// layout change completes everywhere.
+fn watch(target: &Target) -> anyhow::Result<()> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template(
+        "{prefix:<16} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta:>4} {msg}",
+    )?
+    .progress_chars("=> ");
+    let mut per_node: Vec<(String, ProgressBar)> = Vec::new();
+    loop {
+        let all = all_statuses(target)?;
+        let mut busy = false;
+        for (id, s) in &all {
+            let bar = match per_node.iter().find(|(n, _)| n == id) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let b = bars.add(ProgressBar::new(0).with_style(style.clone()));
+                    b.set_prefix(id.clone());
+                    per_node.push((id.clone(), b.clone()));
+                    b
+                }
+            };
+            match s {
+                Ok(s) => {
+                    let t = &s.transfers;
+                    bar.set_length(t.bytes_total.max(t.bytes_done));
+                    bar.set_position(t.bytes_done);
+                    let waits = t.stalled.clone().unwrap_or_default();
+                    bar.set_message(format!(
+                        "{}p {}s {}v {}✓ {waits}",
+                        t.stages[0], t.stages[1], t.stages[2], t.stages[3]
+                    ));
+                    busy |= s.change.is_some() || t.to_drop > 0;
+                }
+                Err(e) => {
+                    bar.set_message(format!("no answer: {e}"));
+                    busy = true;
+                }
+            }
+        }
+        if !busy {
+            for (_, b) in &per_node {
+                b.finish();
+            }
+            if let Some((_, Ok(s))) = all.first() {
+                print_change(s);
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -234,9 +509,54 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
         },
         ClusterCommand::Clear => AdminCommand::Clear,
         ClusterCommand::Plan => AdminCommand::Plan,
-        ClusterCommand::Commit => AdminCommand::Commit,
+        ClusterCommand::Commit { force, wait } => {
+            let reply = admin(target, &AdminCommand::Commit { force })?;
+            print_reply(reply);
+            if wait {
+                watch(target)?;
+            }
+            return Ok(());
+        }
+        ClusterCommand::Abort => AdminCommand::Abort,
+        ClusterCommand::Transfers { watch: true } => return watch(target),
+        ClusterCommand::Transfers { watch: false } => {
+            print_transfers(&all_statuses(target)?);
+            return Ok(());
+        }
+        ClusterCommand::Throttle {
+            rate,
+            inbound,
+            only,
+        } => {
+            let command = AdminCommand::Throttle { rate, inbound };
+            let targets = if only {
+                vec![(status(target)?.node, target.node.clone())]
+            } else {
+                member_urls(&status(target)?)
+            };
+            for (id, url) in targets {
+                match admin(&Target { node: url }, &command)? {
+                    AdminReply::Throttle { rate, inbound } => out!(
+                        "{id}: {} partitions at once, {}",
+                        inbound,
+                        if rate == 0 {
+                            "no rate limit".to_owned()
+                        } else {
+                            format!("at most {}/s", bytes(rate))
+                        }
+                    ),
+                    other => out!("{id}: {other:?}"),
+                }
+            }
+            return Ok(());
+        }
     };
-    match admin(target, &command)? {
+    print_reply(admin(target, &command)?);
+    Ok(())
+}
+
+fn print_reply(reply: AdminReply) {
+    match reply {
         AdminReply::Staged(changes) => {
             out!("staged ({}):", changes.len());
             for c in changes {
@@ -248,9 +568,12 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
         AdminReply::Committed(plan) => {
             out!("committed:");
             print_plan(&plan);
+            out!("follow it with `gyre cluster transfers --watch`");
+        }
+        AdminReply::Throttle { rate, inbound } => {
+            out!("throttle: {inbound} partitions at once, {rate} bytes/s (0: no limit)");
         }
     }
-    Ok(())
 }
 
 fn print_status(status: &ClusterStatus) {
@@ -311,6 +634,29 @@ fn print_status(status: &ClusterStatus) {
     }
     if !status.staged.is_empty() {
         out!("staged, not committed: {}", status.staged.join(", "));
+    }
+    print_change(status);
+    let t = &status.transfers;
+    if t.layout.is_some() && status.change.is_some() {
+        out!(
+            "transfers here: {} prepare, {} stream, {} verify, {} synced; {} of {}{}",
+            t.stages[0],
+            t.stages[1],
+            t.stages[2],
+            t.stages[3],
+            bytes(t.bytes_done),
+            bytes(t.bytes_total),
+            t.stalled
+                .as_deref()
+                .map(|s| format!("; waits: {s}"))
+                .unwrap_or_default()
+        );
+    }
+    if t.to_drop > 0 {
+        out!(
+            "{} partitions here wait to be handed off and dropped",
+            t.to_drop
+        );
     }
 }
 

@@ -148,10 +148,26 @@ pub enum AdminCommand {
     },
     /// Forget the staged changes.
     Clear,
-    /// Show what the staged changes would do.
+    /// Show what the staged changes would do: partitions and bytes that
+    /// move, the time it takes at the throttle, and a safety verdict.
     Plan,
-    /// Apply the staged changes.
-    Commit,
+    /// Apply the staged changes. A plan that fails the safety verdict is
+    /// refused unless `force` is set.
+    Commit {
+        /// Commit even though the plan fails its safety verdict.
+        #[serde(default)]
+        force: bool,
+    },
+    /// Undo the layout change in flight: a new layout with the replicas
+    /// reads still use; the partial copies of the new replicas are dropped.
+    Abort,
+    /// Change this node's handoff throttle (what is not given stays).
+    Throttle {
+        /// Bytes per second it pulls at most (0: no limit).
+        rate: Option<u64>,
+        /// Partitions it pulls at once.
+        inbound: Option<u32>,
+    },
 }
 
 /// The answer to an [`AdminCommand`].
@@ -164,10 +180,17 @@ pub enum AdminReply {
     Plan(PlanSummary),
     /// The layout version now in force.
     Committed(PlanSummary),
+    /// The throttle now in force on the node that answered.
+    Throttle {
+        /// Bytes per second (0: no limit).
+        rate: u64,
+        /// Partitions pulled at once.
+        inbound: u32,
+    },
 }
 
 /// A plan: the staged changes and what they would move.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanSummary {
     /// The staged changes, readable.
     pub changes: Vec<String>,
@@ -178,6 +201,40 @@ pub struct PlanSummary {
     /// Each member's share of partition replicas afterwards (id → share in
     /// 0..=1).
     pub ownership: Vec<(String, f64)>,
+    /// Per node: partition replicas it gains and loses.
+    #[serde(default)]
+    pub nodes: Vec<NodeMoves>,
+    /// Bytes that will move: what the old replicas hold of every partition
+    /// replica that moves, from their own size reports.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Nodes that did not report their sizes (their partitions are not in
+    /// `bytes`).
+    #[serde(default)]
+    pub unreported: Vec<String>,
+    /// Seconds the move takes at the throttle (`None`: no throttle set).
+    #[serde(default)]
+    pub eta_secs: Option<u64>,
+    /// Whether every partition keeps W live replicas in both its old and
+    /// new replica sets if one more node fails.
+    #[serde(default)]
+    pub safe: bool,
+    /// Why the plan is unsafe, or that it is safe.
+    #[serde(default)]
+    pub safety: String,
+}
+
+/// What a plan moves to and from one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMoves {
+    /// The node.
+    pub node: String,
+    /// Partition replicas it receives.
+    pub gains: u64,
+    /// Partition replicas it hands off.
+    pub losses: u64,
+    /// Bytes it receives.
+    pub bytes_in: u64,
 }
 
 /// The cluster as one node sees it.
@@ -195,6 +252,100 @@ pub struct ClusterStatus {
     pub members: Vec<MemberStatus>,
     /// Changes staged on this node, not committed.
     pub staged: Vec<String>,
+    /// The layout change in flight, if any.
+    #[serde(default)]
+    pub change: Option<ChangeStatus>,
+    /// This node's partition transfers.
+    #[serde(default)]
+    pub transfers: TransferStatus,
+}
+
+/// A layout change in flight, as one node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeStatus {
+    /// The version reads used before the change.
+    pub from: u64,
+    /// The newest version.
+    pub to: u64,
+    /// Layouts in use (writes go to all of them).
+    pub layouts_in_use: u32,
+    /// The stage: `filling` (new replicas stream and verify; reads use the
+    /// old ones), `reading_new` (reads use the new replicas; writes still go
+    /// to both) or `retiring` (waiting for every node to read the new ones).
+    pub stage: String,
+    /// Members of the new layout that are not filled yet.
+    pub not_synced: Vec<String>,
+    /// Nodes that do not read with the new layout yet.
+    pub not_reading: Vec<String>,
+}
+
+/// One node's partition transfers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferStatus {
+    /// The layout version being filled.
+    pub layout: Option<u64>,
+    /// Partition replicas per stage: prepare, stream, verify, synced.
+    pub stages: [u64; 4],
+    /// Each partition replica being filled.
+    pub partitions: Vec<PartitionTransferStatus>,
+    /// Bytes the old replicas hold of them (estimate).
+    pub bytes_total: u64,
+    /// Bytes received.
+    pub bytes_done: u64,
+    /// Objects received.
+    pub keys_done: u64,
+    /// Bytes per second over the transfer so far.
+    pub rate: u64,
+    /// Seconds left at that rate.
+    pub eta_secs: Option<u64>,
+    /// The throttle: bytes per second (0: none).
+    pub max_rate: u64,
+    /// The throttle: partitions pulled at once.
+    pub max_inbound: u32,
+    /// The partition that waits, and why (peer down, prepare, verify…).
+    pub stalled: Option<String>,
+    /// Partitions held here that no layout gives this node any more.
+    pub to_drop: u64,
+    /// Partitions dropped since the node started.
+    pub dropped: u64,
+    /// The last change this node finished filling.
+    pub last: Option<TransferDone>,
+}
+
+/// One partition replica being filled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionTransferStatus {
+    /// The partition.
+    pub partition: u32,
+    /// The n_val of its keys.
+    pub n_val: u8,
+    /// `prepare`, `stream`, `verify` or `synced`.
+    pub stage: String,
+    /// The old replica it streams from.
+    pub source: Option<String>,
+    /// Objects received.
+    pub keys: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// What it waits for.
+    pub waiting: Option<String>,
+}
+
+/// A change a node finished filling.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferDone {
+    /// The layout version.
+    pub layout: u64,
+    /// Partition replicas filled.
+    pub partitions: u64,
+    /// Objects received.
+    pub keys: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Chunks received twice after a restart.
+    pub resent_chunks: u64,
+    /// Milliseconds it took.
+    pub took_ms: u64,
 }
 
 /// One node as another sees it.
@@ -227,7 +378,7 @@ pub struct MemberStatus {
 
 /// Counts of what replication did on this node, since it started (hints
 /// pending: now).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStats {
     /// Writes that went to a fallback as a hint (sloppy quorum).
     pub fallbacks: u64,
@@ -243,4 +394,8 @@ pub struct NodeStats {
     pub quorum_failures: u64,
     /// Tombstones purged.
     pub purges: u64,
+    /// Layouts in use (more than one while a layout change moves data).
+    pub layouts_in_use: u64,
+    /// This node's partition transfers.
+    pub transfers: TransferStatus,
 }

@@ -211,6 +211,60 @@ impl Metrics {
             "# HELP gyre_hints_pending Hints this node holds for others.\n# TYPE gyre_hints_pending gauge\ngyre_hints_pending {}\n",
             stats.hints_pending
         ));
+        let t = &stats.transfers;
+        let handoff: [(&str, &str, &str, u64); 6] = [
+            (
+                "gyre_handoff_bytes",
+                "Bytes received by partition handoff (this change)",
+                "counter",
+                t.bytes_done,
+            ),
+            (
+                "gyre_handoff_keys",
+                "Objects received by partition handoff (this change)",
+                "counter",
+                t.keys_done,
+            ),
+            (
+                "gyre_handoff_bytes_expected",
+                "Bytes the old replicas hold of the partitions this node fills",
+                "gauge",
+                t.bytes_total,
+            ),
+            (
+                "gyre_handoff_rate_bytes",
+                "Handoff receive rate, bytes per second",
+                "gauge",
+                t.rate,
+            ),
+            (
+                "gyre_handoff_partitions_to_drop",
+                "Partitions held here that no layout gives this node",
+                "gauge",
+                t.to_drop,
+            ),
+            (
+                "gyre_layouts_in_use",
+                "Layouts in use (more than one while a change moves data)",
+                "gauge",
+                stats.layouts_in_use,
+            ),
+        ];
+        for (name, help, kind, value) in handoff {
+            let suffix = if kind == "counter" { "_total" } else { "" };
+            out.push_str(&format!(
+                "# HELP {name} {help}.\n# TYPE {name} {kind}\n{name}{suffix} {value}\n"
+            ));
+        }
+        out.push_str("# HELP gyre_handoff_partitions Partition replicas this node fills, by stage.\n# TYPE gyre_handoff_partitions gauge\n");
+        for (stage, n) in ["prepare", "stream", "verify", "synced"]
+            .iter()
+            .zip(t.stages)
+        {
+            out.push_str(&format!(
+                "gyre_handoff_partitions{{stage=\"{stage}\"}} {n}\n"
+            ));
+        }
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
     }

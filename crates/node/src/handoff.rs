@@ -169,6 +169,16 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         })
     }
 
+    /// The membership service it follows.
+    pub(crate) fn membership(&self) -> &Arc<MembershipService<T>> {
+        &self.membership
+    }
+
+    /// The replication service it fills replicas through.
+    pub(crate) fn replication(&self) -> &Arc<ReplicationService<T, S>> {
+        &self.replication
+    }
+
     /// What the transfers have done so far.
     pub fn progress(&self) -> TransferProgress {
         let mut p = lock(&self.progress).clone();

@@ -77,6 +77,7 @@ mod membership;
 mod node;
 mod peers;
 mod persist;
+mod plan;
 mod progress;
 mod replication;
 
@@ -92,6 +93,7 @@ pub use membership::MembershipService;
 pub use node::{Node, NodeConfig};
 pub use peers::Peers;
 pub use persist::{Boot, BootError, boot};
+pub use plan::{NodeEstimate, PlanEstimate};
 pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use replication::{Counters, ReadReply, ReplicationService};
 

@@ -569,10 +569,10 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     None => (items, Vec::new()),
                 };
                 let mut complete = true;
-                if !moved.is_empty() {
-                    if let Some(r) = &routing {
-                        complete &= self.put_to_replicas(r.newest(), moved).await;
-                    }
+                if !moved.is_empty()
+                    && let Some(r) = &routing
+                {
+                    complete &= self.put_to_replicas(r.newest(), moved).await;
                 }
                 if complete && !owned.is_empty() {
                     let request = Request::DeliverHints { items: owned };

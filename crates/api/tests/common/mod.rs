@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
-    NodeStats, PlanSummary, TreeRoot,
+    NodeStats, PlanSummary, TransferStatus, TreeRoot,
 };
 use gyre_types::{BucketName, BucketProps, Key, NodeId, Timestamp};
 use gyre_versioning::{Context, DvvSet, Policy};
@@ -196,17 +196,28 @@ impl Backend for ModelBackend {
                 hints_pending: 0,
             }],
             staged: Vec::new(),
+            change: None,
+            transfers: TransferStatus::default(),
         }
     }
 
     async fn admin(&self, command: AdminCommand) -> Result<AdminReply, AdminError> {
         match command {
-            AdminCommand::Plan | AdminCommand::Commit => Ok(AdminReply::Plan(PlanSummary {
+            AdminCommand::Plan | AdminCommand::Commit { .. } => Ok(AdminReply::Plan(PlanSummary {
                 changes: Vec::new(),
                 version: 1,
                 moves: 0,
                 ownership: vec![(NODE.to_string(), 1.0)],
+                safe: true,
+                ..PlanSummary::default()
             })),
+            AdminCommand::Abort => Err(AdminError::BadRequest(
+                "no layout change is in flight".to_owned(),
+            )),
+            AdminCommand::Throttle { rate, inbound } => Ok(AdminReply::Throttle {
+                rate: rate.unwrap_or(0),
+                inbound: inbound.unwrap_or(2),
+            }),
             AdminCommand::Clear => Ok(AdminReply::Staged(Vec::new())),
             AdminCommand::Join { node }
             | AdminCommand::Leave { node }

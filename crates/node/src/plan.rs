@@ -1,0 +1,110 @@
+//! A layout change's dry run: what it moves, how many bytes, how long at
+//! the throttle, and whether it is safe to start.
+
+use std::collections::BTreeMap;
+
+use gyre_ring::Layout;
+use gyre_storage::Store;
+use gyre_types::NodeId;
+use gyre_wire::{Request, Response};
+
+use crate::{Peers, Transfers};
+
+/// What a layout change would move, before it is committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanEstimate {
+    /// Per node: partition replicas gained, lost, and the bytes it receives.
+    pub nodes: BTreeMap<NodeId, NodeEstimate>,
+    /// Bytes that move in all, from the old replicas' size reports.
+    pub bytes: u64,
+    /// Nodes that did not report their sizes.
+    pub unreported: Vec<NodeId>,
+    /// Seconds the move takes at this node's throttle, if one is set (the
+    /// receivers pull in parallel, so the busiest one decides).
+    pub eta_secs: Option<u64>,
+    /// Why the change is unsafe (`None`: safe): a partition whose old or
+    /// new replica set would keep fewer than W live replicas if one more
+    /// node failed.
+    pub unsafe_because: Option<String>,
+}
+
+/// What a change moves to and from one node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeEstimate {
+    /// Partition replicas it receives.
+    pub gains: u64,
+    /// Partition replicas it hands off.
+    pub losses: u64,
+    /// Bytes it receives.
+    pub bytes_in: u64,
+}
+
+impl<T: Peers, S: Store + 'static> Transfers<T, S> {
+    /// Estimates what changing from `current` to `next` moves, asking the
+    /// old replicas for their partitions' sizes, and judges its safety with
+    /// write quorum `w`.
+    pub async fn estimate(&self, current: &Layout, next: &Layout, w: u8) -> PlanEstimate {
+        let mut sizes: BTreeMap<NodeId, BTreeMap<u32, u64>> = BTreeMap::new();
+        let mut estimate = PlanEstimate::default();
+        for m in current.members() {
+            match self.replication().ask(m.id, Request::PartitionSizes).await {
+                Ok(Response::Sizes(list)) => {
+                    sizes.insert(
+                        m.id,
+                        list.into_iter()
+                            .map(|s| (s.partition.get(), s.bytes))
+                            .collect(),
+                    );
+                }
+                _ => estimate.unreported.push(m.id),
+            }
+        }
+        let up = |id: NodeId| self.membership().is_up(id);
+        for partition in next.partitions().iter() {
+            let old = current.replicas(partition);
+            let new = next.replicas(partition);
+            let size = old
+                .iter()
+                .find_map(|n| {
+                    sizes
+                        .get(n)
+                        .map(|s| s.get(&partition.get()).copied().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            for &n in new.iter().filter(|n| !old.contains(n)) {
+                let e = estimate.nodes.entry(n).or_default();
+                e.gains += 1;
+                e.bytes_in += size;
+                estimate.bytes += size;
+            }
+            for &n in old.iter().filter(|n| !new.contains(n)) {
+                estimate.nodes.entry(n).or_default().losses += 1;
+            }
+            if estimate.unsafe_because.is_none() {
+                for (name, set) in [("old", old), ("new", new)] {
+                    let live = set.iter().filter(|&&n| up(n)).count();
+                    if live.saturating_sub(1) < usize::from(w) {
+                        estimate.unsafe_because = Some(format!(
+                            "partition {} would keep {} live replicas in its {name} set \
+                             ({set:?}) if one more node failed, fewer than W={w}",
+                            partition.get(),
+                            live.saturating_sub(1),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        let rate = self.progress().max_rate;
+        if rate > 0 {
+            let busiest = estimate
+                .nodes
+                .values()
+                .map(|e| e.bytes_in)
+                .max()
+                .unwrap_or(0);
+            estimate.eta_secs = Some(busiest.div_ceil(rate));
+        }
+        estimate
+    }
+}
