@@ -645,6 +645,8 @@ impl Cluster {
             "200",
             "--anti-entropy-interval-secs",
             &options.anti_entropy_secs.to_string(),
+            "--handoff-drop-grace-secs",
+            "1",
         ]
         .map(str::to_owned)
         .to_vec();
@@ -781,6 +783,81 @@ impl Cluster {
                 }
             },
         )
+    }
+
+    /// Starts `k` more nodes seeded with `n0` and waits until `n0` sees
+    /// them up; returns their indices. They join no layout.
+    pub(crate) fn grow(&mut self, k: usize) -> Vec<usize> {
+        let seeds = vec![self.nodes[0].ep.peer.to_string()];
+        let added: Vec<usize> = (0..k).map(|_| self.add_node(None, &seeds)).collect();
+        for id in self.ids(&added) {
+            self.wait_seen(&[0], &id, true);
+        }
+        added
+    }
+
+    /// Waits until every node of `which` reports no layout change in
+    /// flight and no partition waiting to be dropped: the change moved
+    /// everything and the old copies are gone. Returns how long it took.
+    pub(crate) fn wait_change_complete(&self, which: &[usize], timeout: Duration) -> Duration {
+        let start = Instant::now();
+        wait_for(
+            "the layout change to complete on every node",
+            timeout,
+            || {
+                for &i in which {
+                    let status = self.nodes[i].try_status()?;
+                    if !status["change"].is_null() {
+                        return Err(format!(
+                            "{}: change {} ; transfers {}",
+                            self.nodes[i].label(),
+                            status["change"],
+                            status["transfers"]["stages"]
+                        ));
+                    }
+                    let to_drop = status["transfers"]["to_drop"].as_u64().unwrap_or(0);
+                    if to_drop > 0 {
+                        return Err(format!(
+                            "{}: {to_drop} partitions to drop",
+                            self.nodes[i].label()
+                        ));
+                    }
+                }
+                Ok(())
+            },
+        );
+        start.elapsed()
+    }
+
+    /// Checks that the Merkle roots of every (partition, n_val) are equal
+    /// on every node of `which` that holds it, and that each is held by
+    /// exactly `n_val` of them (no old copy left, none missing).
+    pub(crate) fn try_replicas_agree(&self, which: &[usize]) -> Result<(), String> {
+        let mut holders: std::collections::BTreeMap<String, Vec<(String, String)>> =
+            std::collections::BTreeMap::new();
+        for &i in which {
+            for tree in self.nodes[i].try_trees()? {
+                let (at, root) = tree.split_once('=').unwrap_or((&tree, ""));
+                holders
+                    .entry(at.to_owned())
+                    .or_default()
+                    .push((self.nodes[i].label().to_owned(), root.to_owned()));
+            }
+        }
+        for (at, roots) in &holders {
+            let n_val: usize = at
+                .split('/')
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(3);
+            if roots.len() != n_val.min(which.len()) {
+                return Err(format!("{at} is held by {roots:?}"));
+            }
+            if roots.windows(2).any(|w| w[0].1 != w[1].1) {
+                return Err(format!("{at} has different roots: {roots:?}"));
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every node of `observers` sees `id` up (or down).

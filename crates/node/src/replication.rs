@@ -108,17 +108,17 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Serves a replica request locally (on a blocking thread if it may
-    /// wait for the disk). A replica write routed with an older layout than
-    /// this node's newest is refused: its coordinator has not seen the
-    /// change yet and would leave out the replicas the change adds (it
-    /// tries fallbacks, whose hints are delivered by the newest layout).
-    /// A handoff chunk is served only for this node's newest layout.
+    /// wait for the disk). A handoff chunk is served only for this node's
+    /// newest layout, so a transfer that a newer layout replaced gets
+    /// nothing more.
+    ///
+    /// A replica write routed with an older layout is taken: its
+    /// coordinator has not adopted the change yet, and the new replicas it
+    /// leaves out catch up when they verify against the old ones, which
+    /// they do only once every live node routes with the new layout.
     async fn serve_here(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
         let newest = self.view.layout();
         let stale = match &request {
-            Request::ReplicaPut { layout, .. } => {
-                newest.as_ref().is_some_and(|l| *layout < l.version())
-            }
             Request::HandoffChunk { layout, .. } => {
                 newest.as_ref().map(|l| gyre_membership::LayoutStamp::of(l)) != Some(*layout)
             }
