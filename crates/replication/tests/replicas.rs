@@ -169,6 +169,87 @@ proptest! {
     }
 }
 
+/// A coordinator that has heard from nobody yet (it just started) takes
+/// the write as long as W primaries answer: with no fallback left, a
+/// primary it believes down is asked anyway.
+#[test]
+fn primaries_believed_down_are_asked_before_a_write_is_refused() {
+    let ids: Vec<NodeId> = (1..=3).map(NodeId::new).collect();
+    let item = replica(1)
+        .write(WALL, &bucket(), &key(1), value("v"), None)
+        .unwrap()
+        .item;
+    let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids, ids.clone(), 2, |n| n == ids[0]);
+    let asked: Vec<NodeId> = sends.iter().map(|s| s.to).collect();
+    assert_eq!(asked, [ids[1], ids[2]], "both primaries are asked");
+    let (_, outcome) = op.on_answer(sends[0].tag, true);
+    assert!(matches!(outcome, Some(Ok(()))));
+}
+
+/// A primary believed down is replaced by a fallback; if the fallback
+/// fails, the primary itself is asked before the write gives up.
+#[test]
+fn an_untried_primary_is_asked_when_its_fallback_fails() {
+    let ids: Vec<NodeId> = (1..=4).map(NodeId::new).collect();
+    let item = replica(1)
+        .write(WALL, &bucket(), &key(1), value("v"), None)
+        .unwrap()
+        .item;
+    let (mut op, sends) =
+        WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 3, |n| n != ids[2]);
+    let to: Vec<NodeId> = sends.iter().map(|s| s.to).collect();
+    assert_eq!(
+        to,
+        [ids[1], ids[3]],
+        "the fallback stands in for the down primary"
+    );
+    assert!(op.on_answer(sends[0].tag, true).1.is_none());
+    let (more, outcome) = op.on_answer(sends[1].tag, false);
+    assert!(
+        outcome.is_none(),
+        "not given up while the primary is untried"
+    );
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].to, ids[2]);
+    assert!(matches!(more[0].request, Request::ReplicaPut { .. }));
+    assert!(matches!(op.on_answer(more[0].tag, true).1, Some(Ok(()))));
+}
+
+/// During a layout change a write needs W in the old replica set and W in
+/// the new one; a store counts for every set its node belongs to, a hint
+/// for the sets of the primary it stands in for.
+#[test]
+fn a_write_during_a_layout_change_needs_w_in_each_set() {
+    let ids: Vec<NodeId> = (1..=5).map(NodeId::new).collect();
+    let (old, new) = ([ids[0], ids[1], ids[2]], [ids[0], ids[1], ids[3]]);
+    let item = replica(1)
+        .write(WALL, &bucket(), &key(1), value("v"), None)
+        .unwrap()
+        .item;
+    let (mut op, sends) =
+        WriteOp::start_sets(ids[0], item, 2, &[&old, &new], ids.clone(), 2, |_| true);
+    let tag = |n: NodeId| sends.iter().find(|s| s.to == n).unwrap().tag;
+    assert_eq!(sends.len(), 3, "every owner of either set once: {sends:?}");
+    // The old-only replica brings the old set to 2, not the new one.
+    assert!(op.on_answer(tag(ids[2]), true).1.is_none());
+    assert_eq!(op.stored(), 1, "the new set still has only the coordinator");
+    // The new-only replica fails; the fallback stands in for it.
+    let (more, outcome) = op.on_answer(tag(ids[3]), false);
+    assert!(outcome.is_none());
+    assert_eq!(more.len(), 1);
+    assert!(matches!(more[0].request, Request::StoreHint { target, .. } if target == ids[3]));
+    assert!(matches!(op.on_answer(more[0].tag, true).1, Some(Ok(()))));
+    // A replica in both sets would have done it alone.
+    let item = replica(1)
+        .write(WALL, &bucket(), &key(2), value("v"), None)
+        .unwrap()
+        .item;
+    let (mut op, sends) =
+        WriteOp::start_sets(ids[0], item, 2, &[&old, &new], ids.clone(), 2, |_| true);
+    let both = sends.iter().find(|s| s.to == ids[1]).unwrap().tag;
+    assert!(matches!(op.on_answer(both, true).1, Some(Ok(()))));
+}
+
 #[test]
 fn a_read_merges_answers_repairs_the_stale_and_counts_r() {
     let rs: Vec<_> = (1..=3).map(replica).collect();

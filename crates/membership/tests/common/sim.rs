@@ -110,7 +110,7 @@ enum Work {
 #[derive(Debug)]
 struct MessageOrd(Message);
 #[derive(Debug)]
-struct LayoutOrd(Layout);
+struct LayoutOrd(Vec<Layout>);
 macro_rules! never_compared {
     ($t:ty) => {
         impl PartialEq for $t {
@@ -371,10 +371,12 @@ impl Sim {
                 if !self.reachable(requester, holder) {
                     return true;
                 }
+                // The holder's whole history, as a node answers a pull.
                 let layout = match self.live_mut(holder) {
-                    Some(n) => n.m.layout().cloned(),
+                    Some(n) => Some(n.m.history().into_iter().cloned().collect::<Vec<_>>()),
                     None => None,
-                };
+                }
+                .filter(|h| !h.is_empty());
                 if let Some(layout) = layout {
                     self.hop(
                         holder,
@@ -388,7 +390,7 @@ impl Sim {
             }
             Work::LayoutArrives { to, layout } => {
                 if let Some(n) = self.live_mut(to) {
-                    let out = n.m.layout_received(now, layout.0);
+                    let out = n.m.history_received(now, layout.0);
                     self.handle(to, out);
                 }
             }
@@ -479,6 +481,14 @@ impl Sim {
         let out = n.m.commit(now, plan)?;
         self.handle(on, out);
         Ok(stamp)
+    }
+
+    /// Node `id` says it holds every partition `stamp` gives it (what a
+    /// node's handoff reports once its transfers are done).
+    pub fn set_synced(&mut self, id: NodeId, stamp: LayoutStamp) {
+        let now = self.now;
+        let out = self.nodes.get_mut(&id).unwrap().m.set_synced(now, stamp);
+        self.handle(id, out);
     }
 
     /// A cluster of `n` nodes over `zones` zones that know each other, with
