@@ -464,9 +464,7 @@ fn watch(target: &Target) -> anyhow::Result<()> {
             for (_, b) in &per_node {
                 b.finish();
             }
-            if let Some((_, Ok(s))) = all.first() {
-                print_change(s);
-            }
+            print_transfers(&all);
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(500));

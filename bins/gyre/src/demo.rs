@@ -23,6 +23,12 @@ pub(crate) struct DemoArgs {
     /// directory, removed at exit].
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Add one node to the demo already running on `--dir` (from another
+    /// terminal): it is started here, joined and committed, and the
+    /// handoff of its partitions is shown until it completes. The
+    /// directory remembers it, so the next run starts it too.
+    #[arg(long, requires = "dir")]
+    add: bool,
 }
 
 /// What a demo directory remembers between runs.
@@ -106,71 +112,16 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&dir)?;
+    if args.add {
+        return add(&dir).await;
+    }
     let file = plan_nodes(&dir, args.nodes)?;
-    let n_val = u8::try_from(file.nodes.len().min(3)).unwrap_or(3);
-    let defaults = gyre_types::BucketProps::new(n_val, n_val / 2 + 1, n_val / 2 + 1)?;
     let mut running: Vec<Running> = Vec::new();
     for node in &file.nodes {
-        let settings = Settings {
-            name: node.name.clone(),
-            data_dir: dir.join(&node.name),
-            cluster: file.cluster.clone(),
-            peer_listen: node.peer,
-            peer_advertise: None,
-            resp_listen: node.resp,
-            http_listen: node.http,
-            seeds: file
-                .nodes
-                .iter()
-                .filter(|o| o.name != node.name)
-                .map(|o| o.peer.to_string())
-                .collect(),
-            zone: "demo".to_owned(),
-            capacity: 100,
-            fsync: gyre_storage::Durability::Group,
-            credentials: Credentials::CaKey {
-                ca_cert: dir.join("ca/ca.pem"),
-                ca_key: dir.join("ca/ca.key"),
-            },
-            bucket_defaults: defaults,
-            partitions: gyre_types::PartitionCount::new(64)?,
-            resp_password: None,
-            hint_interval: Duration::from_secs(2),
-            anti_entropy_interval: Duration::from_secs(60),
-            gossip_interval: Duration::from_millis(500),
-            handoff: gyre_node::HandoffConfig {
-                drop_grace: Duration::from_secs(5),
-                ..gyre_node::HandoffConfig::default()
-            },
-        };
-        running.push(run::start(&settings).await?);
+        running.push(run::start(&settings(&dir, &file, node)?).await?);
     }
     form_cluster(&running).await?;
-
-    out!(
-        "Gyre demo cluster: {} nodes, data in {}",
-        running.len(),
-        dir.display()
-    );
-    out!();
-    out!(
-        "  {:<7} {:<16}  {:<16} {:<22} peer (QUIC)",
-        "name",
-        "id",
-        "redis",
-        "http"
-    );
-    for r in &running {
-        let e = &r.endpoints;
-        out!(
-            "  {:<7} {:<16}  {:<16} http://{:<15} {}",
-            e.name,
-            e.id,
-            e.resp,
-            e.http,
-            e.peer
-        );
-    }
+    print_nodes(&dir, &running);
     if let (Some(a), Some(b)) = (running.first(), running.get(1)) {
         out!();
         out!("Try:");
@@ -184,6 +135,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             b.endpoints.http
         );
         out!("  gyre cluster status --node http://{}", a.endpoints.http);
+        out!(
+            "  gyre demo --dir {} --add      # in another terminal: a node joins, its partitions stream to it",
+            dir.display()
+        );
     }
     out!();
     out!("Ctrl-C stops the cluster.");
@@ -193,6 +148,138 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         r.stop().await;
     }
     Ok(())
+}
+
+/// `gyre demo --dir DIR --add`: one more node for the demo running there.
+async fn add(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("demo.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no demo in {}: start one with `gyre demo --dir {}`",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    let mut file: DemoFile =
+        toml::from_str(&text).with_context(|| format!("bad {}", path.display()))?;
+    let first = file
+        .nodes
+        .first()
+        .map(|n| n.http)
+        .context("the demo has no nodes")?;
+    let i = u16::try_from(file.nodes.len() + 1).unwrap_or(u16::MAX);
+    let node = DemoNode {
+        name: format!("node{i}"),
+        peer: pick(7000 + i, true)?,
+        resp: pick(6379 + i, false)?,
+        http: pick(8080 + i, false)?,
+    };
+    file.nodes.push(node);
+    std::fs::write(&path, toml::to_string(&file)?)?;
+    let Some(node) = file.nodes.last() else {
+        bail!("the demo has no nodes");
+    };
+    let running = run::start(&settings(dir, &file, node)?).await?;
+    let id = running.node.membership().id().to_string();
+    print_nodes(dir, std::slice::from_ref(&running));
+    out!();
+    out!("joining {id} through http://{first} …");
+    let target = crate::client::Target {
+        node: format!("http://{first}"),
+    };
+    let joined = tokio::task::spawn_blocking(move || {
+        // Until gossip has brought the new node to the first one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let join = crate::client::ClusterCommand::Join { member: id.clone() };
+            match crate::client::cluster(&target, join) {
+                Ok(()) => break,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "not joined yet");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let commit = crate::client::ClusterCommand::Commit {
+            force: false,
+            wait: true,
+        };
+        crate::client::cluster(&target, commit)
+    })
+    .await?;
+    joined?;
+    out!();
+    out!("Ctrl-C stops this node (the others run on).");
+    run::shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+/// The settings of demo node `node`.
+fn settings(dir: &Path, file: &DemoFile, node: &DemoNode) -> anyhow::Result<Settings> {
+    let n_val = u8::try_from(file.nodes.len().min(3)).unwrap_or(3);
+    let defaults = gyre_types::BucketProps::new(n_val, n_val / 2 + 1, n_val / 2 + 1)?;
+    Ok(Settings {
+        name: node.name.clone(),
+        data_dir: dir.join(&node.name),
+        cluster: file.cluster.clone(),
+        peer_listen: node.peer,
+        peer_advertise: None,
+        resp_listen: node.resp,
+        http_listen: node.http,
+        seeds: file
+            .nodes
+            .iter()
+            .filter(|o| o.name != node.name)
+            .map(|o| o.peer.to_string())
+            .collect(),
+        zone: "demo".to_owned(),
+        capacity: 100,
+        fsync: gyre_storage::Durability::Group,
+        credentials: Credentials::CaKey {
+            ca_cert: dir.join("ca/ca.pem"),
+            ca_key: dir.join("ca/ca.key"),
+        },
+        bucket_defaults: defaults,
+        partitions: gyre_types::PartitionCount::new(64)?,
+        resp_password: None,
+        hint_interval: Duration::from_secs(2),
+        anti_entropy_interval: Duration::from_secs(60),
+        gossip_interval: Duration::from_millis(500),
+        handoff: gyre_node::HandoffConfig {
+            drop_grace: Duration::from_secs(5),
+            ..gyre_node::HandoffConfig::default()
+        },
+    })
+}
+
+/// Prints the endpoints of `running`.
+fn print_nodes(dir: &Path, running: &[Running]) {
+    out!(
+        "Gyre demo: {} node(s) here, data in {}",
+        running.len(),
+        dir.display()
+    );
+    out!();
+    out!(
+        "  {:<7} {:<16}  {:<16} {:<22} peer (QUIC)",
+        "name",
+        "id",
+        "redis",
+        "http"
+    );
+    for r in running {
+        let e = &r.endpoints;
+        out!(
+            "  {:<7} {:<16}  {:<16} http://{:<15} {}",
+            e.name,
+            e.id,
+            e.resp,
+            e.http,
+            e.peer
+        );
+    }
 }
 
 /// On a first run, once every node sees every other, the first commits a

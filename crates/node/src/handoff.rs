@@ -290,6 +290,12 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             return;
         }
         let work = self.gained(routing);
+        if work.is_empty() {
+            // Nothing to fill here: this node's word is all the change
+            // needs of it.
+            self.membership.set_synced(stamp);
+            return;
+        }
         self.begin(stamp, &work, routing).await;
         if !waiting.is_empty() {
             let why = format!("prepare: waiting for {waiting:?} to adopt layout {stamp}");
@@ -426,8 +432,13 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     }
 
     fn finish(&self, stamp: LayoutStamp) {
-        let took_ms = lock(&self.started).map_or(0, |s| s.elapsed().as_millis() as u64);
+        // The rate and ETA stay as they were at the end.
+        let took_ms = lock(&self.started)
+            .take()
+            .map_or(0, |s| s.elapsed().as_millis() as u64);
         let mut p = lock(&self.progress);
+        p.rate = (p.bytes_done * 1000).checked_div(took_ms).unwrap_or(0);
+        p.eta_secs = Some(0);
         p.last = Some(TransferSummary {
             layout: stamp,
             partitions: p.partitions.len(),
