@@ -167,7 +167,7 @@
 //! #     fn bucket(&self, _: &gyre_types::BucketName) -> Option<gyre_types::BucketProps> { None }
 //! #     fn buckets(&self) -> Vec<(gyre_types::BucketName, gyre_types::BucketProps)> { Vec::new() }
 //! #     async fn set_bucket(&self, _: gyre_types::BucketName, _: gyre_types::BucketProps) -> Result<gyre_api::BucketSet, gyre_api::AdminError> { Err(gyre_api::AdminError::Internal("no node".into())) }
-//! #     fn status(&self) -> gyre_api::ClusterStatus { gyre_api::ClusterStatus { node: String::new(), layout_version: None, partitions: None, replication: None, members: Vec::new(), staged: Vec::new() } }
+//! #     fn status(&self) -> gyre_api::ClusterStatus { gyre_api::ClusterStatus { node: String::new(), layout_version: None, partitions: None, replication: None, members: Vec::new(), staged: Vec::new(), change: None, transfers: Default::default() } }
 //! #     async fn admin(&self, _: gyre_api::AdminCommand) -> Result<gyre_api::AdminReply, gyre_api::AdminError> { Err(gyre_api::AdminError::Internal("no node".into())) }
 //! #     fn stats(&self) -> gyre_api::NodeStats { gyre_api::NodeStats::default() }
 //! #     fn local_trees(&self) -> Vec<gyre_api::TreeRoot> { Vec::new() }

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# A fourth node joins a loaded three-node cluster: what the handoff costs.
+#
+# Builds gyre (release), starts three nodes on loopback (n_val 3, R = W = 2,
+# fsync group, Q = 256), writes KEYS keys of VALUE_SIZE bytes through
+# `redis-cli --pipe`, measures GET latency with redis-benchmark, starts a
+# fourth node with the throttle RATE, joins it, and while the partitions
+# stream measures GET latency again. Prints:
+#   - how long the change took (commit to every node settled), and the
+#     stream's share of it;
+#   - bytes moved vs the ideal share (all replica bytes / 4): target <= 1.25;
+#   - the dry run's estimate vs the bytes moved: target within 10%;
+#   - client p99 during the transfer vs before: target <= 2x;
+#   - the rate the throttle held vs its setting: target within 10%.
+#
+# Needs: cargo, curl, jq, redis-cli, redis-benchmark (Debian: redis-tools).
+#
+# Environment:
+#   KEYS        keys written before the join     [200000]
+#   VALUE_SIZE  value bytes                      [100]
+#   RATE        throttle of the new node, B/s    [2000000] (0: none)
+#   CLIENTS     redis-benchmark connections      [50]
+#   GYRE_BIN    use this gyre binary, do not build
+#
+# Usage: deploy/bench/handoff.sh
+set -euo pipefail
+
+KEYS=${KEYS:-200000}
+VALUE_SIZE=${VALUE_SIZE:-100}
+RATE=${RATE:-2000000}
+CLIENTS=${CLIENTS:-50}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+for tool in curl jq redis-cli redis-benchmark; do
+    command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install curl jq redis-tools)"
+done
+
+if [[ -z ${GYRE_BIN:-} ]]; then
+    log "building gyre (release)"
+    (cd "$ROOT" && cargo build --release --locked -p gyre)
+    GYRE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/gyre
+    [[ $GYRE_BIN = /* ]] || GYRE_BIN=$ROOT/$GYRE_BIN
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gyre-handoff.XXXXXX")
+PIDS=()
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+poll() {
+    local timeout=$1
+    shift
+    local deadline=$((SECONDS + timeout))
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+"$GYRE_BIN" cert ca --cluster bench --out "$WORK/ca" >/dev/null
+ready_line() { grep -m1 '"event":"ready"' "$WORK/node$1.out" 2>/dev/null; }
+field() { ready_line "$1" | sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p"; }
+start_node() {
+    local i=$1
+    shift
+    "$GYRE_BIN" node --name "node$i" --cluster bench --data-dir "$WORK/node$i" \
+        --ca-cert "$WORK/ca/ca.pem" --ca-key "$WORK/ca/ca.key" \
+        --peer-listen 127.0.0.1:0 --resp-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+        --fsync group --partitions 256 --handoff-drop-grace-secs 2 \
+        "$@" >"$WORK/node$i.out" 2>"$WORK/node$i.log" &
+    PIDS+=($!)
+    poll "$READY_TIMEOUT" ready_line "$i" >/dev/null || die "node$i did not start: $(tail -5 "$WORK/node$i.log")"
+}
+declare -a ID RESP HTTP
+start_node 1
+SEED=$(field 1 peer)
+start_node 2 --seed "$SEED"
+start_node 3 --seed "$SEED"
+for i in 1 2 3; do ID[i]=$(field "$i" id); RESP[i]=$(field "$i" resp); HTTP[i]=$(field "$i" http); done
+ADMIN="http://${HTTP[1]}"
+join() { "$GYRE_BIN" cluster join "$1" --node "$ADMIN" >/dev/null 2>&1; }
+for i in 1 2 3; do poll "$READY_TIMEOUT" join "${ID[i]}" || die "node1 did not learn of node$i"; done
+"$GYRE_BIN" cluster commit --node "$ADMIN" >/dev/null
+healthy() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$1/health") == 200 ]]; }
+for i in 1 2 3; do poll "$READY_TIMEOUT" healthy "${HTTP[i]}" || die "node$i holds no layout"; done
+
+log "writing $KEYS keys of $VALUE_SIZE bytes"
+VALUE=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' 'v')
+start=$SECONDS
+awk -v n="$KEYS" -v v="$VALUE" 'BEGIN { for (i = 0; i < n; i++) printf "SET key:%012d %s\r\n", i, v }' |
+    redis-cli -h 127.0.0.1 -p "${RESP[1]##*:}" --pipe >"$WORK/load.out"
+log "loaded in $((SECONDS - start)) s: $(tail -1 "$WORK/load.out")"
+
+log "GET latency before the join"
+BEFORE=$(redis-benchmark -h 127.0.0.1 -p "${RESP[1]##*:}" -t get -c "$CLIENTS" -r "$KEYS" -n 200000 --csv | tail -1)
+
+start_node 4 --seed "$SEED" --handoff-rate "$RATE"
+ID[4]=$(field 4 id); HTTP[4]=$(field 4 http)
+poll "$READY_TIMEOUT" join "${ID[4]}" || die "node1 did not learn of node4"
+PLAN=$(curl -s -X POST -H 'content-type: application/json' -d '{"command":"plan"}' "$ADMIN/v1/cluster/admin")
+ESTIMATE=$(jq '.plan.bytes' <<<"$PLAN")
+log "plan: $(jq -c '{moves: .plan.moves, bytes: .plan.bytes, eta_secs: .plan.eta_secs, safe: .plan.safe}' <<<"$PLAN")"
+T0=$(date +%s.%N)
+"$GYRE_BIN" cluster commit --node "$ADMIN" >/dev/null
+redis-benchmark -h 127.0.0.1 -p "${RESP[1]##*:}" -t get -c "$CLIENTS" -r "$KEYS" -n 200000 --csv >"$WORK/during.csv" &
+BENCH=$!
+settled() {
+    local i s
+    for i in 1 2 3 4; do
+        s=$(curl -s "http://${HTTP[i]}/v1/cluster") || return 1
+        [[ $(jq '.change == null and .transfers.to_drop == 0' <<<"$s") == true ]] || return 1
+    done
+}
+poll 3600 settled || die "the change did not complete within an hour"
+T1=$(date +%s.%N)
+wait "$BENCH" || true
+DURING=$(tail -1 "$WORK/during.csv")
+LAST=$(curl -s "http://${HTTP[4]}/v1/cluster" | jq '.transfers.last')
+MOVED=$(jq '.bytes' <<<"$LAST")
+TOOK=$(jq '.took_ms' <<<"$LAST")
+KEYLEN=16
+IDEAL=$((KEYS * (VALUE_SIZE + KEYLEN) * 3 / 4))
+col() { cut -d, -f"$2" <<<"$1" | tr -d '"'; }   # redis-benchmark 7 CSV: test,rps,avg,min,p50,p95,p99,max
+awk -v took="$(awk -v a="$T0" -v b="$T1" 'BEGIN { print b - a }')" -v stream="$TOOK" -v moved="$MOVED" -v ideal="$IDEAL" \
+    -v est="$ESTIMATE" -v rate="$RATE" -v b99="$(col "$BEFORE" 7)" -v d99="$(col "$DURING" 7)" \
+    -v brps="$(col "$BEFORE" 2)" -v drps="$(col "$DURING" 2)" -v keys="$KEYS" 'BEGIN {
+    printf "| measure | value | target |\n|---|--:|--:|\n"
+    printf "| keys before the join | %d |  |\n", keys
+    printf "| change, commit to settled everywhere | %.1f s |  |\n", took
+    printf "| stream + verify on the new node | %.1f s |  |\n", stream / 1000
+    printf "| bytes moved | %d |  |\n", moved
+    printf "| bytes moved / ideal share | %.3f | <= 1.25 |\n", moved / ideal
+    printf "| dry-run estimate / bytes moved | %.3f | 0.9 - 1.1 |\n", est / moved
+    printf "| GET p99 before / during (ms) | %s / %s | during <= 2x |\n", b99, d99
+    printf "| GET ops/s before / during | %s / %s |  |\n", brps, drps
+    if (rate > 0) printf "| rate held / throttle | %.3f | 0.9 - 1.1 |\n", moved / (stream / 1000) / rate
+}'
