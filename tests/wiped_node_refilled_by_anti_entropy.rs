@@ -1,6 +1,8 @@
 //! A node whose data directory is lost comes back under a new id; once
 //! `gyre cluster replace` and `commit` put the new id in the old one's
-//! place, anti-entropy refills it until its Merkle roots equal the others'.
+//! place, partition handoff (then anti-entropy) refills it until its Merkle
+//! roots equal the others'. The plan is safe: the old replica sets that
+//! hold the lost node are not judged, the change being their remedy.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -40,7 +40,7 @@ impl NodeBackend {
             .map_or(2, |p| p.w());
         self.node
             .transfers()
-            .estimate(&current, plan.layout(), w)
+            .estimate(&current, plan.layout(), plan.removed(), w)
             .await
     }
 }

@@ -589,15 +589,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             }
             let keys = items.len() as u64;
             let bytes: u64 = items.iter().map(|i| object_bytes(&i.key, &i.object)).sum();
-            let wall = self.replication.wall_ms();
-            self.replication
-                .on_store(true, move |replica| {
-                    items
-                        .iter()
-                        .try_for_each(|item| replica.merge(wall, item).map(|_| ()))
-                })
-                .await
-                .map_err(|e| format!("cannot store a chunk: {e}"))?;
+            self.merge_chunk(items).await?;
             let cursor = match &next {
                 Some((bucket, key)) => Cursor::After(bucket.clone(), key.clone()),
                 None => Cursor::Done,
@@ -637,6 +629,37 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         }
         self.save_cursor(stamp, partition, n_val, Cursor::Done)
             .await
+    }
+
+    /// Merges a chunk's objects (DVV sync), in `MERGE_LANES` groups at
+    /// once: each merge waits for its write to be durable, and concurrent
+    /// writers share the store's group commits.
+    async fn merge_chunk(self: &Arc<Self>, items: Vec<gyre_wire::Item>) -> Result<(), String> {
+        const MERGE_LANES: usize = 16;
+        let wall = self.replication.wall_ms();
+        let per_lane = items.len().div_ceil(MERGE_LANES).max(1);
+        let mut lanes = JoinSet::new();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let lane: Vec<gyre_wire::Item> = items.by_ref().take(per_lane).collect();
+            let this = Arc::clone(self);
+            lanes.spawn(async move {
+                this.replication
+                    .on_store(true, move |replica| {
+                        lane.iter()
+                            .try_for_each(|item| replica.merge(wall, item).map(|_| ()))
+                    })
+                    .await
+            });
+        }
+        while let Some(joined) = lanes.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("cannot store a chunk: {e}")),
+                Err(e) => return Err(format!("a merge task failed: {e}")),
+            }
+        }
+        Ok(())
     }
 
     /// Waits as long as `bytes` take at the throttle's rate.

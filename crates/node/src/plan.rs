@@ -42,8 +42,16 @@ pub struct NodeEstimate {
 impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     /// Estimates what changing from `current` to `next` moves, asking the
     /// old replicas for their partitions' sizes, and judges its safety with
-    /// write quorum `w`.
-    pub async fn estimate(&self, current: &Layout, next: &Layout, w: u8) -> PlanEstimate {
+    /// write quorum `w`. An old replica set holding a node the change
+    /// `removes` (it is gone for good: the change is its remedy) is not
+    /// judged; its new set is.
+    pub async fn estimate(
+        &self,
+        current: &Layout,
+        next: &Layout,
+        removes: &[NodeId],
+        w: u8,
+    ) -> PlanEstimate {
         let mut sizes: BTreeMap<NodeId, BTreeMap<u32, u64>> = BTreeMap::new();
         let mut estimate = PlanEstimate::default();
         for m in current.members() {
@@ -81,7 +89,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                 estimate.nodes.entry(n).or_default().losses += 1;
             }
             if estimate.unsafe_because.is_none() {
-                for (name, set) in [("old", old), ("new", new)] {
+                let old_judged = !old.iter().any(|n| removes.contains(n));
+                let sets = [("old", old), ("new", new)];
+                for (name, set) in sets.into_iter().filter(|(n, _)| *n == "new" || old_judged) {
                     let live = set.iter().filter(|&&n| up(n)).count();
                     if live.saturating_sub(1) < usize::from(w) {
                         estimate.unsafe_because = Some(format!(
