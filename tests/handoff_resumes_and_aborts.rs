@@ -183,4 +183,8 @@ fn an_abort_mid_stream_returns_to_the_old_layout_and_resurrects_nothing() {
     wait_for("equal roots on the old replicas", SETTLE, || {
         cluster.try_replicas_agree(&[0, 1, 2])
     });
+    // Once a change completed there is nothing to abort: only a reverse
+    // change undoes it.
+    let again = common::try_cli(&["cluster", "abort", "--node", &admin]).unwrap_err();
+    assert!(again.contains("no layout change is in flight"), "{again}");
 }

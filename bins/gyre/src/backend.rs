@@ -120,6 +120,8 @@ fn transfers(p: &TransferProgress) -> TransferStatus {
         eta_secs: p.eta_secs,
         max_rate: p.max_rate,
         max_inbound: u32::try_from(p.max_inbound).unwrap_or(u32::MAX),
+        max_outbound: u32::try_from(p.max_outbound).unwrap_or(u32::MAX),
+        outbound: u32::try_from(p.outbound).unwrap_or(u32::MAX),
         stalled: p.stalled().map(|t| {
             format!(
                 "partition {}: {}",
@@ -351,15 +353,22 @@ impl Backend for NodeBackend {
                 membership.commit(plan).map_err(bad)?;
                 Ok(AdminReply::Committed(summary))
             }
-            AdminCommand::Throttle { rate, inbound } => {
+            AdminCommand::Throttle {
+                rate,
+                inbound,
+                outbound,
+            } => {
                 let transfers = self.node.transfers();
                 let now = transfers.progress();
                 let rate = rate.unwrap_or(now.max_rate);
                 let inbound = inbound.map_or(now.max_inbound, |i| i as usize).max(1);
-                transfers.set_throttle(rate, inbound);
+                let outbound = outbound.map_or(now.max_outbound, |i| i as usize).max(1);
+                transfers.set_throttle(rate, inbound, outbound);
+                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
                 Ok(AdminReply::Throttle {
                     rate,
-                    inbound: u32::try_from(inbound).unwrap_or(u32::MAX),
+                    inbound: count(inbound),
+                    outbound: count(outbound),
                 })
             }
         }

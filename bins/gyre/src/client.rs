@@ -102,6 +102,9 @@ pub(crate) enum ClusterCommand {
         /// Partitions each node pulls at once.
         #[arg(long)]
         inbound: Option<u32>,
+        /// Partitions each node serves at once.
+        #[arg(long)]
+        outbound: Option<u32>,
         /// Only the node `--node` names.
         #[arg(long)]
         only: bool,
@@ -524,9 +527,14 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
         ClusterCommand::Throttle {
             rate,
             inbound,
+            outbound,
             only,
         } => {
-            let command = AdminCommand::Throttle { rate, inbound };
+            let command = AdminCommand::Throttle {
+                rate,
+                inbound,
+                outbound,
+            };
             let targets = if only {
                 vec![(status(target)?.node, target.node.clone())]
             } else {
@@ -534,9 +542,12 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
             };
             for (id, url) in targets {
                 match admin(&Target { node: url }, &command)? {
-                    AdminReply::Throttle { rate, inbound } => out!(
-                        "{id}: {} partitions at once, {}",
+                    AdminReply::Throttle {
+                        rate,
                         inbound,
+                        outbound,
+                    } => out!(
+                        "{id}: pulls {inbound} and serves {outbound} partitions at once, {}",
                         if rate == 0 {
                             "no rate limit".to_owned()
                         } else {
@@ -568,8 +579,14 @@ fn print_reply(reply: AdminReply) {
             print_plan(&plan);
             out!("follow it with `gyre cluster transfers --watch`");
         }
-        AdminReply::Throttle { rate, inbound } => {
-            out!("throttle: {inbound} partitions at once, {rate} bytes/s (0: no limit)");
+        AdminReply::Throttle {
+            rate,
+            inbound,
+            outbound,
+        } => {
+            out!(
+                "throttle: pulls {inbound} and serves {outbound} partitions at once, {rate} bytes/s (0: no limit)"
+            );
         }
     }
 }

@@ -102,6 +102,10 @@ pub(crate) struct NodeArgs {
     /// [default: 2].
     #[arg(long, env = "GYRE_HANDOFF_INBOUND")]
     pub(crate) handoff_inbound: Option<usize>,
+    /// Partition handoff throttle: partitions this node serves at once
+    /// [default: 2].
+    #[arg(long, env = "GYRE_HANDOFF_OUTBOUND")]
+    pub(crate) handoff_outbound: Option<usize>,
     /// Seconds a finished layout change waits before this node hands off
     /// and drops the partitions it no longer holds [default: 30].
     #[arg(long, env = "GYRE_HANDOFF_DROP_GRACE_SECS")]
@@ -137,6 +141,7 @@ pub(crate) struct FileConfig {
     pub(crate) gossip_interval_ms: Option<u64>,
     pub(crate) handoff_rate: Option<u64>,
     pub(crate) handoff_inbound: Option<usize>,
+    pub(crate) handoff_outbound: Option<usize>,
     pub(crate) handoff_drop_grace_secs: Option<u64>,
 }
 
@@ -300,6 +305,11 @@ impl Settings {
                         .handoff_inbound
                         .or(file.handoff_inbound)
                         .unwrap_or(d.max_inbound)
+                        .max(1),
+                    max_outbound: args
+                        .handoff_outbound
+                        .or(file.handoff_outbound)
+                        .unwrap_or(d.max_outbound)
                         .max(1),
                     drop_grace: args
                         .handoff_drop_grace_secs

@@ -167,6 +167,9 @@ pub enum AdminCommand {
         rate: Option<u64>,
         /// Partitions it pulls at once.
         inbound: Option<u32>,
+        /// Partitions it serves at once.
+        #[serde(default)]
+        outbound: Option<u32>,
     },
 }
 
@@ -186,6 +189,8 @@ pub enum AdminReply {
         rate: u64,
         /// Partitions pulled at once.
         inbound: u32,
+        /// Partitions served at once.
+        outbound: u32,
     },
 }
 
@@ -302,6 +307,10 @@ pub struct TransferStatus {
     pub max_rate: u64,
     /// The throttle: partitions pulled at once.
     pub max_inbound: u32,
+    /// The throttle: partitions served at once.
+    pub max_outbound: u32,
+    /// Partitions served now.
+    pub outbound: u32,
     /// The partition that waits, and why (peer down, prepare, verify…).
     pub stalled: Option<String>,
     /// Partitions held here that no layout gives this node any more.

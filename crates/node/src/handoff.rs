@@ -62,6 +62,10 @@ pub struct HandoffConfig {
     /// Partitions this node pulls at once. Default 2. Changeable at run
     /// time ([`Transfers::set_throttle`]).
     pub max_inbound: usize,
+    /// Partitions this node serves to pullers at once (others are told it
+    /// is busy and ask another old replica, or wait). Default 2.
+    /// Changeable at run time.
+    pub max_outbound: usize,
     /// Bytes per second this node pulls at most, 0 for no limit. Default
     /// 0. Changeable at run time.
     pub max_rate: u64,
@@ -80,6 +84,7 @@ impl Default for HandoffConfig {
             chunk_items: 500,
             chunk_bytes: 1 << 20,
             max_inbound: 2,
+            max_outbound: 2,
             max_rate: 0,
             drop_grace: Duration::from_secs(30),
             retry: Duration::from_secs(1),
@@ -127,6 +132,8 @@ pub struct Transfers<T, S> {
     settled: Mutex<Option<(LayoutStamp, Instant)>>,
     resent: AtomicU64,
     cursors: Mutex<Cursors>,
+    /// When the bytes received so far have been paid for at the throttle.
+    paced_until: Mutex<Option<Instant>>,
 }
 
 impl<T, S> std::fmt::Debug for Transfers<T, S> {
@@ -147,6 +154,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         replication: Arc<ReplicationService<T, S>>,
         config: HandoffConfig,
     ) -> Arc<Self> {
+        replication.set_max_outbound(config.max_outbound);
         let cursors = replication
             .replica()
             .store()
@@ -166,6 +174,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             settled: Mutex::new(None),
             resent: AtomicU64::new(0),
             cursors: Mutex::new(cursors),
+            paced_until: Mutex::new(None),
         })
     }
 
@@ -184,6 +193,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let mut p = lock(&self.progress).clone();
         p.max_rate = self.max_rate.load(Ordering::Relaxed);
         p.max_inbound = self.max_inbound.load(Ordering::Relaxed);
+        (p.max_outbound, p.outbound) = self.replication.outbound();
         if let Some(started) = *lock(&self.started) {
             let secs = started.elapsed().as_secs_f64();
             if secs > 0.0 && p.bytes_done > 0 {
@@ -195,12 +205,14 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         p
     }
 
-    /// Changes the throttle at run time: bytes per second (0: none) and
-    /// partitions pulled at once (at least 1).
-    pub fn set_throttle(&self, max_rate: u64, max_inbound: usize) {
+    /// Changes the throttle at run time: bytes per second (0: none),
+    /// partitions pulled at once and partitions served at once (each at
+    /// least 1).
+    pub fn set_throttle(&self, max_rate: u64, max_inbound: usize, max_outbound: usize) {
         self.max_rate.store(max_rate, Ordering::Relaxed);
         self.max_inbound
             .store(max_inbound.max(1), Ordering::Relaxed);
+        self.replication.set_max_outbound(max_outbound);
     }
 
     /// Runs until the membership service stops: a step after every
@@ -549,9 +561,11 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .copied()
             .filter(|&n| self.membership.is_up(n))
             .collect();
-        let Some(&source) = up.first() else {
+        if up.is_empty() {
             return Err(format!("every old replica is down: {old:?}"));
-        };
+        }
+        let mut sources = up.clone().into_iter();
+        let mut source = sources.next().unwrap_or_else(|| self.me());
         self.update(partition, n_val, |t| {
             t.stage = Stage::Stream;
             t.source = Some(source);
@@ -580,6 +594,16 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             };
             let (items, next) = match self.replication.ask(source, request).await {
                 Ok(Response::Chunk { items, next }) => (items, next),
+                // That source serves others: ask the next old replica (the
+                // cursor is a key, the same on every replica).
+                Ok(Response::Error(e)) if e.kind == gyre_wire::ErrorKind::Busy => {
+                    let Some(next) = sources.next() else {
+                        return Err(format!("every old replica is busy: {}", e.message));
+                    };
+                    source = next;
+                    self.update(partition, n_val, |t| t.source = Some(source));
+                    continue;
+                }
                 Ok(Response::Error(e)) => return Err(format!("{source}: {}", e.message)),
                 Ok(other) => return Err(format!("{source} answered {other:?}")),
                 Err(e) => return Err(format!("{source} unreachable: {e}")),
@@ -662,12 +686,23 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         Ok(())
     }
 
-    /// Waits as long as `bytes` take at the throttle's rate.
+    /// Waits until the node's streams together have taken no more than
+    /// the throttle's rate: each chunk books its bytes' time after every
+    /// chunk booked before it, whichever stream it belongs to.
     async fn pace(&self, bytes: u64) {
         let rate = self.max_rate.load(Ordering::Relaxed);
-        if rate > 0 && bytes > 0 {
-            tokio::time::sleep(Duration::from_secs_f64(bytes as f64 / rate as f64)).await;
+        if rate == 0 || bytes == 0 {
+            return;
         }
+        let until = {
+            let mut next = lock(&self.paced_until);
+            let now = Instant::now();
+            let start = next.filter(|n| *n > now).unwrap_or(now);
+            let until = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+            *next = Some(until);
+            until
+        };
+        tokio::time::sleep_until(until).await;
     }
 
     /// Hands off and drops what no layout in use gives this node, once one

@@ -75,6 +75,7 @@ mod buckets;
 mod handoff;
 mod membership;
 mod node;
+mod outbound;
 mod peers;
 mod persist;
 mod plan;

@@ -85,6 +85,10 @@ pub struct TransferProgress {
     pub max_rate: u64,
     /// The throttle: partitions this node pulls at once.
     pub max_inbound: usize,
+    /// The throttle: partitions this node serves at once.
+    pub max_outbound: usize,
+    /// Partitions this node serves now.
+    pub outbound: usize,
     /// Partitions held here that no layout in use gives this node, waiting
     /// to be handed to their replicas and dropped.
     pub to_drop: usize,

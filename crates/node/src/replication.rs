@@ -17,6 +17,7 @@ use gyre_wire::{ClientOp, ClientReply, ErrorKind, Item, Object, RemoteError, Req
 use tokio::task::JoinSet;
 
 use crate::ClusterView;
+use crate::outbound::Outbound;
 
 /// A read's answer: the live values (siblings) and the context to write
 /// with.
@@ -58,6 +59,7 @@ pub struct ReplicationService<T, S> {
     view: Arc<dyn ClusterView>,
     counters: Counters,
     offload: bool,
+    outbound: Outbound,
 }
 
 impl<T, S> std::fmt::Debug for ReplicationService<T, S> {
@@ -85,6 +87,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             view,
             counters: Counters::default(),
             offload,
+            outbound: Outbound::new(crate::HandoffConfig::default().max_outbound),
         })
     }
 
@@ -133,10 +136,46 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 ),
             });
         }
+        let chunk_of = match &request {
+            Request::HandoffChunk {
+                partition, n_val, ..
+            } => Some((*partition, *n_val)),
+            _ => None,
+        };
+        if let Some((partition, n_val)) = chunk_of
+            && from != self.me()
+            && !self.outbound.admit(from, partition, n_val)
+        {
+            return Response::Error(RemoteError {
+                kind: ErrorKind::Busy,
+                message: format!(
+                    "throttled: this node serves {} partitions to handoff at once",
+                    self.outbound.max()
+                ),
+            });
+        }
         let blocks = !matches!(request, Request::Ping | Request::ReplicaGet { .. });
         let wall = self.view.wall_ms();
-        self.on_store(blocks, move |replica| replica.serve(wall, from, request))
-            .await
+        let response = self
+            .on_store(blocks, move |replica| replica.serve(wall, from, request))
+            .await;
+        if let (Some((partition, n_val)), Response::Chunk { next: None, .. }) =
+            (chunk_of, &response)
+        {
+            self.outbound.finished(from, partition, n_val);
+        }
+        response
+    }
+
+    /// The partitions this node serves to handoff at once: the most, and
+    /// how many now.
+    pub fn outbound(&self) -> (usize, usize) {
+        (self.outbound.max(), self.outbound.active())
+    }
+
+    /// Sets the most partitions this node serves to handoff at once.
+    pub fn set_max_outbound(&self, max: usize) {
+        self.outbound.set_max(max);
     }
 
     /// The local replica.

@@ -214,9 +214,14 @@ impl Backend for ModelBackend {
             AdminCommand::Abort => Err(AdminError::BadRequest(
                 "no layout change is in flight".to_owned(),
             )),
-            AdminCommand::Throttle { rate, inbound } => Ok(AdminReply::Throttle {
+            AdminCommand::Throttle {
+                rate,
+                inbound,
+                outbound,
+            } => Ok(AdminReply::Throttle {
                 rate: rate.unwrap_or(0),
                 inbound: inbound.unwrap_or(2),
+                outbound: outbound.unwrap_or(2),
             }),
             AdminCommand::Clear => Ok(AdminReply::Staged(Vec::new())),
             AdminCommand::Join { node }
