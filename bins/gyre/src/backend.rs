@@ -138,6 +138,7 @@ fn transfers(p: &TransferProgress) -> TransferStatus {
             bytes: l.bytes,
             resent_chunks: l.resent_chunks,
             took_ms: l.took_ms,
+            stream_ms: l.stream_ms,
         }),
     }
 }

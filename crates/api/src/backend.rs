@@ -355,6 +355,9 @@ pub struct TransferDone {
     pub resent_chunks: u64,
     /// Milliseconds it took.
     pub took_ms: u64,
+    /// Milliseconds from its first chunk to its last.
+    #[serde(default)]
+    pub stream_ms: u64,
 }
 
 /// One node as another sees it.

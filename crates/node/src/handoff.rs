@@ -134,6 +134,8 @@ pub struct Transfers<T, S> {
     cursors: Mutex<Cursors>,
     /// When the bytes received so far have been paid for at the throttle.
     paced_until: Mutex<Option<Instant>>,
+    /// When the first and the last chunk of this change arrived.
+    chunks_between: Mutex<Option<(Instant, Instant)>>,
 }
 
 impl<T, S> std::fmt::Debug for Transfers<T, S> {
@@ -175,6 +177,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             resent: AtomicU64::new(0),
             cursors: Mutex::new(cursors),
             paced_until: Mutex::new(None),
+            chunks_between: Mutex::new(None),
         })
     }
 
@@ -415,6 +418,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             };
         }
         *lock(&self.started) = Some(Instant::now());
+        *lock(&self.chunks_between) = None;
         self.resent.store(0, Ordering::Relaxed);
         // The estimate: what the old replicas hold of each partition.
         let mut sizes: BTreeMap<(NodeId, u32), u64> = BTreeMap::new();
@@ -458,6 +462,8 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             bytes: p.bytes_done,
             resent_chunks: self.resent.load(Ordering::Relaxed),
             took_ms,
+            stream_ms: lock(&self.chunks_between)
+                .map_or(0, |(first, last)| (last - first).as_millis() as u64),
         });
     }
 
@@ -614,6 +620,11 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             let keys = items.len() as u64;
             let bytes: u64 = items.iter().map(|i| object_bytes(&i.key, &i.object)).sum();
             self.merge_chunk(items).await?;
+            {
+                let now = Instant::now();
+                let mut between = lock(&self.chunks_between);
+                *between = Some((between.map_or(now, |(first, _)| first), now));
+            }
             let cursor = match &next {
                 Some((bucket, key)) => Cursor::After(bucket.clone(), key.clone()),
                 None => Cursor::Done,

@@ -57,8 +57,12 @@ pub struct TransferSummary {
     /// Chunks that were received twice (a resumed stream re-asks at most
     /// the chunk it had not recorded).
     pub resent_chunks: u64,
-    /// Milliseconds from the first chunk to the last verification.
+    /// Milliseconds from the start (the prepare barrier included) to the
+    /// last verification.
     pub took_ms: u64,
+    /// Milliseconds from the first chunk to the last: what the throttle
+    /// paces.
+    pub stream_ms: u64,
 }
 
 /// The transfers of one node: the change it is filling replicas for, each

@@ -184,6 +184,15 @@ pub enum Violation {
         /// Where it was seen.
         detail: String,
     },
+    /// A read that started after a write was acknowledged returned a
+    /// context that had not seen it (checked where R + W > N and no fault
+    /// keeps reads and writes apart: [`stale_reads`]).
+    StaleRead {
+        /// The key.
+        key: Key,
+        /// The read and the write it missed.
+        detail: String,
+    },
     /// Anything else (unreadable state, trees that disagree with data).
     Problem(String),
 }
@@ -229,6 +238,9 @@ impl fmt::Display for Violation {
             Self::UnknownValue { key, detail } => {
                 write!(f, "value never written on {}: {detail}", key_str(key))
             }
+            Self::StaleRead { key, detail } => {
+                write!(f, "stale read on {}: {detail}", key_str(key))
+            }
             Self::Problem(what) => write!(f, "{what}"),
         }
     }
@@ -243,7 +255,8 @@ impl Violation {
             | Self::Resurrected { key, .. }
             | Self::FalseSiblings { key, .. }
             | Self::DotReused { key, .. }
-            | Self::UnknownValue { key, .. } => Some(key),
+            | Self::UnknownValue { key, .. }
+            | Self::StaleRead { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -295,6 +308,35 @@ fn describe(r: &Record, dot: Option<Dot>) -> String {
         r.op,
         value_str(&r.value)
     )
+}
+
+/// Read-your-acknowledged-writes, for runs where R + W > N and nothing
+/// separates reads from writes (no message fault, partition or crash; layout
+/// changes allowed: writes reach W replicas of every layout in use, reads
+/// use one of them): every read that started after a write of its key was
+/// acknowledged returns a context that covers the write's dot.
+pub fn stale_reads(history: &History) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for read in &history.ops {
+        let Outcome::Read { context, .. } = &read.outcome else {
+            continue;
+        };
+        let Ok(seen) = Context::from_bytes(context) else {
+            continue;
+        };
+        for w in history.ops_on(&read.key) {
+            if let Outcome::Written { dot, .. } = &w.outcome
+                && w.end < read.start
+                && !seen.covers(*dot)
+            {
+                out.push(Violation::StaleRead {
+                    key: read.key.clone(),
+                    detail: format!("{read} missed {w}, acknowledged before it started"),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Checks `history` against `snapshot` (the rules are in the module docs).
@@ -596,6 +638,34 @@ mod tests {
             }],
             ..Snapshot::default()
         }
+    }
+
+    #[test]
+    fn a_read_that_misses_an_earlier_acknowledged_write_is_stale() {
+        let read = |seq, ctx: &[(NodeId, u64)]| {
+            let context = Bytes::from(Context::from_entries(ctx.iter().copied()).to_bytes());
+            record(
+                seq,
+                OpKind::Get,
+                None,
+                Outcome::Read {
+                    values: Vec::new(),
+                    context,
+                },
+            )
+        };
+        let history = History {
+            ops: vec![
+                record(0, OpKind::BlindPut, Some("a"), written(N1, 1, &[])),
+                // Saw it: fine. Then one that did not.
+                read(1, &[(N1, 1)]),
+                read(2, &[]),
+            ],
+            events: Vec::new(),
+        };
+        let stale = stale_reads(&history);
+        assert_eq!(stale.len(), 1, "{stale:?}");
+        assert!(matches!(&stale[0], Violation::StaleRead { .. }));
     }
 
     #[test]

@@ -75,6 +75,23 @@ impl SimConfig {
         c
     }
 
+    /// No fault but layout changes (joins, leaves, capacity changes,
+    /// aborts) among two spare nodes: the run where every read must see
+    /// every write acknowledged before it started ([`crate::checker::stale_reads`]).
+    pub fn calm_layouts(seed: u64) -> Self {
+        let mut c = Self::varied_layouts(seed);
+        let w = c.faults.weights;
+        c.faults.weights = FaultWeights {
+            join: w.join,
+            leave: w.leave,
+            capacity: w.capacity,
+            abort: w.abort,
+            ..FaultWeights::default()
+        };
+        c.cluster.spares = 2;
+        c
+    }
+
     /// The default run without any fault.
     pub fn calm() -> Self {
         Self {
@@ -329,6 +346,24 @@ impl FaultConfig {
                 ..FaultWeights::default()
             },
         }
+    }
+
+    /// Whether any fault but a layout change can happen: one that can keep
+    /// a read from the replicas a write reached.
+    pub fn separates_reads(&self) -> bool {
+        let w = self.weights;
+        [
+            w.messages,
+            w.partition,
+            w.one_way,
+            w.isolate,
+            w.crash,
+            w.restart,
+            w.wipe,
+            w.replace,
+        ]
+        .iter()
+        .any(|&x| x > 0)
     }
 
     /// The mixed faults plus layout changes made while they happen: joins,

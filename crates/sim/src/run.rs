@@ -270,6 +270,9 @@ pub async fn simulate(seed: u64, config: &SimConfig) -> RunReport {
     let snapshot = cluster.snapshot(&bucket, &keys);
     let history = recorder.history();
     let mut check = checker::check(&history, &snapshot);
+    if !config.faults.separates_reads() {
+        check.violations.extend(checker::stale_reads(&history));
+    }
     if settled_after.is_none() {
         check.violations.push(Violation::NotConverged(format!(
             "still unconverged {:?} after the heal",

@@ -1,0 +1,27 @@
+//! Without faults other than layout changes (joins, leaves, capacity
+//! changes and aborts, made while the clients run), R + W > N holds across
+//! the change: every read that starts after a write was acknowledged sees
+//! it, whichever layouts the nodes route with at the time. (The checker's
+//! `stale_reads` rule; the fault runs cannot promise it.)
+#![allow(clippy::unwrap_used)]
+
+use gyre_sim::{SimConfig, run, seed_count_from_env, seed_from_env};
+
+#[test]
+fn reads_see_every_write_acknowledged_before_them_during_layout_changes() {
+    let seeds: Vec<u64> = match seed_from_env() {
+        Some(seed) => vec![seed],
+        None => (0..seed_count_from_env(40)).collect(),
+    };
+    let mut changes = 0;
+    for &seed in &seeds {
+        let report = run(seed, &SimConfig::calm_layouts(seed));
+        assert!(report.is_ok(), "{report}");
+        changes += report.faults.layout_changes;
+    }
+    assert!(
+        changes as usize >= seeds.len(),
+        "{changes} layout changes in {} runs",
+        seeds.len()
+    );
+}
