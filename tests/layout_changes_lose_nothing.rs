@@ -187,6 +187,46 @@ fn check_acked(cluster: &Cluster, which: &[usize], acked: &BTreeMap<String, Stri
     }
 }
 
+/// Stages `change` (`gyre cluster` arguments) and commits it while 50
+/// clients run through nodes `through`, until the change completed on
+/// `all`; no request may fail. Returns the acknowledged writes.
+fn change_under_load(
+    cluster: &Cluster,
+    prefix: &'static str,
+    through: &[usize],
+    change: &[&str],
+    all: &[usize],
+) -> BTreeMap<String, String> {
+    let admin = cluster.nodes[0].url("");
+    let load = Load::start(prefix, urls(cluster, through), 50, 4);
+    wait_for("the clients to make progress", SETTLE, || {
+        let n = load.acked.lock().unwrap().len();
+        if n >= 100 {
+            Ok(())
+        } else {
+            Err(format!("{n} keys written"))
+        }
+    });
+    let mut stage = vec!["cluster"];
+    stage.extend_from_slice(change);
+    stage.extend_from_slice(&["--node", &admin]);
+    cli(&stage);
+    cli(&["cluster", "commit", "--node", &admin]);
+    let took = cluster.wait_change_complete(all, CHANGE);
+    let (ops, failures, acked) = load.stop();
+    eprintln!(
+        "{prefix} under load: {ops} requests, {} failed, change took {took:?}",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {ops} requests failed during the {prefix}: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    acked
+}
+
 fn urls(cluster: &Cluster, which: &[usize]) -> Vec<String> {
     which.iter().map(|&i| cluster.nodes[i].url("")).collect()
 }
@@ -195,65 +235,18 @@ fn urls(cluster: &Cluster, which: &[usize]) -> Vec<String> {
 fn a_join_and_a_leave_under_load_fail_nothing_and_lose_nothing() {
     let mut cluster = Cluster::start(3);
     let added = cluster.grow(1)[0];
-    let admin = cluster.nodes[0].url("");
 
-    // Join a fourth node under load.
-    let load = Load::start("join", urls(&cluster, &[0, 1, 2, added]), 50, 4);
-    wait_for("the clients to make progress", SETTLE, || {
-        let n = load.acked.lock().unwrap().len();
-        if n >= 100 {
-            Ok(())
-        } else {
-            Err(format!("{n} keys written"))
-        }
-    });
-    let id = cluster.ids(&[added])[0].clone();
-    cli(&["cluster", "join", &id, "--node", &admin]);
-    cli(&["cluster", "commit", "--node", &admin]);
+    // Join a fourth node under load, then an original one leaves.
     let all = [0, 1, 2, added];
-    let took = cluster.wait_change_complete(&all, CHANGE);
-    let (ops, failures, acked) = load.stop();
-    eprintln!(
-        "join under load: {ops} requests, {} failed, change took {took:?}",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {ops} requests failed during the join: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(10)]
-    );
+    let id = cluster.ids(&[added])[0].clone();
+    let acked = change_under_load(&cluster, "join", &all, &["join", &id], &all);
     check_acked(&cluster, &all, &acked);
     wait_for("equal roots on exactly the new replicas", SETTLE, || {
         cluster.try_replicas_agree(&all)
     });
-
-    // Then an original node leaves under load.
     let leaver = 1;
-    let load = Load::start("leave", urls(&cluster, &[0, 2, added]), 50, 4);
-    wait_for("the clients to make progress", SETTLE, || {
-        let n = load.acked.lock().unwrap().len();
-        if n >= 100 {
-            Ok(())
-        } else {
-            Err(format!("{n} keys written"))
-        }
-    });
     let id = cluster.ids(&[leaver])[0].clone();
-    cli(&["cluster", "leave", &id, "--node", &admin]);
-    cli(&["cluster", "commit", "--node", &admin]);
-    let took = cluster.wait_change_complete(&all, CHANGE);
-    let (ops, failures, acked) = load.stop();
-    eprintln!(
-        "leave under load: {ops} requests, {} failed, change took {took:?}",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {ops} requests failed during the leave: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(10)]
-    );
+    let acked = change_under_load(&cluster, "leave", &[0, 2, added], &["leave", &id], &all);
     let stay = [0, 2, added];
     check_acked(&cluster, &stay, &acked);
     wait_for(

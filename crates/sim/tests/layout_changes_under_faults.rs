@@ -14,44 +14,22 @@
 //!   replays one seed and prints its history.
 #![allow(clippy::unwrap_used)]
 
-use gyre_sim::{RunReport, SimConfig, run, seed_count_from_env, seed_from_env};
+mod common;
+
+use gyre_sim::SimConfig;
 
 const DEFAULT_SEEDS: u64 = 240;
 const PARTS: u64 = 4;
 
 fn run_part(part: u64) {
-    if let Some(seed) = seed_from_env() {
-        if part == 0 {
-            let report = run(seed, &SimConfig::varied_layouts(seed));
-            println!("{}", report.history);
-            println!("{report}");
-            assert!(report.is_ok(), "{report}");
-        }
-        return;
-    }
-    let total = seed_count_from_env(DEFAULT_SEEDS);
-    let mut failures: Vec<RunReport> = Vec::new();
-    let (mut ran, mut changes) = (0, 0);
-    for seed in (0..total).filter(|s| s % PARTS == part) {
-        let report = run(seed, &SimConfig::varied_layouts(seed));
-        ran += 1;
-        changes += report.faults.layout_changes;
-        if !report.is_ok() {
-            failures.push(report);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {ran} seeds failed:\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let reports = common::run_seed_part(part, PARTS, DEFAULT_SEEDS, SimConfig::varied_layouts);
     // The runs must really change layouts, or they prove nothing.
-    assert!(changes >= ran, "{changes} layout changes in {ran} runs");
+    let changes: u32 = reports.iter().map(|r| r.faults.layout_changes).sum();
+    assert!(
+        changes as usize >= reports.len(),
+        "{changes} layout changes in {} runs",
+        reports.len()
+    );
 }
 
 #[test]

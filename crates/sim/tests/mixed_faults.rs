@@ -14,43 +14,16 @@
 //!   prints its whole history.
 #![allow(clippy::unwrap_used)]
 
-use gyre_sim::{RunReport, SimConfig, run, seed_count_from_env, seed_from_env};
+mod common;
+
+use gyre_sim::SimConfig;
 
 /// Seeds run by default, in all four tests together.
 const DEFAULT_SEEDS: u64 = 800;
 const PARTS: u64 = 4;
 
 fn run_part(part: u64) {
-    if let Some(seed) = seed_from_env() {
-        if part == 0 {
-            let report = run(seed, &SimConfig::varied(seed));
-            println!("{}", report.history);
-            println!("{report}");
-            println!("history digest {:016x}", report.history.digest());
-            assert!(report.is_ok(), "{report}");
-        }
-        return;
-    }
-    let total = seed_count_from_env(DEFAULT_SEEDS);
-    let mut failures: Vec<RunReport> = Vec::new();
-    let mut ran = 0;
-    for seed in (0..total).filter(|s| s % PARTS == part) {
-        let report = run(seed, &SimConfig::varied(seed));
-        ran += 1;
-        if !report.is_ok() {
-            failures.push(report);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {ran} seeds failed:\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    common::run_seed_part(part, PARTS, DEFAULT_SEEDS, SimConfig::varied);
 }
 
 #[test]

@@ -74,3 +74,46 @@ pub fn assert_clean(check: &Check, recorder: &Recorder) {
         recorder.history()
     );
 }
+
+/// Runs part `part` of `parts` of a seed suite: seeds `0..GYRE_SIM_SEEDS`
+/// (`default` if unset) whose remainder by `parts` is `part`, each with
+/// `config(seed)`, and fails with every failing seed's report. With
+/// `GYRE_SIM_SEED` set, part 0 replays that seed alone and prints its
+/// history; the other parts do nothing. Returns the reports of the seeds
+/// run.
+pub fn run_seed_part(
+    part: u64,
+    parts: u64,
+    default: u64,
+    config: impl Fn(u64) -> gyre_sim::SimConfig,
+) -> Vec<gyre_sim::RunReport> {
+    if let Some(seed) = gyre_sim::seed_from_env() {
+        if part == 0 {
+            let report = gyre_sim::run(seed, &config(seed));
+            println!("{}", report.history);
+            println!("{report}");
+            println!("history digest {:016x}", report.history.digest());
+            assert!(report.is_ok(), "{report}");
+            return vec![report];
+        }
+        return Vec::new();
+    }
+    let total = gyre_sim::seed_count_from_env(default);
+    let reports: Vec<gyre_sim::RunReport> = (0..total)
+        .filter(|s| s % parts == part)
+        .map(|seed| gyre_sim::run(seed, &config(seed)))
+        .collect();
+    let failures: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.is_ok())
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} seeds failed:\n{}",
+        failures.len(),
+        reports.len(),
+        failures.join("\n")
+    );
+    reports
+}
