@@ -37,8 +37,7 @@ use std::time::Duration;
 
 use gyre_membership::{LayoutStamp, Membership};
 use gyre_replication::object_bytes;
-use gyre_replication::route::Routing;
-use gyre_ring::Layout;
+use gyre_replication::route::{Routing, partition_primaries as primaries};
 use gyre_storage::Store;
 use gyre_types::{BucketName, Key, NodeId, PartitionId};
 use gyre_wire::{Request, Response};
@@ -108,14 +107,6 @@ enum Cursor {
 
 fn entry_name(partition: PartitionId, n_val: u8) -> String {
     format!("{}/{n_val}", partition.get())
-}
-
-/// The first `n_val` replicas of `partition` under `layout`.
-fn primaries(layout: &Layout, partition: PartitionId, n_val: u8) -> &[NodeId] {
-    let replicas = layout.replicas(partition);
-    replicas
-        .get(..usize::from(n_val).min(replicas.len()))
-        .unwrap_or(replicas)
 }
 
 /// A node's partition handoff, running.

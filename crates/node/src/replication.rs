@@ -197,10 +197,6 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         self.view.wall_ms()
     }
 
-    fn layout(&self) -> Result<Arc<Layout>> {
-        self.view.layout().ok_or(Error::NoLayout)
-    }
-
     fn routing(&self) -> Result<Routing> {
         self.view.routing().ok_or(Error::NoLayout)
     }
@@ -730,21 +726,29 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Anti-entropy for every (partition, n_val) this node replicates, with
-    /// every other primary that is up, one session at a time with
-    /// `sync_pause` between sessions. Returns the summed stats.
+    /// every other primary that is up (during a layout change, only among
+    /// the replicas of both the oldest and the newest layout), one session
+    /// at a time with `sync_pause` between sessions. Returns the summed
+    /// stats.
     pub async fn sync_all(self: &Arc<Self>) -> SyncStats {
         let mut total = SyncStats::default();
-        let Ok(layout) = self.layout() else {
+        let Ok(routing) = self.routing() else {
             return total;
         };
+        let (layout, oldest) = (routing.newest(), &routing.write[0]);
         let me = self.me();
         let n_vals = self.n_vals();
         for partition in layout.partitions_of(me) {
             for &n_val in &n_vals {
-                let replicas = layout.replicas(partition);
-                let Some(primaries) = replicas.get(..usize::from(n_val).min(replicas.len())) else {
-                    continue;
-                };
+                let mut primaries = route::partition_primaries(layout, partition, n_val).to_vec();
+                // While a change moves data, the replicas it fills get the
+                // partition from partition handoff (throttled, resumable),
+                // not from anti-entropy: only replicas under both the
+                // oldest and the newest layout compare trees.
+                if routing.is_changing() {
+                    let old = route::partition_primaries(oldest, partition, n_val);
+                    primaries.retain(|p| old.contains(p));
+                }
                 if !primaries.contains(&me) {
                     continue;
                 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use gyre_ring::Layout;
-use gyre_types::{BucketName, BucketProps, Key, KeyHash, NodeId};
+use gyre_types::{BucketName, BucketProps, Key, KeyHash, NodeId, PartitionId};
 
 use crate::{Error, Result};
 
@@ -75,6 +75,15 @@ pub fn primaries(
         .preference_list(hash, usize::from(props.n_val()))
         .map(<[NodeId]>::to_vec)
         .map_err(|e| Error::BadRequest(e.to_string()))
+}
+
+/// The first `n_val` replicas of `partition` under `layout`: the
+/// primaries of its keys in buckets with that n_val.
+pub fn partition_primaries(layout: &Layout, partition: PartitionId, n_val: u8) -> &[NodeId] {
+    let replicas = layout.replicas(partition);
+    replicas
+        .get(..usize::from(n_val).min(replicas.len()))
+        .unwrap_or(replicas)
 }
 
 /// The partition's extended preference list (for sloppy-quorum fallbacks).
