@@ -67,21 +67,27 @@ pub(crate) fn checked(layouts: Vec<Layout>) -> Option<Vec<(LayoutStamp, Layout)>
     (!out.is_empty()).then_some(out)
 }
 
-/// The nodes whose word each barrier waits for, given the newest layout,
-/// the older ones, and which nodes are removed or up.
+/// The nodes whose word each barrier waits for: every member of the
+/// newest layout must be synced; every node that can still route must
+/// read with it before the older layouts retire. That is the newest
+/// layout's members, the older layouts' members that are up and not
+/// removed, and every other node that is up and holds a layout (a leaving
+/// node, a spare: each coordinates or forwards with its own read layout).
 pub(crate) fn barrier_nodes(
     current: &Layout,
     older: &[(LayoutStamp, Layout)],
+    others: impl IntoIterator<Item = NodeId>,
     removed: impl Fn(NodeId) -> bool,
     up: impl Fn(NodeId) -> bool,
 ) -> (Vec<NodeId>, Vec<NodeId>) {
     let synced: Vec<NodeId> = current.members().iter().map(|m| m.id).collect();
     let mut reading = synced.clone();
-    for (_, layout) in older {
-        for m in layout.members() {
-            if !reading.contains(&m.id) && !removed(m.id) && up(m.id) {
-                reading.push(m.id);
-            }
+    let older_members = older
+        .iter()
+        .flat_map(|(_, layout)| layout.members().iter().map(|m| m.id));
+    for id in older_members.chain(others) {
+        if !reading.contains(&id) && !removed(id) && up(id) {
+            reading.push(id);
         }
     }
     (synced, reading)

@@ -381,9 +381,15 @@ impl Membership {
     pub fn transition(&self, now: Duration) -> Option<Transition> {
         let (from, _) = self.older.first()?;
         let (current, to) = self.layout.as_ref().zip(self.stamp)?;
+        let routing_nodes = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.state.as_ref().is_some_and(|s| s.layout.is_some()))
+            .map(|(id, _)| *id);
         let (synced, reading) = barrier_nodes(
             current,
             &self.older,
+            routing_nodes,
             |id| self.is_removed(id),
             |id| self.is_up(id, now),
         );
