@@ -363,6 +363,10 @@ impl<T: Peers> ClusterView for MembershipService<T> {
         MembershipService::routing(self)
     }
 
+    fn layout(&self) -> Option<Arc<Layout>> {
+        MembershipService::layout(self)
+    }
+
     fn is_up(&self, id: NodeId) -> bool {
         id == self.id() || MembershipService::is_up(self, id)
     }

@@ -120,21 +120,17 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// leaves out catch up when they verify against the old ones, which
     /// they do only once every live node routes with the new layout.
     async fn serve_here(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
-        let newest = self.view.layout();
-        let stale = match &request {
-            Request::HandoffChunk { layout, .. } => {
-                newest.as_ref().map(|l| gyre_membership::LayoutStamp::of(l)) != Some(*layout)
+        if let Request::HandoffChunk { layout, .. } = &request {
+            let newest = self.view.layout();
+            if newest.as_ref().map(|l| gyre_membership::LayoutStamp::of(l)) != Some(*layout) {
+                return Response::Error(RemoteError {
+                    kind: ErrorKind::WrongLayout,
+                    message: format!(
+                        "routed with another layout than this node's (version {})",
+                        newest.map_or(0, |l| l.version())
+                    ),
+                });
             }
-            _ => false,
-        };
-        if stale {
-            return Response::Error(RemoteError {
-                kind: ErrorKind::WrongLayout,
-                message: format!(
-                    "routed with another layout than this node's (version {})",
-                    newest.map_or(0, |l| l.version())
-                ),
-            });
         }
         let chunk_of = match &request {
             Request::HandoffChunk {
