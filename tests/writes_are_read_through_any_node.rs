@@ -1,75 +1,44 @@
 //! Three nodes: what one node takes, over HTTP or the Redis protocol, the
-//! others serve; `redis-cli` and `redis-benchmark` work unmodified.
+//! others serve, and a real Redis client library (the `redis` crate) works
+//! unmodified: plain commands, pipelines, MSET/MGET.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output, Stdio};
 
 use common::Cluster;
 
-/// Runs a tool of redis-tools against `addr`; panics if it is missing.
-fn redis_tool(tool: &str, addr: SocketAddr, args: &[&str]) -> Output {
-    Command::new(tool)
-        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {tool} ({e}): these tests need redis-tools (apt-get install redis-tools)")
+/// A `redis` crate connection to a node's RESP port.
+fn client(addr: SocketAddr) -> redis::Connection {
+    redis::Client::open(format!("redis://{addr}/"))
+        .and_then(|c| c.get_connection())
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"))
+}
+
+/// Runs `cmd` on `conn`; it must succeed.
+fn run<T: redis::FromRedisValue>(conn: &mut redis::Connection, cmd: &redis::Cmd) -> T {
+    cmd.query(conn)
+        .unwrap_or_else(|e| panic!("{} failed: {e}", describe(cmd)))
+}
+
+/// A command's arguments, for a failure message.
+fn describe(cmd: &redis::Cmd) -> String {
+    cmd.args_iter()
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => "<cursor>".to_owned(),
         })
-}
-
-/// `redis-cli … args` and its output, which must be a success.
-fn redis_cli(addr: SocketAddr, args: &[&str]) -> String {
-    let out = redis_tool("redis-cli", addr, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
-    assert!(
-        out.status.success(),
-        "redis-cli {args:?} against {addr} failed ({}): {stdout} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// Runs `redis-benchmark -q` with `args` against `addr`: it must succeed
-/// and report a rate for each of `tests`.
-fn benchmark(addr: SocketAddr, args: &[&str], tests: &[&str]) {
-    let mut all = args.to_vec();
-    all.push("-q");
-    let out = redis_tool("redis-benchmark", addr, &all);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "redis-benchmark {all:?} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    // -q rewrites a progress line with \r; a result ends each test.
-    let results: Vec<&str> = stdout
-        .split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|l| l.contains("requests per second"))
-        .collect();
-    for test in tests {
-        assert!(
-            results.iter().any(|l| l.starts_with(test)),
-            "redis-benchmark {all:?} reported no rate for {test:?}:\n{stdout}\n{stderr}"
-        );
-    }
-    assert!(
-        !stdout.contains("ERR") && !stderr.contains("ERR"),
-        "redis-benchmark {all:?} saw errors:\n{stdout}\n{stderr}"
-    );
-    eprintln!("redis-benchmark {all:?}: {results:?}");
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
 fn writes_through_one_node_are_read_through_another_over_http_and_redis() {
     let cluster = Cluster::start(3);
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+
+    let (mut at_a, mut at_c) = (client(a.ep.resp), client(c.ep.resp));
 
     // HTTP in, HTTP and Redis out.
     let put = a.put_kv("greeting", b"hello over http", None);
@@ -81,16 +50,15 @@ fn writes_through_one_node_are_read_through_another_over_http_and_redis() {
         "GET through {}",
         b.label()
     );
-    assert_eq!(
-        redis_cli(c.ep.resp, &["GET", "greeting"]),
-        "hello over http"
-    );
+    let got: String = run(&mut at_c, redis::cmd("GET").arg("greeting"));
+    assert_eq!(got, "hello over http");
 
     // Redis in, HTTP and Redis out.
-    assert_eq!(
-        redis_cli(a.ep.resp, &["SET", "from-redis", "hello over resp"]),
-        "OK"
+    let ok: String = run(
+        &mut at_a,
+        redis::cmd("SET").arg("from-redis").arg("hello over resp"),
     );
+    assert_eq!(ok, "OK");
     let got = b.get_kv("from-redis", None);
     assert_eq!(
         (got.status, got.text().as_str()),
@@ -98,41 +66,61 @@ fn writes_through_one_node_are_read_through_another_over_http_and_redis() {
         "GET through {}",
         b.label()
     );
-    assert_eq!(
-        redis_cli(c.ep.resp, &["GET", "from-redis"]),
-        "hello over resp"
-    );
+    let got: String = run(&mut at_c, redis::cmd("GET").arg("from-redis"));
+    assert_eq!(got, "hello over resp");
     // A key nobody wrote is nil, not an error.
-    assert_eq!(redis_cli(c.ep.resp, &["EXISTS", "never-written"]), "0");
+    let exists: i64 = run(&mut at_c, redis::cmd("EXISTS").arg("never-written"));
+    assert_eq!(exists, 0);
+    let missing: Option<String> = run(&mut at_c, redis::cmd("GET").arg("never-written"));
+    assert_eq!(missing, None);
 
-    // redis-benchmark, unmodified. Without -r it writes the key
-    // `key:__rand_int__` literally (a 3-byte value: -d 3). MSET writes 10
-    // keys a request, so it gets a tenth of the requests: the same number
-    // of writes as SET, and a run that fits the time of the test suite.
-    benchmark(
-        a.ep.resp,
-        &["-t", "set,get", "-n", "20000"],
-        &["SET: ", "GET: "],
+    // A pipeline of 200 SETs through one node, then MGET of all of them
+    // and a pipeline of GETs through another: every value, in order.
+    let keys: Vec<String> = (0..200).map(|i| format!("piped:{i}")).collect();
+    let mut pipe = redis::pipe();
+    for (i, key) in keys.iter().enumerate() {
+        pipe.cmd("SET").arg(key).arg(format!("value {i}")).ignore();
+    }
+    let () = pipe.query(&mut at_a).unwrap();
+    let want: Vec<String> = (0..200).map(|i| format!("value {i}")).collect();
+    let got: Vec<String> = run(&mut at_c, redis::cmd("MGET").arg(&keys));
+    assert_eq!(got, want, "MGET through {}", c.label());
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("GET").arg(key);
+    }
+    let got: Vec<String> = pipe.query(&mut client(b.ep.resp)).unwrap();
+    assert_eq!(got, want, "pipelined GETs through {}", b.label());
+
+    // MSET through one node, the same values through the others and HTTP.
+    let ok: String = run(
+        &mut at_c,
+        redis::cmd("MSET")
+            .arg("m:1")
+            .arg("one")
+            .arg("m:2")
+            .arg("two"),
     );
-    benchmark(
-        a.ep.resp,
-        &["-t", "mset", "-n", "2000"],
-        &["MSET (10 keys): "],
+    assert_eq!(ok, "OK");
+    let got: Vec<Option<String>> = run(
+        &mut at_a,
+        redis::cmd("MGET").arg("m:1").arg("m:2").arg("m:3"),
     );
-    // Its last write of the key, the same through every node.
-    let at_a = redis_cli(a.ep.resp, &["GET", "key:__rand_int__"]);
-    assert_eq!(
-        at_a.len(),
-        3,
-        "the benchmark's key through {}: {at_a:?}",
-        a.label()
-    );
-    let got = b.get_kv("key:__rand_int__", Some(3));
-    assert_eq!(
-        (got.status, got.text()),
-        (200, at_a.clone()),
-        "the benchmark's key through {}",
-        b.label()
-    );
-    assert_eq!(redis_cli(c.ep.resp, &["GET", "key:__rand_int__"]), at_a);
+    assert_eq!(got, [Some("one".to_owned()), Some("two".to_owned()), None]);
+    let got = b.get_kv("m:2", Some(3));
+    assert_eq!((got.status, got.text().as_str()), (200, "two"));
+
+    // DEL through one node is seen through the others.
+    let deleted: i64 = run(&mut at_a, redis::cmd("DEL").arg("m:1").arg("m:3"));
+    assert_eq!(deleted, 1, "DEL counts the keys that existed");
+    let got: Option<String> = run(&mut at_c, redis::cmd("GET").arg("m:1"));
+    assert_eq!(got, None);
+
+    // An unknown command is an error reply, and the connection goes on.
+    let err = redis::cmd("NO.SUCH.COMMAND")
+        .query::<String>(&mut at_a)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ERR"), "{err}");
+    let pong: String = run(&mut at_a, &redis::cmd("PING"));
+    assert_eq!(pong, "PONG");
 }

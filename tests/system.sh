@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The system tests: what needs more than the Rust toolchain. Run after the
+# README's test command (`cargo nextest run --workspace`), which needs
+# nothing but cargo.
+#
+#   redis_tools_work_unmodified   redis-cli and redis-benchmark (Debian's
+#                                 redis-tools) against three real nodes
+#
+# Usage: tests/system.sh [--install]
+#   --install  installs what is missing first (apt-get, as root; what CI does)
+#
+# Without --install it checks every need up front, and if one is missing
+# says how to get it and exits 2 without running anything.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+install=0
+case ${1:-} in
+    --install) install=1 ;;
+    "") ;;
+    *)
+        echo "usage: tests/system.sh [--install]" >&2
+        exit 2
+        ;;
+esac
+
+# Each need: a command that must work, and the Debian package that has it.
+NEEDS=(
+    "redis-cli redis-tools"
+    "redis-benchmark redis-tools"
+)
+
+missing_packages() {
+    local need cmd pkg
+    for need in "${NEEDS[@]}"; do
+        read -r cmd pkg <<<"$need"
+        command -v "$cmd" >/dev/null 2>&1 || echo "$pkg"
+    done | sort -u
+}
+
+mapfile -t missing < <(missing_packages)
+if ((${#missing[@]})) && ((install)); then
+    sudo=()
+    if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+    mapfile -t missing < <(missing_packages)
+fi
+if ((${#missing[@]})); then
+    {
+        echo "tests/system.sh needs Debian packages that are not installed: ${missing[*]}"
+        echo "  apt-get install ${missing[*]}     (or run tests/system.sh --install as root)"
+    } >&2
+    exit 2
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    run=(cargo nextest run --locked --profile ci)
+else
+    run=(cargo test --locked)
+fi
+"${run[@]}" -p gyre --features system-tests --test redis_tools_work_unmodified
