@@ -159,6 +159,8 @@ pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // 300 Multiple Choices is siblings, not a redirect.
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(20)))
             .build(),
     )

@@ -410,6 +410,7 @@ impl Backend for NodeBackend {
             read_repairs: c.read_repairs.load(Ordering::Relaxed),
             anti_entropy_keys: c.ae_keys.load(Ordering::Relaxed),
             quorum_failures: c.unavailable.load(Ordering::Relaxed),
+            hedged: c.hedged.load(Ordering::Relaxed),
             purges: c.purges.load(Ordering::Relaxed),
             layouts_in_use: self
                 .node

@@ -404,6 +404,9 @@ pub struct NodeStats {
     pub anti_entropy_keys: u64,
     /// Operations refused for lack of replicas.
     pub quorum_failures: u64,
+    /// Replica requests that did not answer within their hedge delay, so
+    /// that a fallback or the next primary was asked beside them.
+    pub hedged: u64,
     /// Tombstones purged.
     pub purges: u64,
     /// Layouts in use (more than one while a layout change moves data).

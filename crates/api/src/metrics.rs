@@ -170,7 +170,7 @@ impl Metrics {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "gyre_sloppy_quorum_fallbacks",
                 "Writes that went to a fallback node as a hint",
@@ -195,6 +195,11 @@ impl Metrics {
                 "gyre_quorum_failures",
                 "Operations refused because too few replicas answered",
                 stats.quorum_failures,
+            ),
+            (
+                "gyre_hedged_requests",
+                "Replica requests slower than their hedge delay, so that a fallback or the next primary was asked beside them",
+                stats.hedged,
             ),
             (
                 "gyre_tombstones_purged",

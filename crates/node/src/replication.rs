@@ -1,13 +1,14 @@
 //! [`ReplicationService`]: the replication core driven over a transport.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use gyre_replication::route::Routing;
 use gyre_replication::{
-    Error, HintBatch, ReadOp, Replica, Result, Send, SyncSession, SyncStats, SyncStep, WriteOp,
-    route,
+    Error, HintBatch, ReadOp, Replica, Result, RttEstimator, Send, SyncSession, SyncStats,
+    SyncStep, WriteOp, route,
 };
 use gyre_ring::Layout;
 use gyre_storage::Store;
@@ -15,6 +16,7 @@ use gyre_types::{BucketName, BucketProps, Key, NodeId, PartitionId};
 use gyre_versioning::{Context, Policy};
 use gyre_wire::{ClientOp, ClientReply, ErrorKind, Item, Object, RemoteError, Request, Response};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::ClusterView;
 use crate::outbound::Outbound;
@@ -44,6 +46,10 @@ pub struct Counters {
     pub ae_keys: std::sync::atomic::AtomicU64,
     /// Operations refused for lack of replicas.
     pub unavailable: std::sync::atomic::AtomicU64,
+    /// Replica requests that did not answer within their hedge delay, so
+    /// that a fallback (a write) or the next primary (a forwarded
+    /// operation) was asked beside them.
+    pub hedged: std::sync::atomic::AtomicU64,
 }
 
 fn bump(counter: &std::sync::atomic::AtomicU64, by: u64) {
@@ -60,6 +66,14 @@ pub struct ReplicationService<T, S> {
     counters: Counters,
     offload: bool,
     outbound: Outbound,
+    /// Round trips per peer: when a request to it counts as slow.
+    rtt: std::sync::Mutex<HashMap<NodeId, RttEstimator>>,
+    /// The next ticket a forwarded write gets (starting from this life's
+    /// wall clock, so no ticket of an earlier life comes back).
+    next_ticket: std::sync::atomic::AtomicU64,
+    /// Forwarded writes in flight, by ticket: the primary permitted to
+    /// start each, if one asked yet.
+    permits: std::sync::Mutex<HashMap<u64, Option<NodeId>>>,
 }
 
 impl<T, S> std::fmt::Debug for ReplicationService<T, S> {
@@ -81,6 +95,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         view: Arc<dyn ClusterView>,
         offload: bool,
     ) -> Arc<Self> {
+        let first_ticket = view.wall_ms() << 20;
         Arc::new(Self {
             replica,
             transport,
@@ -88,6 +103,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             counters: Counters::default(),
             offload,
             outbound: Outbound::new(crate::HandoffConfig::default().max_outbound),
+            rtt: std::sync::Mutex::default(),
+            next_ticket: std::sync::atomic::AtomicU64::new(first_ticket),
+            permits: std::sync::Mutex::default(),
         })
     }
 
@@ -210,10 +228,31 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         if to == self.me() {
             return Ok(self.serve_here(to, request).await);
         }
-        self.transport
-            .request(to, request, self.timeout())
-            .await
-            .map_err(|e| e.to_string())
+        let sent = Instant::now();
+        let answer = self.transport.request(to, request, self.timeout()).await;
+        if answer.is_ok() {
+            self.observe_rtt(to, sent.elapsed());
+        }
+        answer.map_err(|e| e.to_string())
+    }
+
+    fn observe_rtt(&self, peer: NodeId, rtt: Duration) {
+        let config = self.replica.config();
+        if let Ok(mut rtts) = self.rtt.lock() {
+            rtts.entry(peer)
+                .or_insert_with(|| RttEstimator::new(config.hedge_floor, config.hedge_cap))
+                .observe(rtt);
+        }
+    }
+
+    /// How long a request to `peer` may take before it is hedged.
+    fn hedge_delay(&self, peer: NodeId) -> Duration {
+        let cap = self.replica.config().hedge_cap;
+        self.rtt
+            .lock()
+            .ok()
+            .and_then(|rtts| rtts.get(&peer).map(RttEstimator::delay))
+            .unwrap_or(cap)
     }
 
     /// Carries out `sends` concurrently; each answer comes back with its tag.
@@ -228,6 +267,15 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
     }
 
+    /// Notes when each of `sends` counts as slow: its peer's hedge delay
+    /// from now.
+    fn arm(&self, slow_at: &mut HashMap<usize, Instant>, sends: &[Send]) {
+        let now = Instant::now();
+        for send in sends {
+            slow_at.insert(send.tag, now + self.hedge_delay(send.to));
+        }
+    }
+
     /// Serves one operation a client (or a forwarding peer) asked for.
     ///
     /// # Errors
@@ -236,7 +284,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// here or at the primary it was forwarded to: not confirmed),
     /// [`Error::NoLayout`], [`Error::Storage`].
     pub async fn client(self: &Arc<Self>, op: ClientOp) -> Result<ClientReply> {
-        self.route_op(op, false).await
+        self.route_op(op, None).await
     }
 
     /// Coordinates `op` here or forwards it to a primary. An operation a
@@ -247,7 +295,15 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// meanwhile. It is coordinated here if this node holds the key under
     /// any layout in use, else refused untouched ([`Error::WrongLayout`]),
     /// so that the forwarder asks the next primary.
-    async fn route_op(self: &Arc<Self>, op: ClientOp, forwarded: bool) -> Result<ClientReply> {
+    ///
+    /// `forwarded` names the forwarder and the write's ticket: a forwarded
+    /// write starts only with the forwarder's permit ([`Error::Withdrawn`]
+    /// without).
+    async fn route_op(
+        self: &Arc<Self>,
+        op: ClientOp,
+        forwarded: Option<Forwarded>,
+    ) -> Result<ClientReply> {
         let (bucket, key) = match &op {
             ClientOp::Get { bucket, key, .. }
             | ClientOp::Put { bucket, key, .. }
@@ -266,7 +322,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             }
         };
         let mut route = route::coordinator(self.me(), &primaries, |n| self.view.is_up(n));
-        if forwarded && route != route::Route::Local {
+        if forwarded.is_some() && route != route::Route::Local {
             let sets = routing.write_sets(&bucket, &key, &props)?;
             if !sets.iter().any(|s| s.contains(&self.me())) {
                 return Err(Error::WrongLayout);
@@ -275,7 +331,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
         match route {
             route::Route::Local => {
-                self.coordinate(op, &props, quorum, &routing, &primaries)
+                let permit = forwarded.filter(|f| f.ticket != 0);
+                self.coordinate(op, &props, quorum, &routing, &primaries, permit)
                     .await
             }
             route::Route::Forward(candidates) => {
@@ -285,31 +342,77 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
     }
 
+    /// Forwards `op` to the key's primaries, `candidates` in order, and
+    /// answers with the first that coordinates it.
+    ///
+    /// A primary that has not answered within its hedge delay (doubling
+    /// with each primary asked) does not hold the operation up: the next
+    /// one is asked beside it. For a read the first answer wins. A write
+    /// must be applied at most once — a second coordinator would apply it
+    /// again under another dot, and a blind write applied late would
+    /// supersede writes acknowledged in between — so a forwarded write
+    /// carries a ticket, and a primary starts it only once this node
+    /// permits it (`Request::Permit`), which it does for the first primary
+    /// to ask and no other. Until one asked, the next primary is asked
+    /// after the hedge delay, and a primary that was dead or paused and
+    /// asks late is refused (`Withdrawn`: nothing written). Once one was
+    /// permitted, its answer is the outcome: if it never comes, the write
+    /// is not confirmed (it may exist on that primary).
     async fn forward(
-        &self,
+        self: &Arc<Self>,
         op: ClientOp,
         layout: u64,
         candidates: Vec<NodeId>,
     ) -> Result<ClientReply> {
-        let mut last = String::from("no primary to forward to");
-        // A read may be asked of one primary after another. A write may
-        // only go on to the next primary if the last one certainly did not
-        // get it (unreachable, refused, or it answered an error: nothing
-        // written): one that timed out or broke may have coordinated it,
-        // and a second coordinator would apply the same write again under
-        // another dot — a blind one, applied later, superseding writes
-        // acknowledged in between. Not confirmed is the honest answer.
         let is_write = !matches!(op, ClientOp::Get { .. });
-        for to in candidates {
-            let request = Request::Coordinate {
-                layout,
-                op: op.clone(),
+        let started = Instant::now();
+        let ticket = if is_write { self.open_ticket() } else { 0 };
+        let _close = TicketGuard {
+            permits: &self.permits,
+            ticket,
+        };
+        let mut queue: VecDeque<NodeId> = candidates.into_iter().collect();
+        let mut pending: JoinSet<(NodeId, gyre_transport::Result<Response>)> = JoinSet::new();
+        let mut asked = 0u32;
+        let mut tried: Vec<String> = Vec::new();
+        // When the next primary may be asked (None: not until an answer).
+        let mut next_at = Some(started);
+        loop {
+            let permitted = self.permitted(ticket);
+            if permitted.is_none() && next_at.is_some_and(|at| at <= Instant::now()) {
+                next_at = None;
+                if let Some(to) = queue.pop_front() {
+                    let hedge =
+                        (self.hedge_delay(to) * 2u32.saturating_pow(asked)).min(self.timeout());
+                    let request = Request::Coordinate {
+                        layout,
+                        op: op.clone(),
+                        ticket,
+                    };
+                    let this = Arc::clone(self);
+                    let timeout = self.timeout() * 2;
+                    pending.spawn(async move {
+                        (to, this.transport.request(to, request, timeout).await)
+                    });
+                    asked += 1;
+                    if asked > 1 {
+                        bump(&self.counters.hedged, 1);
+                    }
+                    next_at = Some(Instant::now() + hedge);
+                }
+            }
+            if pending.is_empty() && (next_at.is_none() || permitted.is_some()) {
+                break;
+            }
+            let joined = tokio::select! {
+                biased;
+                joined = pending.join_next(), if !pending.is_empty() => joined,
+                () = sleep_until_some(next_at.filter(|_| permitted.is_none())) => continue,
             };
-            match self
-                .transport
-                .request(to, request, self.timeout() * 2)
-                .await
-            {
+            let Some(Ok((to, answer))) = joined else {
+                continue;
+            };
+            match answer {
                 // One error for unavailability, however far it travelled.
                 Ok(Response::Client(ClientReply::Unavailable { answered, required })) => {
                     return Err(Error::Unavailable { answered, required });
@@ -318,30 +421,66 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
                     return Err(Error::BadRequest(e.message));
                 }
-                // It holds no replica of the key by its layouts: nothing
-                // was written there, the next primary may take it.
-                Ok(Response::Error(e)) if e.kind == ErrorKind::WrongLayout => {
-                    last = format!("{to}: {}", e.message);
-                }
-                Ok(other) => last = format!("{to} answered {other:?}"),
-                Err(e) => {
-                    last = e.to_string();
-                    let undelivered = matches!(
-                        e,
-                        gyre_transport::Error::Unreachable { .. }
-                            | gyre_transport::Error::Refused { .. }
-                    );
-                    if is_write && !undelivered {
-                        break;
-                    }
-                }
+                Ok(Response::Error(e)) => tried.push(format!("{to}: {}", e.message)),
+                Ok(other) => tried.push(format!("{to} answered {other:?}")),
+                Err(e) => tried.push(format!("{to}: {e}")),
             }
+            if self.permitted(ticket) == Some(to) {
+                // It started the write and did not say how it ended: not
+                // confirmed, and nobody else may take it.
+                break;
+            }
+            // It never started the write (it would have asked for the
+            // permit first): the next primary may take it at once.
+            next_at = Some(Instant::now());
         }
-        tracing::debug!(reason = %last, "no primary coordinated a forwarded operation");
+        tracing::info!(
+            asked,
+            ?tried,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "no primary coordinated a forwarded operation"
+        );
         Err(Error::Unavailable {
             answered: 0,
             required: 1,
         })
+    }
+
+    /// A new ticket for a forwarded write, open for a permit.
+    fn open_ticket(&self) -> u64 {
+        let ticket = self
+            .next_ticket
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .max(1);
+        if let Ok(mut permits) = self.permits.lock() {
+            permits.insert(ticket, None);
+        }
+        ticket
+    }
+
+    /// The primary permitted to start the write of `ticket`, if any.
+    fn permitted(&self, ticket: u64) -> Option<NodeId> {
+        self.permits
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&ticket).copied().flatten())
+    }
+
+    /// Answers `from`'s [`Request::Permit`]: the first primary to ask for a
+    /// ticket still open gets it (and gets it again if it asks again);
+    /// everyone else, and every closed or unknown ticket, is refused.
+    fn permit(&self, ticket: u64, from: NodeId) -> bool {
+        let Ok(mut permits) = self.permits.lock() else {
+            return false;
+        };
+        match permits.get_mut(&ticket) {
+            Some(slot @ None) => {
+                *slot = Some(from);
+                true
+            }
+            Some(Some(holder)) => *holder == from,
+            None => false,
+        }
     }
 
     /// Coordinates an operation on a key this node is a primary of, with
@@ -353,6 +492,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         quorum: u8,
         routing: &Routing,
         primaries: &[NodeId],
+        permit: Option<Forwarded>,
     ) -> Result<ClientReply> {
         let wall = self.view.wall_ms();
         let layout = routing.newest();
@@ -384,8 +524,16 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 value,
                 ..
             } => {
-                self.write(wall, bucket, key, Some(value), context, quorum, routing)
-                    .await
+                let write = Write {
+                    wall,
+                    bucket,
+                    key,
+                    value: Some(value),
+                    context,
+                    w: quorum,
+                    permit,
+                };
+                self.write(write, routing).await
             }
             ClientOp::Delete {
                 bucket,
@@ -393,23 +541,30 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 context,
                 ..
             } => {
-                self.write(wall, bucket, key, None, context, quorum, routing)
-                    .await
+                let write = Write {
+                    wall,
+                    bucket,
+                    key,
+                    value: None,
+                    context,
+                    w: quorum,
+                    permit,
+                };
+                self.write(write, routing).await
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn write(
-        self: &Arc<Self>,
-        wall: u64,
-        bucket: BucketName,
-        key: Key,
-        value: Option<Bytes>,
-        context: Option<Bytes>,
-        w: u8,
-        routing: &Routing,
-    ) -> Result<ClientReply> {
+    async fn write(self: &Arc<Self>, write: Write, routing: &Routing) -> Result<ClientReply> {
+        let Write {
+            wall,
+            bucket,
+            key,
+            value,
+            context,
+            w,
+            permit,
+        } = write;
         let props = self.replica.props(&bucket);
         let sets = routing.write_sets(&bucket, &key, &props)?;
         let context = context
@@ -417,6 +572,17 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 Context::from_bytes(&c).map_err(|e| Error::BadRequest(format!("context: {e}")))
             })
             .transpose()?;
+        // A forwarded write starts only with its forwarder's permit: the
+        // forwarder may have given it to another primary already.
+        if let Some(Forwarded { from, ticket }) = permit {
+            let answer = self
+                .transport
+                .request(from, Request::Permit { ticket }, self.timeout())
+                .await;
+            if !matches!(answer, Ok(Response::Permit(true))) {
+                return Err(Error::Withdrawn);
+            }
+        }
         let written = {
             let (bucket, key) = (bucket.clone(), key.clone());
             self.on_store(true, move |replica| {
@@ -448,15 +614,43 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         bump(&self.counters.fallbacks, fallbacks as u64);
         let mut outcome = op.initial_outcome();
         let mut set = JoinSet::new();
+        // When each attempt counts as slow (by its tag).
+        let mut slow_at: HashMap<usize, Instant> = HashMap::new();
+        self.arm(&mut slow_at, &sends);
         self.launch(&mut set, sends);
         while outcome.is_none() {
-            let Some(joined) = set.join_next().await else {
+            let next_slow = op
+                .unhedged()
+                .filter_map(|(tag, _)| slow_at.get(&tag).copied())
+                .min();
+            let joined = tokio::select! {
+                biased;
+                joined = set.join_next() => joined,
+                () = sleep_until_some(next_slow) => {
+                    let now = Instant::now();
+                    let due: Vec<usize> = op
+                        .unhedged()
+                        .filter(|(tag, _)| slow_at.get(tag).is_some_and(|&at| at <= now))
+                        .map(|(tag, _)| tag)
+                        .collect();
+                    for tag in due {
+                        let more = op.on_slow(tag);
+                        bump(&self.counters.hedged, 1);
+                        bump(&self.counters.fallbacks, more.len() as u64);
+                        self.arm(&mut slow_at, &more);
+                        self.launch(&mut set, more);
+                    }
+                    continue;
+                }
+            };
+            let Some(joined) = joined else {
                 break;
             };
             let Ok((tag, answer)) = joined else { continue };
             let stored = matches!(answer, Ok(Response::Stored));
             let (more, decided) = op.on_answer(tag, stored);
             bump(&self.counters.fallbacks, more.len() as u64);
+            self.arm(&mut slow_at, &more);
             self.launch(&mut set, more);
             outcome = decided;
         }
@@ -503,15 +697,32 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             r,
             policy,
         );
+        let started = Instant::now();
         let mut set = JoinSet::new();
         self.launch(&mut set, sends);
         let mut outcome = None;
+        // Why each failed replica failed, for an unavailability's log line.
+        let mut failed: Vec<String> = Vec::new();
         while outcome.is_none() {
             let Some(joined) = set.join_next().await else {
                 break;
             };
             let Ok((tag, answer)) = joined else { continue };
+            if let Some(why) = failure(&answer) {
+                let to = primaries
+                    .get(tag)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                failed.push(format!("{to}: {why}"));
+            }
             outcome = op.on_answer(tag, object_of(answer));
+        }
+        if let Some(Err(e)) = &outcome {
+            tracing::info!(
+                %bucket, error = %e, primaries = primaries.len(), ?failed,
+                waited_ms = started.elapsed().as_millis() as u64,
+                "read refused"
+            );
         }
         // Read repair once everyone answered, in the background.
         let this = Arc::clone(self);
@@ -547,13 +758,16 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// replica request.
     pub async fn serve(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
         match request {
-            Request::Coordinate { op, .. } => match self.route_op(op, true).await {
-                Ok(reply) => Response::Client(reply),
-                Err(Error::Unavailable { answered, required }) => {
-                    Response::Client(ClientReply::Unavailable { answered, required })
+            Request::Coordinate { op, ticket, .. } => {
+                match self.route_op(op, Some(Forwarded { from, ticket })).await {
+                    Ok(reply) => Response::Client(reply),
+                    Err(Error::Unavailable { answered, required }) => {
+                        Response::Client(ClientReply::Unavailable { answered, required })
+                    }
+                    Err(e) => Response::Error(remote(&e)),
                 }
-                Err(e) => Response::Error(remote(&e)),
-            },
+            }
+            Request::Permit { ticket } => Response::Permit(self.permit(ticket, from)),
             other => self.serve_here(from, other).await,
         }
     }
@@ -763,6 +977,60 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 }
 
+/// A write to coordinate here, as [`ReplicationService::write`] takes it.
+struct Write {
+    /// Wall-clock milliseconds at its start.
+    wall: u64,
+    bucket: BucketName,
+    key: Key,
+    /// `None`: a delete.
+    value: Option<Bytes>,
+    context: Option<Bytes>,
+    w: u8,
+    /// The forwarder whose permit the write needs, and its ticket.
+    permit: Option<Forwarded>,
+}
+
+/// Who forwarded an operation here, and the ticket of a forwarded write
+/// (0 for none).
+#[derive(Clone, Copy, Debug)]
+struct Forwarded {
+    from: NodeId,
+    ticket: u64,
+}
+
+/// Closes a forwarded write's ticket when the forward ends, however it
+/// ends: a primary that asks for its permit later is refused.
+struct TicketGuard<'a> {
+    permits: &'a std::sync::Mutex<HashMap<u64, Option<NodeId>>>,
+    ticket: u64,
+}
+
+impl Drop for TicketGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut permits) = self.permits.lock() {
+            permits.remove(&self.ticket);
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever if there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a replica's answer is a failure, if it is one.
+fn failure(answer: &std::result::Result<Response, String>) -> Option<String> {
+    match answer {
+        Ok(Response::Object(_) | Response::Stored) => None,
+        Ok(other) => Some(format!("answered {other:?}")),
+        Err(e) => Some(e.clone()),
+    }
+}
+
 fn object_of(
     answer: std::result::Result<Response, String>,
 ) -> std::result::Result<Option<Object>, ()> {
@@ -778,6 +1046,7 @@ fn remote(e: &Error) -> RemoteError {
         Error::BadRequest(_) => ErrorKind::BadRequest,
         Error::Unavailable { .. } => ErrorKind::Unavailable,
         Error::NoLayout | Error::WrongLayout => ErrorKind::WrongLayout,
+        Error::Withdrawn => ErrorKind::Withdrawn,
         Error::Storage(_) => ErrorKind::Storage,
         _ => ErrorKind::Internal,
     };

@@ -19,6 +19,14 @@ pub struct Config {
     /// The pause between two anti-entropy sessions of one round: the rate
     /// limit that keeps a full comparison from crowding out client work.
     pub sync_pause: Duration,
+    /// The shortest a coordinator waits for a replica before it hedges
+    /// (asks a fallback beside it, or forwards to the next primary): the
+    /// floor of the per-peer [`RttEstimator`](crate::RttEstimator).
+    pub hedge_floor: Duration,
+    /// The longest it waits before hedging, and what it waits for a peer
+    /// it has not yet measured. Well under `request_timeout`: a node that
+    /// died costs a request this much latency, not its answer.
+    pub hedge_cap: Duration,
 }
 
 impl Default for Config {
@@ -29,6 +37,8 @@ impl Default for Config {
             hint_batch: 64,
             sync_batch: 256,
             sync_pause: Duration::from_millis(10),
+            hedge_floor: Duration::from_millis(5),
+            hedge_cap: Duration::from_millis(250),
         }
     }
 }

@@ -30,6 +30,8 @@ struct Attempt {
     /// The primary it stands for (itself, or the owner of a hint).
     owner: NodeId,
     state: State,
+    /// A fallback was sent beside it because it was slow.
+    hedged: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +56,13 @@ enum State {
 /// replaced by a fallback, but if the fallbacks run out it is asked itself
 /// before the write is given up, so a write succeeds whenever W replicas of
 /// every set can be reached, whatever this node's failure detector thinks.
+///
+/// A node that is down but not yet judged so must not hold the write up
+/// either: the driver calls [`WriteOp::on_slow`] for an attempt that has
+/// not answered within its hedge delay, and the next fallback gets the
+/// write with a hint beside it (a hedged request). Whichever of the two
+/// stores first covers the owner; an owner counts once however many of its
+/// attempts store.
 #[derive(Clone, Debug)]
 pub struct WriteOp {
     item: Item,
@@ -61,8 +70,11 @@ pub struct WriteOp {
     required: u8,
     /// The replica sets, each the key's primaries under one layout.
     sets: Vec<Vec<NodeId>>,
-    /// Stores counted per set (the coordinator's own included).
+    /// Owners covered so far per set (the coordinator's own store
+    /// included): each owner once, by its own store or a hint for it.
     stored: Vec<u8>,
+    /// The owners covered (the coordinator included).
+    covered: Vec<NodeId>,
     attempts: Vec<Attempt>,
     /// Fallbacks not yet used, in preference order.
     fallbacks: Vec<NodeId>,
@@ -122,6 +134,7 @@ impl WriteOp {
             required: w,
             sets,
             stored,
+            covered: vec![me],
             attempts: Vec::new(),
             fallbacks,
             untried: Vec::new(),
@@ -149,6 +162,7 @@ impl WriteOp {
             node,
             owner,
             state: State::Pending,
+            hedged: false,
         });
         let request = if node == owner {
             Request::ReplicaPut {
@@ -205,21 +219,78 @@ impl WriteOp {
         let owner = attempt.owner;
         if stored {
             attempt.state = State::Stored;
-            for (set, count) in self.sets.iter().zip(&mut self.stored) {
-                if set.contains(&owner) {
-                    *count = count.saturating_add(1);
+            if !self.covered.contains(&owner) {
+                self.covered.push(owner);
+                for (set, count) in self.sets.iter().zip(&mut self.stored) {
+                    if set.contains(&owner) {
+                        *count = count.saturating_add(1);
+                    }
                 }
             }
         } else {
             attempt.state = State::Failed;
-            if let Some(send) = self.fallback_for(owner) {
-                sends.push(send);
-            } else if let Some(i) = self.untried.iter().position(|&n| n == owner) {
-                self.untried.swap_remove(i);
-                sends.push(self.attempt(owner, owner));
+            // A hedge may already stand in for the owner.
+            let standing = self
+                .attempts
+                .iter()
+                .any(|a| a.owner == owner && a.state == State::Pending);
+            if !standing && !self.covered.contains(&owner) {
+                if let Some(send) = self.fallback_for(owner) {
+                    sends.push(send);
+                } else if let Some(i) = self.untried.iter().position(|&n| n == owner) {
+                    self.untried.swap_remove(i);
+                    sends.push(self.attempt(owner, owner));
+                }
             }
         }
         (sends, self.outcome())
+    }
+
+    /// Attempt `tag` has not answered within its hedge delay: if its owner
+    /// is not covered yet, the next fallback gets the write with a hint for
+    /// it, while the attempt itself goes on (its store still counts). An
+    /// attempt is hedged once; a fallback that is slow in turn may be.
+    /// Returns what to send (nothing if the fallbacks ran out, the attempt
+    /// answered, or the outcome is decided).
+    pub fn on_slow(&mut self, tag: usize) -> Vec<Send> {
+        let Some(attempt) = self.attempts.get_mut(tag) else {
+            return Vec::new();
+        };
+        if attempt.state != State::Pending || attempt.hedged || self.reported {
+            return Vec::new();
+        }
+        attempt.hedged = true;
+        let owner = attempt.owner;
+        if self.covered.contains(&owner) {
+            return Vec::new();
+        }
+        if let Some(send) = self.fallback_for(owner) {
+            return vec![send];
+        }
+        // No fallback left, and the owner was replaced without being
+        // asked: ask it now.
+        match self.untried.iter().position(|&n| n == owner) {
+            Some(i) => {
+                self.untried.swap_remove(i);
+                vec![self.attempt(owner, owner)]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The attempts still waiting for an answer and not yet hedged: their
+    /// tags and the nodes they went to (what the driver times).
+    pub fn unhedged(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+        self.attempts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.state == State::Pending && !a.hedged)
+            .map(|(tag, a)| (tag, a.node))
+    }
+
+    /// Whether the outcome has been decided (and returned once).
+    pub fn is_decided(&self) -> bool {
+        self.reported
     }
 
     fn outcome(&mut self) -> Option<Result<(), Error>> {

@@ -28,6 +28,10 @@ pub enum Error {
     /// may take it.
     #[error("wrong layout: this node holds no replica of the key")]
     WrongLayout,
+    /// A forwarded write its forwarder did not permit (another primary
+    /// took it, or the forwarder gave up on it): nothing was written.
+    #[error("withdrawn: the forwarder gave the write to another primary; nothing was written")]
+    Withdrawn,
     /// The local store failed.
     #[error("storage: {0}")]
     Storage(#[from] gyre_storage::Error),

@@ -13,6 +13,10 @@
 //!   merged siblings and one context; once every primary answered, replicas
 //!   that returned less get the merged state (read repair), and a tombstone
 //!   that all hold and that is older than the grace period is purged.
+//! - [`RttEstimator`]: when a replica counts as slow. A write hedges a
+//!   slow replica with the next fallback ([`WriteOp::on_slow`]), so a node
+//!   that died but is not yet judged down costs a request latency, never
+//!   its answer.
 //! - [`Replica::hint_batch`] / [`Replica::hints_delivered`]: hinted handoff.
 //! - [`SyncSession`]: Merkle anti-entropy with one peer for one (partition,
 //!   n_val): only differing subtrees are exchanged, then differing keys are
@@ -56,6 +60,7 @@ mod anti_entropy;
 mod config;
 mod coordinator;
 mod error;
+mod hedge;
 mod hints;
 mod replica;
 pub mod route;
@@ -64,5 +69,6 @@ pub use anti_entropy::{SyncSession, SyncStats, SyncStep};
 pub use config::Config;
 pub use coordinator::{ReadOp, Repairs, Send, WriteOp};
 pub use error::{Error, Result};
+pub use hedge::RttEstimator;
 pub use hints::HintBatch;
 pub use replica::{Replica, Written, object_bytes};

@@ -415,7 +415,10 @@ impl<S: Store> Replica<S> {
                 }
             }
             Request::PartitionSizes => Response::Sizes(self.partition_sizes()?),
-            Request::Coordinate { .. } | Request::PullLayout { .. } | Request::Buckets { .. } => {
+            Request::Coordinate { .. }
+            | Request::Permit { .. }
+            | Request::PullLayout { .. }
+            | Request::Buckets { .. } => {
                 return Err(Error::BadRequest(
                     "not a replica request (the node serves it)".to_owned(),
                 ));

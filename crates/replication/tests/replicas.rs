@@ -42,6 +42,14 @@ fn values(o: &Object) -> BTreeSet<Bytes> {
     o.values().cloned().collect()
 }
 
+/// A write of `k1` coordinated by node 1, ready to replicate.
+fn a_write() -> gyre_wire::Item {
+    replica(1)
+        .write(WALL, &bucket(), &key(1), value("v"), None)
+        .unwrap()
+        .item
+}
+
 /// Delivers `send` to the replica it names, as a transport would.
 fn deliver(replicas: &[Replica<MemStore>], from: NodeId, send: &Send) -> Response {
     let to = replicas.iter().find(|r| r.id() == send.to).unwrap();
@@ -175,10 +183,7 @@ proptest! {
 #[test]
 fn primaries_believed_down_are_asked_before_a_write_is_refused() {
     let ids: Vec<NodeId> = (1..=3).map(NodeId::new).collect();
-    let item = replica(1)
-        .write(WALL, &bucket(), &key(1), value("v"), None)
-        .unwrap()
-        .item;
+    let item = a_write();
     let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids, ids.clone(), 2, |n| n == ids[0]);
     let asked: Vec<NodeId> = sends.iter().map(|s| s.to).collect();
     assert_eq!(asked, [ids[1], ids[2]], "both primaries are asked");
@@ -191,10 +196,7 @@ fn primaries_believed_down_are_asked_before_a_write_is_refused() {
 #[test]
 fn an_untried_primary_is_asked_when_its_fallback_fails() {
     let ids: Vec<NodeId> = (1..=4).map(NodeId::new).collect();
-    let item = replica(1)
-        .write(WALL, &bucket(), &key(1), value("v"), None)
-        .unwrap()
-        .item;
+    let item = a_write();
     let (mut op, sends) =
         WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 3, |n| n != ids[2]);
     let to: Vec<NodeId> = sends.iter().map(|s| s.to).collect();
@@ -222,10 +224,7 @@ fn an_untried_primary_is_asked_when_its_fallback_fails() {
 fn a_write_during_a_layout_change_needs_w_in_each_set() {
     let ids: Vec<NodeId> = (1..=5).map(NodeId::new).collect();
     let (old, new) = ([ids[0], ids[1], ids[2]], [ids[0], ids[1], ids[3]]);
-    let item = replica(1)
-        .write(WALL, &bucket(), &key(1), value("v"), None)
-        .unwrap()
-        .item;
+    let item = a_write();
     let (mut op, sends) =
         WriteOp::start_sets(ids[0], item, 2, &[&old, &new], ids.clone(), 2, |_| true);
     let tag = |n: NodeId| sends.iter().find(|s| s.to == n).unwrap().tag;
@@ -415,6 +414,7 @@ fn bad_quorums_and_oversized_values_are_refused_and_write_nothing() {
                 key: key(1),
                 r: None,
             },
+            ticket: 0,
         },
     );
     assert!(matches!(bad, Response::Error(_)));
@@ -512,5 +512,133 @@ fn an_empty_replica_skips_the_tree_walk_and_fetches_everything() {
             full.store().merkle_tree(p, n).unwrap().root(),
             empty.store().merkle_tree(p, n).unwrap().root()
         );
+    }
+}
+
+/// A primary that does not answer in time is hedged: the next fallback gets
+/// the write with a hint for it, and its store completes the quorum. The
+/// slow primary's late store counts nothing twice.
+#[test]
+fn a_slow_primary_is_hedged_by_a_fallback_and_counted_once() {
+    let ids: Vec<NodeId> = (1..=5).map(NodeId::new).collect();
+    let item = a_write();
+    let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 3, |_| true);
+    assert_eq!(
+        sends.iter().map(|s| s.to).collect::<Vec<_>>(),
+        [ids[1], ids[2]]
+    );
+    assert_eq!(op.unhedged().count(), 2);
+    // ids[1] answers; ids[2] is slow.
+    assert!(op.on_answer(sends[0].tag, true).1.is_none());
+    let hedge = op.on_slow(sends[1].tag);
+    assert_eq!(hedge.len(), 1);
+    assert_eq!(hedge[0].to, ids[3], "the first fallback");
+    assert!(
+        matches!(hedge[0].request, Request::StoreHint { target, .. } if target == ids[2]),
+        "a hint for the slow primary: {:?}",
+        hedge[0].request
+    );
+    assert!(op.on_slow(sends[1].tag).is_empty(), "hedged once");
+    assert_eq!(
+        op.unhedged().map(|(tag, _)| tag).collect::<Vec<_>>(),
+        [hedge[0].tag]
+    );
+    let (more, outcome) = op.on_answer(hedge[0].tag, true);
+    assert!(more.is_empty());
+    assert!(matches!(outcome, Some(Ok(()))));
+    // The slow primary stores after all: still three owners, one outcome.
+    let (more, outcome) = op.on_answer(sends[1].tag, true);
+    assert!(more.is_empty() && outcome.is_none());
+    assert_eq!(op.stored(), 3);
+}
+
+/// A slow attempt whose owner is covered meanwhile, or that fails after
+/// its hedge was sent, sends nothing more: the hedge stands in for it.
+#[test]
+fn a_hedged_attempt_that_fails_sends_no_second_fallback() {
+    let ids: Vec<NodeId> = (1..=6).map(NodeId::new).collect();
+    let item = a_write();
+    let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 2, |_| true);
+    let hedge = op.on_slow(sends[0].tag);
+    assert_eq!(hedge.len(), 1);
+    let (more, outcome) = op.on_answer(sends[0].tag, false);
+    assert!(more.is_empty(), "the hedge already stands in: {more:?}");
+    assert!(outcome.is_none());
+    // The hedge fails too: the next fallback.
+    let (more, outcome) = op.on_answer(hedge[0].tag, false);
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].to, ids[4]);
+    assert!(outcome.is_none());
+    assert!(matches!(op.on_answer(more[0].tag, true).1, Some(Ok(()))));
+}
+
+/// A coordinator that believes everyone down (it just started) and whose
+/// fallback is slow asks the primary it replaced.
+#[test]
+fn a_slow_fallback_with_none_left_hedges_to_the_untried_primary() {
+    let ids: Vec<NodeId> = (1..=4).map(NodeId::new).collect();
+    let item = a_write();
+    let (mut op, sends) =
+        WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 2, |n| n != ids[2]);
+    assert_eq!(
+        sends.iter().map(|s| s.to).collect::<Vec<_>>(),
+        [ids[1], ids[3]]
+    );
+    let more = op.on_slow(sends[1].tag);
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].to, ids[2]);
+    assert!(matches!(more[0].request, Request::ReplicaPut { .. }));
+}
+
+proptest! {
+    /// Answers and hedges in any order: the outcome comes at most once and
+    /// exactly once every attempt has answered; it is `Ok` exactly when W
+    /// distinct owners (the coordinator included) are covered, each by its
+    /// own store or a hint for it, and never counted twice.
+    #[test]
+    fn hedged_writes_count_each_owner_once(
+        steps in proptest::collection::vec((any::<bool>(), any::<bool>(), 0usize..16), 0..40),
+        w in 1u8..=3,
+        down in proptest::collection::btree_set(0usize..6, 0..3),
+    ) {
+        let ids: Vec<NodeId> = (1..=6).map(NodeId::new).collect();
+        let item = replica(1).write(WALL, &bucket(), &key(1), value("v"), None).unwrap().item;
+        let is_up = |n: NodeId| !down.contains(&(n.as_u64() as usize - 1));
+        let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), w, is_up);
+        let mut outcomes = Vec::new();
+        outcomes.extend(op.initial_outcome());
+        // Pending sends, and the owner each stands for.
+        let owner_of = |s: &Send| match &s.request {
+            Request::StoreHint { target, .. } => *target,
+            _ => s.to,
+        };
+        let mut pending: Vec<Send> = sends;
+        let mut covered: BTreeSet<NodeId> = BTreeSet::from([ids[0]]);
+        let mut steps = steps.into_iter();
+        while !pending.is_empty() {
+            let (hedge, ok, pick) = steps.next().unwrap_or((false, true, 0));
+            let i = pick % pending.len();
+            if hedge {
+                let more = op.on_slow(pending[i].tag);
+                prop_assert!(more.len() <= 1);
+                pending.extend(more);
+                continue;
+            }
+            let send = pending.swap_remove(i);
+            prop_assert!(send.to != ids[0], "never sent to the coordinator itself");
+            if ok {
+                covered.insert(owner_of(&send));
+            }
+            let (more, outcome) = op.on_answer(send.tag, ok);
+            pending.extend(more);
+            if let Some(o) = outcome {
+                let n = covered.len() as u8;
+                prop_assert_eq!(o.is_ok(), n >= w, "covered {:?}", covered);
+                outcomes.push(o);
+            }
+            prop_assert_eq!(op.stored(), covered.len() as u8);
+        }
+        prop_assert_eq!(outcomes.len(), 1, "exactly one outcome: {:?}", outcomes);
+        prop_assert_eq!(outcomes[0].is_ok(), covered.len() as u8 >= w);
     }
 }

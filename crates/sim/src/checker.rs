@@ -193,6 +193,15 @@ pub enum Violation {
         /// The read and the write it missed.
         detail: String,
     },
+    /// A request was refused although, for the whole of it, a quorum of
+    /// its key's primaries ran and reached the node asked and each other
+    /// ([`crate::availability`]).
+    Refused {
+        /// The key.
+        key: Key,
+        /// The request and why it was servable.
+        detail: String,
+    },
     /// Anything else (unreadable state, trees that disagree with data).
     Problem(String),
 }
@@ -241,6 +250,9 @@ impl fmt::Display for Violation {
             Self::StaleRead { key, detail } => {
                 write!(f, "stale read on {}: {detail}", key_str(key))
             }
+            Self::Refused { key, detail } => {
+                write!(f, "refused while servable on {}: {detail}", key_str(key))
+            }
             Self::Problem(what) => write!(f, "{what}"),
         }
     }
@@ -256,7 +268,8 @@ impl Violation {
             | Self::FalseSiblings { key, .. }
             | Self::DotReused { key, .. }
             | Self::UnknownValue { key, .. }
-            | Self::StaleRead { key, .. } => Some(key),
+            | Self::StaleRead { key, .. }
+            | Self::Refused { key, .. } => Some(key),
             _ => None,
         }
     }

@@ -15,6 +15,7 @@ use gyre_types::{BucketName, BucketProps, Key, NodeId, ZoneName};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::availability::Epoch;
 use crate::checker::{FinalKey, Snapshot};
 use crate::config::{ClusterConfig, SettleConfig};
 use crate::history::Recorder;
@@ -118,6 +119,8 @@ pub struct Cluster {
     slots: Mutex<Vec<Slot>>,
     recorder: Recorder,
     traffic: Arc<Traffic>,
+    /// The cluster between fault events, for the availability rule.
+    epochs: Mutex<Vec<Epoch>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -183,6 +186,7 @@ impl Cluster {
             slots: Mutex::new(slots),
             recorder,
             traffic: Arc::new(Traffic::default()),
+            epochs: Mutex::new(Vec::new()),
         });
         let first = cluster.id(0);
         for i in 0..cluster.len() {
@@ -195,7 +199,48 @@ impl Cluster {
         }
         cluster.form().await?;
         cluster.record_event("cluster formed");
+        cluster.record_epoch();
         Ok(cluster)
+    }
+
+    /// Records the cluster as it is now (who runs, which links are up,
+    /// whether messages are lost, the layout if one alone is in use): a
+    /// fault event just changed it. See [`crate::availability`].
+    pub fn record_epoch(&self) {
+        let n = self.len();
+        let ids = self.ids();
+        let running_now = self.running();
+        let running: Vec<bool> = (0..n).map(|i| running_now.contains(&i)).collect();
+        let links = ids
+            .iter()
+            .map(|&a| ids.iter().map(|&b| self.network.link_up(a, b)).collect())
+            .collect();
+        let faults = self.network.faults();
+        let calm = faults.drop == 0.0 && faults.duplicate == 0.0;
+        let layout = self.layout().filter(|l| {
+            let newest = gyre_membership::LayoutStamp::of(l);
+            (0..n).filter(|&i| running[i]).all(|i| {
+                self.node(i).is_some_and(|node| {
+                    node.membership().with(|core, _| {
+                        core.layout_stamp() == Some(newest) && core.history().len() == 1
+                    })
+                })
+            })
+        });
+        let epoch = Epoch {
+            at: self.now(),
+            ids,
+            running,
+            links,
+            calm,
+            layout,
+        };
+        recover(self.epochs.lock()).push(epoch);
+    }
+
+    /// The epochs recorded so far, in time order.
+    pub fn epochs(&self) -> Vec<Epoch> {
+        recover(self.epochs.lock()).clone()
     }
 
     async fn form(&self) -> Result<()> {

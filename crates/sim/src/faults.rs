@@ -195,6 +195,7 @@ pub async fn inject(
         if let Some(event) = event {
             cluster.record_event(event);
         }
+        cluster.record_epoch();
     }
 }
 

@@ -99,6 +99,7 @@
 //! it). So the mixed-faults suite does not wipe nodes
 //! ([`FaultWeights::wipe`] is 0 there).
 
+pub mod availability;
 pub mod checker;
 mod cluster;
 mod config;

@@ -9,6 +9,7 @@ use gyre_types::BucketName;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::availability;
 use crate::checker::{self, Check, Violation};
 use crate::cluster::{Cluster, Totals};
 use crate::config::SimConfig;
@@ -273,6 +274,12 @@ pub async fn simulate(seed: u64, config: &SimConfig) -> RunReport {
     if !config.faults.separates_reads() {
         check.violations.extend(checker::stale_reads(&history));
     }
+    check
+        .violations
+        .extend(availability::refused_while_servable(
+            &history,
+            &cluster.epochs(),
+        ));
     if settled_after.is_none() {
         check.violations.push(Violation::NotConverged(format!(
             "still unconverged {:?} after the heal",

@@ -83,6 +83,7 @@ fn kind(request: &Request) -> &'static str {
         Request::Buckets { .. } => "Buckets",
         Request::HandoffChunk { .. } => "HandoffChunk",
         Request::PartitionSizes => "PartitionSizes",
+        Request::Permit { .. } => "Permit",
     }
 }
 

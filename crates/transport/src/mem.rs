@@ -166,6 +166,9 @@ struct State {
     incarnations: u64,
     /// Directed links that are down.
     cut: HashSet<(NodeId, NodeId)>,
+    /// Nodes paused until the instant given (as by SIGSTOP): what is
+    /// sent to them meanwhile arrives when they resume.
+    paused: HashMap<NodeId, Instant>,
     /// Nodes whose every link is down.
     isolated: HashSet<NodeId>,
     /// Delayed messages, earliest (then first sent) first.
@@ -354,6 +357,7 @@ impl MemNetwork {
                     members: HashMap::new(),
                     incarnations: 0,
                     cut: HashSet::new(),
+                    paused: HashMap::new(),
                     isolated: HashSet::new(),
                     in_flight: BinaryHeap::new(),
                     sent: 0,
@@ -445,6 +449,21 @@ impl MemNetwork {
         self.topology_changed();
     }
 
+    /// Pauses `node` for `pause`, as SIGSTOP would: every message sent to
+    /// it meanwhile (requests, answers to its requests, one-way messages)
+    /// is held and arrives when the pause ends, late but not lost. What
+    /// it sends is not held.
+    pub fn pause_inbound(&self, node: NodeId, pause: Duration) {
+        let until = Instant::now() + pause;
+        self.lock().paused.insert(node, until);
+    }
+
+    /// Whether what `from` sends reaches `to` now (the link is neither cut
+    /// nor isolated; message faults aside).
+    pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
+        self.lock().link_up(from, to)
+    }
+
     /// Restores every link cut by [`partition`](Self::partition),
     /// [`partition_one_way`](Self::partition_one_way) or
     /// [`isolate`](Self::isolate). Lost messages stay lost.
@@ -496,6 +515,12 @@ impl MemNetwork {
             let mut delays = state.draw(duplicable);
             if !state.link_up(from, to) {
                 delays.clear();
+            }
+            if let Some(&until) = state.paused.get(&to) {
+                let held = until.saturating_duration_since(now);
+                for delay in &mut delays {
+                    *delay = (*delay).max(held);
+                }
             }
             let inbounds = copies(delays.len());
             for (delay, (inbound, delivered)) in delays.into_iter().zip(inbounds) {
@@ -560,7 +585,10 @@ impl MemNetwork {
         let mut state = self.lock();
         state.incarnation(from)?;
         let delay = state.draw(false).pop()?;
-        state.link_up(from, to).then_some(delay)
+        let held = state.paused.get(&to).map_or(Duration::ZERO, |&until| {
+            until.saturating_duration_since(Instant::now())
+        });
+        state.link_up(from, to).then_some(delay.max(held))
     }
 
     /// Whether a bulk stream between these incarnations still stands: both

@@ -120,6 +120,8 @@ struct Inner {
     backoff: (Duration, Duration),
     max_in_flight: usize,
     peers: Mutex<HashMap<NodeId, Peer>>,
+    /// Woken whenever a peer's address is learned or confirmed.
+    addr_learned: tokio::sync::Notify,
     inbound: mpsc::Sender<Inbound>,
 }
 
@@ -186,6 +188,7 @@ impl QuicTransport {
             backoff: (config.backoff_min, config.backoff_max),
             max_in_flight: config.max_streams_per_peer as usize,
             peers: Mutex::new(HashMap::new()),
+            addr_learned: tokio::sync::Notify::new(),
             inbound: tx,
         });
         tokio::spawn(accept_loop(Arc::clone(&inner)));
@@ -218,6 +221,8 @@ impl QuicTransport {
             p.failures = 0;
             p.retry_at = None;
         }
+        drop(peers);
+        self.inner.addr_learned.notify_waiters();
     }
 
     /// Closes every connection and stops accepting; waits until peers were
@@ -227,7 +232,11 @@ impl QuicTransport {
         self.inner.endpoint.wait_idle().await;
     }
 
-    async fn connection(&self, peer: NodeId) -> Result<Link> {
+    /// The link to `peer`, connecting if there is none. A peer whose
+    /// address is not known yet fails at once, or, `wait_for_addr`, is
+    /// waited for until its address is learned (the caller bounds the
+    /// wait).
+    async fn connection(&self, peer: NodeId, wait_for_addr: bool) -> Result<Link> {
         let inner = &self.inner;
         let lock = {
             let mut peers = inner.peers();
@@ -238,50 +247,92 @@ impl QuicTransport {
             Arc::clone(&p.connecting)
         };
         let _attempt = lock.lock().await;
-        let addr = {
+        let current = |peers: &HashMap<NodeId, Peer>| peers.get(&peer).and_then(|p| p.addr);
+        loop {
+            // A request to a peer whose address is not known yet (a node
+            // that just started has heard of it from nobody) waits for it:
+            // gossip or a seed tells its address within moments, and the
+            // request's timeout bounds the wait. Unknown is not down.
+            let addr = loop {
+                let learned = inner.addr_learned.notified();
+                tokio::pin!(learned);
+                learned.as_mut().enable();
+                {
+                    let mut peers = inner.peers();
+                    let p = peers.entry(peer).or_default();
+                    if let Some(link) = p.link.as_ref().filter(|l| l.is_open()) {
+                        return Ok(link.clone());
+                    }
+                    if let Some(old) = p.link.take() {
+                        old.conn.close(code::DONE, b"lane closed; reconnecting");
+                    }
+                    if let Some(at) = p.retry_at.filter(|at| *at > Instant::now()) {
+                        return Err(Error::Unreachable {
+                            peer,
+                            reason: format!(
+                                "{} failed connection attempts; next in {:?}",
+                                p.failures,
+                                at - Instant::now()
+                            ),
+                        });
+                    }
+                    match p.addr {
+                        Some(addr) => break addr,
+                        None if !wait_for_addr => {
+                            return Err(Error::Unreachable {
+                                peer,
+                                reason: "no known address".to_owned(),
+                            });
+                        }
+                        None => {}
+                    }
+                }
+                learned.await;
+            };
+            // A dial to an address the peer has left (it restarted
+            // elsewhere and told us, by gossip or by connecting) is
+            // abandoned at once: waiting out its connect timeout would hold
+            // up every request queued behind it, and its failure says
+            // nothing of the peer.
+            let connect = self.connect(peer, addr);
+            tokio::pin!(connect);
+            let result = loop {
+                let learned = inner.addr_learned.notified();
+                tokio::pin!(learned);
+                learned.as_mut().enable();
+                if current(&inner.peers()) != Some(addr) {
+                    break None;
+                }
+                tokio::select! {
+                    biased;
+                    result = &mut connect => break Some(result),
+                    () = learned => {}
+                }
+            };
             let mut peers = inner.peers();
+            // Moved meanwhile: dial where it is now (the lock is ours).
+            let Some(result) = result.filter(|_| current(&peers) == Some(addr)) else {
+                continue;
+            };
             let p = peers.entry(peer).or_default();
-            if let Some(link) = p.link.as_ref().filter(|l| l.is_open()) {
-                return Ok(link.clone());
+            match &result {
+                Ok(link) => {
+                    p.link = Some(link.clone());
+                    p.failures = 0;
+                    p.retry_at = None;
+                }
+                Err(e) => {
+                    p.failures = p.failures.saturating_add(1);
+                    let (min, max) = inner.backoff;
+                    let wait = min
+                        .saturating_mul(1 << p.failures.min(16).saturating_sub(1))
+                        .min(max);
+                    p.retry_at = Some(Instant::now() + wait);
+                    tracing::debug!(%peer, %addr, error = %e, ?wait, "connection attempt failed");
+                }
             }
-            if let Some(old) = p.link.take() {
-                old.conn.close(code::DONE, b"lane closed; reconnecting");
-            }
-            if let Some(at) = p.retry_at.filter(|at| *at > Instant::now()) {
-                return Err(Error::Unreachable {
-                    peer,
-                    reason: format!(
-                        "{} failed connection attempts; next in {:?}",
-                        p.failures,
-                        at - Instant::now()
-                    ),
-                });
-            }
-            p.addr.ok_or_else(|| Error::Unreachable {
-                peer,
-                reason: "no known address".to_owned(),
-            })?
-        };
-        let result = self.connect(peer, addr).await;
-        let mut peers = inner.peers();
-        let p = peers.entry(peer).or_default();
-        match &result {
-            Ok(link) => {
-                p.link = Some(link.clone());
-                p.failures = 0;
-                p.retry_at = None;
-            }
-            Err(e) => {
-                p.failures = p.failures.saturating_add(1);
-                let (min, max) = inner.backoff;
-                let wait = min
-                    .saturating_mul(1 << p.failures.min(16).saturating_sub(1))
-                    .min(max);
-                p.retry_at = Some(Instant::now() + wait);
-                tracing::debug!(%peer, %addr, error = %e, ?wait, "connection attempt failed");
-            }
+            return result;
         }
-        result
     }
 
     async fn connect(&self, peer: NodeId, addr: SocketAddr) -> Result<Link> {
@@ -309,6 +360,8 @@ impl QuicTransport {
         if let Some(old) = p.link.replace(link) {
             old.conn.close(code::DONE, b"replaced");
         }
+        drop(peers);
+        self.inner.addr_learned.notify_waiters();
         Ok(peer)
     }
 
@@ -365,7 +418,7 @@ impl QuicTransport {
 
     async fn exchange(&self, peer: NodeId, request: Request) -> Result<Response> {
         let limit = self.inner.limit;
-        let link = self.connection(peer).await?;
+        let link = self.connection(peer, true).await?;
         if let Some(answer) = link.lane.call(&request).await {
             return answer;
         }
@@ -439,7 +492,7 @@ impl Transport for QuicTransport {
 
     async fn send(&self, peer: NodeId, message: OneWay) -> Result<()> {
         let frame = frame::encode(&Open::Message(message), self.inner.limit)?;
-        let conn = self.connection(peer).await?.conn;
+        let conn = self.connection(peer, false).await?.conn;
         let broken = |e: &dyn std::fmt::Display| Error::Broken {
             peer,
             reason: e.to_string(),
@@ -453,7 +506,7 @@ impl Transport for QuicTransport {
     async fn open_stream(&self, peer: NodeId, open: StreamOpen) -> Result<OutStream> {
         let limit = self.inner.limit;
         let first = frame::encode(&Open::Stream(open), limit)?;
-        let conn = self.connection(peer).await?.conn;
+        let conn = self.connection(peer, false).await?.conn;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| Error::Broken {
             peer,
             reason: e.to_string(),
@@ -519,9 +572,13 @@ async fn serve_connection(inner: Arc<Inner>, incoming: quinn::Incoming) {
             if let Some(link) = p.link.take() {
                 link.conn.close(code::DONE, b"peer moved");
             }
-            p.failures = 0;
-            p.retry_at = None;
         }
+        // It is alive and reachable there: no backoff from earlier
+        // failed attempts (it was down, and is back at the same address).
+        p.failures = 0;
+        p.retry_at = None;
+        drop(peers);
+        inner.addr_learned.notify_waiters();
     }
     loop {
         tokio::select! {

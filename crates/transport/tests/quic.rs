@@ -361,12 +361,37 @@ async fn a_certificate_of_another_ca_is_refused() {
     );
 }
 
+/// Unknown is not down: a request to a peer whose address is not known
+/// yet waits for it (within its timeout) and goes through once it is
+/// learned; a one-way message fails at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_peer_fails_fast() {
+async fn a_request_to_an_unknown_peer_waits_for_its_address() {
     let ca = ClusterCa::generate("test").unwrap();
     let (a, _a_in) = bind(&ca, 1, loopback(), "test");
-    let err = a.request(node(9), Request::Ping, T).await.unwrap_err();
+    let short = Duration::from_millis(200);
+    let err = a.request(node(9), Request::Ping, short).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    let err = a
+        .send(
+            node(9),
+            gyre_wire::OneWay::Gossip(gyre_membership::Message::Syn {
+                digests: Vec::new(),
+                tombstones: Vec::new(),
+            }),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+
+    let (b, b_in) = bind(&ca, 9, loopback(), "test");
+    let _server = serve(b_in);
+    let waiting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.request(node(9), Request::Ping, T).await })
+    };
+    tokio::task::yield_now().await;
+    a.set_peer_addr(node(9), b.local_addr().unwrap());
+    assert_eq!(waiting.await.unwrap().unwrap(), Response::Pong);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,8 +443,11 @@ async fn a_node_that_connected_can_be_reached_back_without_its_address() {
     let (b, b_in) = bind(&ca, 2, loopback(), "test");
     let _sa = serve(a_in);
     let _sb = serve(b_in);
-    let err = b.request(node(1), Request::Ping, T).await.unwrap_err();
-    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    let err = b
+        .request(node(1), Request::Ping, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
     // Once a has connected to b, b knows where a listens.
     a.set_peer_addr(node(2), b.local_addr().unwrap());
     assert_eq!(
@@ -430,4 +458,31 @@ async fn a_node_that_connected_can_be_reached_back_without_its_address() {
         b.request(node(1), Request::Ping, T).await.unwrap(),
         Response::Pong
     );
+}
+
+/// A peer that restarted elsewhere is reached there at once: a dial still
+/// waiting on its old address (nothing answers there) is abandoned when the
+/// new address is learned, instead of holding every request queued behind
+/// it for the whole connect timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_to_an_address_the_peer_left_is_abandoned_when_it_moves() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let mut config = QuicConfig::new(loopback(), "test", ca.identity(node(1)).unwrap());
+    config.connect_timeout = Duration::from_secs(30);
+    let (a, _a_in) = QuicTransport::bind(config).unwrap();
+    let (b, b_in) = bind(&ca, 2, loopback(), "test");
+    let _server = serve(b_in);
+    // Where b lived before: nothing answers there.
+    let old = UdpSocket::bind(loopback()).unwrap().local_addr().unwrap();
+    a.set_peer_addr(node(2), old);
+    let waiting = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.request(node(2), Request::Ping, Duration::from_secs(10))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.set_peer_addr(node(2), b.local_addr().unwrap());
+    assert_eq!(waiting.await.unwrap().unwrap(), Response::Pong);
 }

@@ -63,4 +63,4 @@ pub use msg::{
 
 /// The protocol version this crate speaks. Peers with another version are
 /// refused at the handshake.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;

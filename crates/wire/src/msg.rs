@@ -260,6 +260,13 @@ pub enum Request {
         layout: u64,
         /// The operation.
         op: ClientOp,
+        /// For a forwarded write, the sender's ticket: before the receiver
+        /// starts the write (mints its dot), it asks the sender for a
+        /// [`Request::Permit`] of it, and the sender permits it to one
+        /// primary only, so a write forwarded to several primaries in turn
+        /// (the first slow or dead) is applied at most once. 0: no permit
+        /// needed (reads, which may be asked of several primaries at once).
+        ticket: u64,
     },
     /// Hinted handoff: states held for the receiver while it was away;
     /// answered with [`Response::Stored`] once all are durable.
@@ -348,6 +355,12 @@ pub enum Request {
     /// How much this node holds per partition, for a plan's estimate of
     /// what a change moves; answered with [`Response::Sizes`].
     PartitionSizes,
+    /// May the sender start the forwarded write of this ticket (see
+    /// [`Request::Coordinate`])? Answered with [`Response::Permit`].
+    Permit {
+        /// The ticket the receiver gave the write when it forwarded it.
+        ticket: u64,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -403,6 +416,9 @@ pub enum Response {
         #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_PARTITIONS }>")]
         Vec<PartitionSize>,
     ),
+    /// To [`Request::Permit`]: whether the asker may start the write (the
+    /// first primary to ask gets it, every later one is refused).
+    Permit(bool),
 }
 
 /// What one node holds of one partition.
@@ -441,6 +457,9 @@ pub enum ErrorKind {
     Busy,
     /// Anything else.
     Internal,
+    /// A forwarded write its forwarder did not permit (another primary
+    /// took it, or the forwarder gave up on it): nothing was written.
+    Withdrawn,
 }
 
 /// A message that expects no answer.

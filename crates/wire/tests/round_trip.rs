@@ -176,6 +176,7 @@ fn big_put(value_len: usize) -> Open {
             value: Bytes::from(vec![0xab; value_len]),
             w: Some(2),
         },
+        ticket: 0,
     })
 }
 

@@ -303,6 +303,7 @@ pub fn error_kind() -> impl Strategy<Value = ErrorKind> {
         Just(ErrorKind::Storage),
         Just(ErrorKind::Busy),
         Just(ErrorKind::Internal),
+        Just(ErrorKind::Withdrawn),
     ]
 }
 
@@ -370,7 +371,13 @@ pub fn request() -> impl Strategy<Value = Request> {
             }
         }),
         (layout_version(), item()).prop_map(|(layout, item)| Request::ReplicaPut { layout, item }),
-        (layout_version(), client_op()).prop_map(|(layout, op)| Request::Coordinate { layout, op }),
+        (layout_version(), client_op(), any::<u64>()).prop_map(|(layout, op, ticket)| {
+            Request::Coordinate {
+                layout,
+                op,
+                ticket,
+            }
+        }),
         vec(item(), 0..4).prop_map(|items| Request::DeliverHints { items }),
         (n_val(), merkle_request()).prop_map(|(n_val, request)| Request::Merkle { n_val, request }),
         (n_val(), key_ranges()).prop_map(|(n_val, (partition, ranges))| Request::ListKeys {
@@ -406,6 +413,7 @@ pub fn request() -> impl Strategy<Value = Request> {
                 }
             }),
         Just(Request::PartitionSizes),
+        any::<u64>().prop_map(|ticket| Request::Permit { ticket }),
     ]
 }
 
@@ -434,6 +442,7 @@ pub fn response() -> impl Strategy<Value = Response> {
         .prop_map(Response::Sizes),
         vec(bucket_entry(), 0..4).prop_map(Response::Buckets),
         remote_error().prop_map(Response::Error),
+        any::<bool>().prop_map(Response::Permit),
     ]
 }
 
