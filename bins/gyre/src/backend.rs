@@ -173,13 +173,29 @@ impl Backend for NodeBackend {
             return Err(KvError::UnknownBucket(bucket.to_string()));
         }
         match self.node.replication().client(op).await {
-            Ok(ClientReply::Unavailable { answered, required }) => {
-                Err(KvError::Unavailable { answered, required })
+            Ok(ClientReply::Unavailable {
+                answered,
+                required,
+                detail,
+            }) => {
+                Err(KvError::Unavailable {
+                answered,
+                required,
+                detail,
+            })
             }
             Ok(reply) => Ok(reply),
             Err(gyre_replication::Error::BadRequest(m)) => Err(KvError::BadRequest(m)),
-            Err(gyre_replication::Error::Unavailable { answered, required }) => {
-                Err(KvError::Unavailable { answered, required })
+            Err(gyre_replication::Error::Unavailable {
+                answered,
+                required,
+                detail,
+            }) => {
+                Err(KvError::Unavailable {
+                answered,
+                required,
+                detail,
+            })
             }
             Err(gyre_replication::Error::NoLayout) => Err(KvError::NotReady(
                 "the cluster has no layout yet: join nodes with `gyre cluster join` and `gyre cluster commit`"

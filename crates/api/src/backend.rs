@@ -80,12 +80,18 @@ pub enum KvError {
     UnknownBucket(String),
     /// Too few replicas answered. A write may still exist on some of them:
     /// not confirmed, not "not written".
-    #[error("{answered} of {required} required replicas answered")]
+    #[error(
+        "{answered} of {required} required replicas answered{}",
+        in_parens(detail)
+    )]
     Unavailable {
         /// Replicas that answered in time.
         answered: u8,
         /// Replicas the quorum required.
         required: u8,
+        /// What fell short, whom the coordinator asked, how long it waited
+        /// (may be empty).
+        detail: String,
     },
     /// The node cannot serve yet (no committed layout).
     #[error("not ready: {0}")]
@@ -93,6 +99,15 @@ pub enum KvError {
     /// Something failed inside the node.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// ` (detail)`, or nothing for no detail.
+fn in_parens(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
 }
 
 /// Why an administrative request failed.

@@ -20,8 +20,8 @@
 //! use gyre_types::BucketName;
 //!
 //! // A front end turns a backend's failure into its own protocol's form.
-//! let e = KvError::Unavailable { answered: 1, required: 2 };
-//! assert_eq!(e.to_string(), "1 of 2 required replicas answered");
+//! let e = KvError::Unavailable { answered: 1, required: 2, detail: "waited 2001 ms".into() };
+//! assert_eq!(e.to_string(), "1 of 2 required replicas answered (waited 2001 ms)");
 //! assert_eq!(gyre_api::DEFAULT_BUCKET, "default");
 //! # let _ = BucketName::new(gyre_api::DEFAULT_BUCKET).unwrap();
 //! ```

@@ -573,7 +573,11 @@ async fn too_few_replicas_is_a_503_with_the_counts() {
         let body = reply.error(503, "unavailable");
         assert_eq!(body["answered"], 1);
         assert_eq!(body["required"], 2);
-        assert_eq!(body["message"], "1 of 2 required replicas answered");
+        assert_eq!(
+            body["message"],
+            "1 of 2 required replicas answered (asked 2 other primaries, waited 2000 ms)"
+        );
+        assert_eq!(body["detail"], "asked 2 other primaries, waited 2000 ms");
     }
     s.backend.unavailable.store(false, Ordering::SeqCst);
     assert_eq!(s.backend.values("default", b"k"), [Bytes::from("v")]);

@@ -936,7 +936,9 @@ async fn unavailability_and_backend_errors_have_their_own_codes() {
     let mut c = server.client().await;
     assert_eq!(c.call(&["SET", "k", "v"]).await, ok());
     model.unavailable.store(true, Ordering::SeqCst);
-    let unavailable = error("UNAVAILABLE 1 of 2 required replicas answered");
+    let unavailable = error(
+        "UNAVAILABLE 1 of 2 required replicas answered (asked 2 other primaries, waited 2000 ms)",
+    );
     assert_eq!(c.call(&["GET", "k"]).await, unavailable);
     assert_eq!(c.call(&["SET", "k", "w"]).await, unavailable);
     assert_eq!(c.call(&["DEL", "k"]).await, unavailable);

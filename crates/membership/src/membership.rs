@@ -51,7 +51,8 @@ pub enum Event {
     /// A node this node considered down (or had not seen up yet) answered
     /// it directly. Gossip alone never brings a node up.
     Up(NodeId),
-    /// The failure detector convicted a node (phi above the threshold).
+    /// The failure detector convicted a node (phi above the threshold), or
+    /// a request to it went unanswered ([`Membership::unresponsive`]).
     Down(NodeId),
     /// A node id was removed by an operator (here or elsewhere).
     Removed(NodeId),
@@ -437,6 +438,25 @@ impl Membership {
                 .entry_phi(e, now)
                 .is_some_and(|phi| phi <= self.config.phi_threshold)
         })
+    }
+
+    /// A request to `id` went unanswered for the driver's whole timeout:
+    /// evidence the failure detector would need several seconds of silence
+    /// to reach. A node that is up is judged down now (an
+    /// [`Event::Down`]); it is pinged every round, and comes back up as
+    /// soon as it speaks to this node again, so a live node that was only
+    /// slow is down for about a gossip round, and that verdict only reorders
+    /// whom requests ask first.
+    pub fn unresponsive(&mut self, now: Duration, id: NodeId) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some(e) = self.entries.get_mut(&id)
+            && e.up
+        {
+            e.up = false;
+            e.heard = Some(now);
+            out.push(Output::Event(Event::Down(id)));
+        }
+        out
     }
 
     /// The failure detector's suspicion of `id` at `now` (0 for this node;

@@ -69,3 +69,42 @@ fn a_restarted_node_is_seen_up_again_with_its_new_generation() {
         }
     });
 }
+
+/// A request that went unanswered is evidence: the node that saw it judges
+/// the peer down at once, long before phi would. A live peer that was only
+/// slow is up again within a few rounds (it is pinged, and it gossips).
+#[test]
+fn an_unanswered_request_is_evidence_and_a_live_peer_comes_back() {
+    for_each_seed(5, |seed| {
+        let mut sim = met(seed, 8, SimConfig::default());
+        let ids = sim.live_ids();
+        let (observer, victim) = (ids[0], ids[3]);
+        sim.crash(victim);
+        sim.unresponsive(observer, victim);
+        assert!(
+            !sim.node(observer).is_up(victim, sim.now),
+            "seed {seed}: a crashed node reported unresponsive is down at once"
+        );
+        assert!(
+            sim.events_of(observer, sim.now)
+                .contains(&&Event::Down(victim)),
+            "seed {seed}: no Down event"
+        );
+        sim.run_for(Duration::from_secs(3));
+        assert!(
+            !sim.node(observer).is_up(victim, sim.now),
+            "seed {seed}: the crashed node stays down"
+        );
+
+        // A live node reported unresponsive (it was only slow).
+        let slow = ids[5];
+        sim.unresponsive(observer, slow);
+        assert!(!sim.node(observer).is_up(slow, sim.now));
+        let took = sim
+            .run_until(Duration::from_secs(10), Duration::from_millis(100), |s| {
+                s.node(observer).is_up(slow, s.now)
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: a live node stays down"));
+        assert!(took <= Duration::from_secs(3), "seed {seed}: took {took:?}");
+    });
+}

@@ -110,6 +110,10 @@ pub trait ClusterView: Send + Sync + 'static {
     }
     /// Whether this node considers `id` up.
     fn is_up(&self, id: NodeId) -> bool;
+    /// A request to `id` went unanswered for its whole timeout: evidence
+    /// for the failure detector (see
+    /// [`gyre_membership::Membership::unresponsive`]).
+    fn unresponsive(&self, _id: NodeId) {}
     /// Wall-clock milliseconds since the Unix epoch (for the hybrid logical
     /// clock and tombstone ages).
     fn wall_ms(&self) -> u64;

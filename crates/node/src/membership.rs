@@ -371,6 +371,16 @@ impl<T: Peers> ClusterView for MembershipService<T> {
         id == self.id() || MembershipService::is_up(self, id)
     }
 
+    fn unresponsive(&self, id: NodeId) {
+        for output in self.with(|core, now| core.unresponsive(now, id)) {
+            if let Output::Event(event) = output {
+                tracing::warn!(node = %id, "a request to it went unanswered");
+                log(&event);
+                let _ = self.events.send(event);
+            }
+        }
+    }
+
     fn wall_ms(&self) -> u64 {
         self.wall_base_ms + self.epoch.elapsed().as_millis() as u64
     }

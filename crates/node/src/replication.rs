@@ -230,8 +230,11 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
         let sent = Instant::now();
         let answer = self.transport.request(to, request, self.timeout()).await;
-        if answer.is_ok() {
-            self.observe_rtt(to, sent.elapsed());
+        match &answer {
+            Ok(_) => self.observe_rtt(to, sent.elapsed()),
+            // Evidence for the failure detector, long before phi.
+            Err(gyre_transport::Error::Timeout { .. }) => self.view.unresponsive(to),
+            Err(_) => {}
         }
         answer.map_err(|e| e.to_string())
     }
@@ -414,8 +417,16 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             };
             match answer {
                 // One error for unavailability, however far it travelled.
-                Ok(Response::Client(ClientReply::Unavailable { answered, required })) => {
-                    return Err(Error::Unavailable { answered, required });
+                Ok(Response::Client(ClientReply::Unavailable {
+                    answered,
+                    required,
+                    detail,
+                })) => {
+                    return Err(Error::Unavailable {
+                        answered,
+                        required,
+                        detail,
+                    });
                 }
                 Ok(Response::Client(reply)) => return Ok(reply),
                 Ok(Response::Error(e)) if e.kind == ErrorKind::BadRequest => {
@@ -428,21 +439,29 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             if self.permitted(ticket) == Some(to) {
                 // It started the write and did not say how it ended: not
                 // confirmed, and nobody else may take it.
+                tried.push(format!(
+                    "{to} started the write and did not say how it ended: it may exist there"
+                ));
                 break;
             }
             // It never started the write (it would have asked for the
             // permit first): the next primary may take it at once.
             next_at = Some(Instant::now());
         }
+        let waited_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             asked,
             ?tried,
-            waited_ms = started.elapsed().as_millis() as u64,
+            waited_ms,
             "no primary coordinated a forwarded operation"
         );
         Err(Error::Unavailable {
             answered: 0,
             required: 1,
+            detail: format!(
+                "forwarded to {asked} primaries, waited {waited_ms} ms: {}",
+                tried.join("; ")
+            ),
         })
     }
 
@@ -565,6 +584,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             w,
             permit,
         } = write;
+        let started = Instant::now();
         let props = self.replica.props(&bucket);
         let sets = routing.write_sets(&bucket, &key, &props)?;
         let context = context
@@ -668,12 +688,16 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             Some(Ok(())) => Ok(receipt),
             Some(Err(e)) => {
                 bump(&self.counters.unavailable, 1);
-                Err(e)
+                Err(waited(e, started))
             }
-            None => Err(Error::Unavailable {
-                answered: 1,
-                required: w,
-            }),
+            None => Err(waited(
+                Error::Unavailable {
+                    answered: 1,
+                    required: w,
+                    detail: String::new(),
+                },
+                started,
+            )),
         }
     }
 
@@ -745,12 +769,16 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             Some(Ok(object)) => Ok(object),
             Some(Err(e)) => {
                 bump(&self.counters.unavailable, 1);
-                Err(e)
+                Err(waited(e, started))
             }
-            None => Err(Error::Unavailable {
-                answered: 0,
-                required: r,
-            }),
+            None => Err(waited(
+                Error::Unavailable {
+                    answered: 0,
+                    required: r,
+                    detail: String::new(),
+                },
+                started,
+            )),
         }
     }
 
@@ -761,9 +789,15 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             Request::Coordinate { op, ticket, .. } => {
                 match self.route_op(op, Some(Forwarded { from, ticket })).await {
                     Ok(reply) => Response::Client(reply),
-                    Err(Error::Unavailable { answered, required }) => {
-                        Response::Client(ClientReply::Unavailable { answered, required })
-                    }
+                    Err(Error::Unavailable {
+                        answered,
+                        required,
+                        detail,
+                    }) => Response::Client(ClientReply::Unavailable {
+                        answered,
+                        required,
+                        detail,
+                    }),
                     Err(e) => Response::Error(remote(&e)),
                 }
             }
@@ -1011,6 +1045,31 @@ impl Drop for TicketGuard<'_> {
         if let Ok(mut permits) = self.permits.lock() {
             permits.remove(&self.ticket);
         }
+    }
+}
+
+/// `e`, with how long the coordinator waited added to an unavailability's
+/// detail.
+fn waited(e: Error, since: Instant) -> Error {
+    match e {
+        Error::Unavailable {
+            answered,
+            required,
+            detail,
+        } => {
+            let ms = since.elapsed().as_millis();
+            let detail = if detail.is_empty() {
+                format!("waited {ms} ms")
+            } else {
+                format!("{detail}, waited {ms} ms")
+            };
+            Error::Unavailable {
+                answered,
+                required,
+                detail,
+            }
+        }
+        other => other,
     }
 }
 

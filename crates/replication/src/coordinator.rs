@@ -306,9 +306,30 @@ impl WriteOp {
             return Some(Err(Error::Unavailable {
                 answered: self.stored(),
                 required: self.required,
+                detail: self.shortfall(),
             }));
         }
         None
+    }
+
+    /// Which replica set fell short and whom the write asked.
+    fn shortfall(&self) -> String {
+        let primaries = self.attempts.iter().filter(|a| a.node == a.owner).count();
+        let fallbacks = self.attempts.len() - primaries;
+        let short = self
+            .stored
+            .iter()
+            .position(|&s| s < self.required)
+            .unwrap_or(0);
+        let set = if self.sets.len() > 1 {
+            format!("replica set {} of {}: ", short + 1, self.sets.len())
+        } else {
+            String::new()
+        };
+        format!(
+            "{set}{} stored, asked {primaries} other primaries and {fallbacks} fallbacks",
+            self.stored.get(short).copied().unwrap_or(0)
+        )
     }
 
     /// The outcome if it is already decided at the start (W = 1: the
@@ -420,6 +441,14 @@ impl ReadOp {
             return Some(Err(Error::Unavailable {
                 answered,
                 required: self.required,
+                detail: format!(
+                    "asked {} primaries, {} failed",
+                    self.primaries.len(),
+                    self.answers
+                        .iter()
+                        .filter(|a| matches!(a, Some(Err(()))))
+                        .count()
+                ),
             }));
         }
         None

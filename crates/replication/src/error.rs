@@ -13,12 +13,18 @@ pub enum Error {
     BadRequest(String),
     /// Too few replicas answered. A write may still exist on some of them:
     /// it is not confirmed, not "not written".
-    #[error("unavailable: {answered} of {required} required replicas answered")]
+    #[error(
+        "unavailable: {answered} of {required} required replicas answered{}",
+        in_parens(detail)
+    )]
     Unavailable {
         /// Replicas that answered in time.
         answered: u8,
         /// Replicas the quorum required.
         required: u8,
+        /// What fell short, whom it asked, how long it waited (may be
+        /// empty).
+        detail: String,
     },
     /// This node has no layout yet (the cluster was never set up).
     #[error("no layout: the cluster has no committed layout yet")]
@@ -43,6 +49,15 @@ pub enum Error {
         /// What it sent.
         what: String,
     },
+}
+
+/// ` (detail)`, or nothing for no detail.
+pub(crate) fn in_parens(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
 }
 
 /// Result of replication operations.

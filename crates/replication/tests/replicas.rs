@@ -139,8 +139,13 @@ fn a_failed_replica_moves_to_the_next_fallback_and_too_few_is_unavailable() {
     assert!(more.is_empty() && outcome.is_none());
     let (_, outcome) = op.on_answer(sends[1].tag, true);
     match outcome {
-        Some(Err(Error::Unavailable { answered, required })) => {
+        Some(Err(Error::Unavailable {
+            answered,
+            required,
+            detail,
+        })) => {
             assert_eq!((answered, required), (2, 3));
+            assert_eq!(detail, "2 stored, asked 2 other primaries and 0 fallbacks");
         }
         other => panic!("{other:?}"),
     }
@@ -297,8 +302,13 @@ fn a_read_with_too_many_failures_is_unavailable() {
     let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, Policy::default());
     assert!(op.on_answer(sends[0].tag, Err(())).is_none());
     match op.on_answer(sends[1].tag, Err(())) {
-        Some(Err(Error::Unavailable { answered, required })) => {
-            assert_eq!((answered, required), (0, 2))
+        Some(Err(Error::Unavailable {
+            answered,
+            required,
+            detail,
+        })) => {
+            assert_eq!((answered, required), (0, 2));
+            assert_eq!(detail, "asked 3 primaries, 2 failed");
         }
         other => panic!("{other:?}"),
     }

@@ -171,16 +171,18 @@ fn outcome_of(reply: ClientReply) -> Outcome {
                 "acknowledged with a context that does not decode: {e}"
             )),
         },
-        ClientReply::Unavailable { answered, required } => {
-            Outcome::Unavailable { answered, required }
-        }
+        ClientReply::Unavailable {
+            answered, required, ..
+        } => Outcome::Unavailable { answered, required },
     }
 }
 
 fn outcome_of_error(e: &gyre_replication::Error) -> Outcome {
     use gyre_replication::Error;
     match e {
-        Error::Unavailable { answered, required } => Outcome::Unavailable {
+        Error::Unavailable {
+            answered, required, ..
+        } => Outcome::Unavailable {
             answered: *answered,
             required: *required,
         },

@@ -229,6 +229,8 @@ pub enum ClientReply {
         answered: u8,
         /// Replicas the quorum required.
         required: u8,
+        /// What fell short, whom the coordinator asked, how long it waited.
+        detail: String,
     },
 }
 

@@ -98,11 +98,14 @@ impl From<KvError> for ApiError {
         let mut error = match &e {
             KvError::BadRequest(_) => Self::bad("bad_request", message),
             KvError::UnknownBucket(b) => Self::unknown_bucket(b),
-            KvError::Unavailable { answered, required } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-                    .with_field("answered", *answered)
-                    .with_field("required", *required)
-            }
+            KvError::Unavailable {
+                answered,
+                required,
+                detail,
+            } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+                .with_field("answered", *answered)
+                .with_field("required", *required)
+                .with_field("detail", detail.clone()),
             KvError::NotReady(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }

@@ -320,9 +320,15 @@ fn written(reply: ClientReply) -> Result<Response, ApiError> {
 fn unexpected(reply: ClientReply) -> ApiError {
     match reply {
         // The trait promises a KvError instead, but the meaning is clear.
-        ClientReply::Unavailable { answered, required } => {
-            ApiError::from(crate::KvError::Unavailable { answered, required })
-        }
+        ClientReply::Unavailable {
+            answered,
+            required,
+            detail,
+        } => ApiError::from(crate::KvError::Unavailable {
+            answered,
+            required,
+            detail,
+        }),
         ClientReply::Values { .. } => {
             ApiError::internal("the backend answered a write with values")
         }

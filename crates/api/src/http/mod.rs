@@ -133,7 +133,7 @@
 //! | 413 | `value_too_large` | the value is over the bucket's `max_value_len` (refused from `Content-Length` before the body is read) |
 //! | 413 | `body_too_large` | a JSON body over 1 MiB |
 //! | 414 | (empty body) | a URI over 65 534 bytes, refused by the HTTP layer before any route |
-//! | 503 | `unavailable` | too few replicas answered; also `"answered": n, "required": m`. A write may exist on some replicas: not confirmed, not "not written" |
+//! | 503 | `unavailable` | too few replicas answered; also `"answered": n, "required": m` and `"detail"` (what fell short, whom the coordinator asked, how long it waited). A write may exist on some replicas: not confirmed, not "not written" |
 //! | 503 | `not_ready` | the node has no layout yet |
 //! | 500 | `internal` | the node failed |
 //!

@@ -394,9 +394,15 @@ impl<B: Backend> Server<B> {
         };
         let started = Instant::now();
         let result = match self.backend.kv(op).await {
-            Ok(ClientReply::Unavailable { answered, required }) => {
-                Err(KvError::Unavailable { answered, required })
-            }
+            Ok(ClientReply::Unavailable {
+                answered,
+                required,
+                detail,
+            }) => Err(KvError::Unavailable {
+                answered,
+                required,
+                detail,
+            }),
             Ok(ClientReply::Values { .. }) if kind != Op::Get => Err(KvError::Internal(
                 "the backend answered a write with values".into(),
             )),

@@ -69,7 +69,7 @@
 //!
 //! | [`KvError`] | reply |
 //! |---|---|
-//! | `Unavailable` | `-UNAVAILABLE 1 of 2 required replicas answered` |
+//! | `Unavailable` | `-UNAVAILABLE 1 of 2 required replicas answered (1 stored, asked 2 other primaries and 1 fallbacks, waited 2003 ms)`: what fell short, whom the coordinator asked, how long it waited |
 //! | `BadRequest(msg)` | `-ERR msg` |
 //! | `UnknownBucket(b)` | `-ERR unknown bucket 'b'` |
 //! | `NotReady(msg)` | `-CLUSTERDOWN not ready: msg` |

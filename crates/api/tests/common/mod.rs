@@ -73,6 +73,7 @@ impl ModelBackend {
             return Err(KvError::Unavailable {
                 answered: 1,
                 required: 2,
+                detail: "asked 2 other primaries, waited 2000 ms".to_owned(),
             });
         }
         Ok(props)

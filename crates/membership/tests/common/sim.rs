@@ -491,6 +491,14 @@ impl Sim {
         self.handle(id, out);
     }
 
+    /// A request from `id` to `peer` went unanswered (what a node's
+    /// replication reports).
+    pub fn unresponsive(&mut self, id: NodeId, peer: NodeId) {
+        let now = self.now;
+        let out = self.nodes.get_mut(&id).unwrap().m.unresponsive(now, peer);
+        self.handle(id, out);
+    }
+
     /// A cluster of `n` nodes over `zones` zones that know each other, with
     /// a first layout holding all of them, committed on the first node.
     pub fn cluster(seed: u64, n: usize, zones: usize, config: SimConfig) -> Self {

@@ -354,8 +354,11 @@ pub fn client_reply() -> impl Strategy<Value = ClientReply> {
                 }
             }
         ),
-        (any::<u8>(), any::<u8>())
-            .prop_map(|(answered, required)| ClientReply::Unavailable { answered, required }),
+        (any::<u8>(), any::<u8>()).prop_map(|(answered, required)| ClientReply::Unavailable {
+            answered,
+            required,
+            detail: format!("asked {answered}"),
+        }),
     ]
 }
 
@@ -371,13 +374,8 @@ pub fn request() -> impl Strategy<Value = Request> {
             }
         }),
         (layout_version(), item()).prop_map(|(layout, item)| Request::ReplicaPut { layout, item }),
-        (layout_version(), client_op(), any::<u64>()).prop_map(|(layout, op, ticket)| {
-            Request::Coordinate {
-                layout,
-                op,
-                ticket,
-            }
-        }),
+        (layout_version(), client_op(), any::<u64>())
+            .prop_map(|(layout, op, ticket)| { Request::Coordinate { layout, op, ticket } }),
         vec(item(), 0..4).prop_map(|items| Request::DeliverHints { items }),
         (n_val(), merkle_request()).prop_map(|(n_val, request)| Request::Merkle { n_val, request }),
         (n_val(), key_ranges()).prop_map(|(n_val, (partition, ranges))| Request::ListKeys {
