@@ -2,19 +2,23 @@
 //! needs were up and reachable for the whole of it (issue 23, Dynamo's
 //! "always writable").
 //!
-//! The fault schedule records an [`Epoch`] after every fault event (and
-//! once the cluster formed): who runs, which directed links are up, whether
-//! messages are lost or duplicated, and the layout if one alone is in use on
-//! every running node. An operation that began and ended within one epoch
+//! The fault schedule records an [`Epoch`] after every fault event, once
+//! the cluster formed, and every 100 ms between: who runs, which directed
+//! links are up, whether messages are lost or duplicated, and the routing
+//! (the layout reads use and every layout writes go to) if every running
+//! node uses the same. An operation that began and ended within one epoch
 //! is *servable* when, in that epoch:
 //!
 //! - messages were neither lost nor duplicated (delays are allowed);
-//! - one layout was in use everywhere (a change in flight is left out: its
-//!   replica sets are per node and move as the change advances);
-//! - the node the client asked ran, and the key's primaries it reaches
-//!   (both ways, or itself) number at least the quorum (R for a read, W for
-//!   a write) and reach each other both ways. Whichever of them
-//!   coordinates then reaches a quorum without any fallback.
+//! - every running node routed alike, at the epoch's start and at the next
+//!   epoch's (a layout change in flight is included: its barriers move
+//!   the routing only between samples that then differ);
+//! - the node the client asked ran, and its key's replicas that it reaches
+//!   (both ways, or itself) reach each other both ways and number at least
+//!   the quorum in each replica set the operation needs: R of the read
+//!   layout's primaries for a read, W of each layout's primaries for a
+//!   write. Whichever of them coordinates then reaches its quorums without
+//!   any fallback.
 //!
 //! A servable operation must not end `Unavailable`, `TimedOut` or
 //! `Failed`: the client's budget (5 s in the simulator) is far above the
@@ -23,7 +27,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gyre_ring::Layout;
+use gyre_replication::route::Routing;
 use gyre_types::{BucketProps, NodeId};
 
 use crate::checker::Violation;
@@ -42,8 +46,8 @@ pub struct Epoch {
     pub links: Vec<Vec<bool>>,
     /// No message was lost or duplicated.
     pub calm: bool,
-    /// The one layout every running node used, if so.
-    pub layout: Option<Arc<Layout>>,
+    /// The routing every running node used, if they all used the same.
+    pub routing: Option<Routing>,
 }
 
 impl Epoch {
@@ -55,33 +59,56 @@ impl Epoch {
         a == b || (self.links[a][b] && self.links[b][a])
     }
 
-    /// Why an operation through `entry` on a key with `primaries` and
-    /// quorum `q` could be served in this epoch, or `None` if it could not
-    /// be counted on.
-    fn servable(&self, entry: NodeId, primaries: &[NodeId], q: usize) -> Option<String> {
-        if !self.calm || self.layout.is_none() {
+    /// Why an operation through `entry` that needs `q` of each of `sets`
+    /// (replica sets) could be served in this epoch, or `None` if it could
+    /// not be counted on.
+    fn servable(&self, entry: NodeId, sets: &[Vec<NodeId>], q: usize) -> Option<String> {
+        if !self.calm || self.routing.is_none() {
             return None;
         }
         let e = self.index(entry)?;
         if !self.running[e] {
             return None;
         }
-        let reached: Vec<usize> = primaries
+        let mut reached: Vec<usize> = sets
             .iter()
+            .flatten()
             .filter_map(|&p| self.index(p))
             .filter(|&p| self.running[p] && self.both_ways(e, p))
             .collect();
+        reached.sort_unstable();
+        reached.dedup();
         let clique = reached
             .iter()
             .all(|&a| reached.iter().all(|&b| self.both_ways(a, b)));
-        (reached.len() >= q && clique).then(|| {
+        let enough = sets.iter().all(|set| {
+            set.iter()
+                .filter(|&&p| self.index(p).is_some_and(|i| reached.contains(&i)))
+                .count()
+                >= q
+        });
+        (enough && clique).then(|| {
             let names: Vec<String> = reached.iter().map(|&i| self.ids[i].to_string()).collect();
             format!(
-                "{} of the primaries ran and reached {entry} and each other ({}), quorum {q}",
-                reached.len(),
-                names.join(", ")
+                "replicas {} ran and reached {entry} and each other: quorum {q} in each of {} replica set(s)",
+                names.join(", "),
+                sets.len()
             )
         })
+    }
+
+    /// Whether every running node routed as in `other` too.
+    fn same_routing(&self, other: &Epoch) -> bool {
+        let versions = |r: &Routing| {
+            (
+                r.read.version(),
+                r.write.iter().map(|l| l.version()).collect::<Vec<_>>(),
+            )
+        };
+        match (&self.routing, &other.routing) {
+            (Some(a), Some(b)) => versions(a) == versions(b),
+            _ => false,
+        }
     }
 }
 
@@ -106,23 +133,43 @@ pub fn refused_while_servable(history: &History, epochs: &[Epoch]) -> Vec<Violat
             continue;
         }
         let epoch = &epochs[i];
-        let Some(layout) = &epoch.layout else {
+        let Some(routing) = &epoch.routing else {
             continue;
         };
-        let Ok(primaries) =
-            gyre_replication::route::primaries(layout, &crate::bucket(), &op.key, &props)
-        else {
+        // The routing held until the next sample (a barrier may have moved
+        // it in between otherwise).
+        if epochs
+            .get(i + 1)
+            .is_some_and(|next| !epoch.same_routing(next))
+        {
             continue;
-        };
-        let q = usize::from(if op.op.is_write() {
-            props.w()
+        }
+        let bucket = crate::bucket();
+        let (sets, q) = if op.op.is_write() {
+            let Ok(sets) = routing.write_sets(&bucket, &op.key, &props) else {
+                continue;
+            };
+            (sets, props.w())
         } else {
-            props.r()
-        });
-        if let Some(why) = epoch.servable(op.node, &primaries, q) {
+            let Ok(primaries) =
+                gyre_replication::route::primaries(&routing.read, &bucket, &op.key, &props)
+            else {
+                continue;
+            };
+            (vec![primaries], props.r())
+        };
+        if let Some(why) = epoch.servable(op.node, &sets, usize::from(q)) {
             out.push(Violation::Refused {
                 key: op.key.clone(),
-                detail: format!("{op}: {why}, layout v{}", layout.version()),
+                detail: format!(
+                    "{op}: {why}, layouts read v{} write {:?}",
+                    routing.read.version(),
+                    routing
+                        .write
+                        .iter()
+                        .map(|l| l.version())
+                        .collect::<Vec<_>>()
+                ),
             });
         }
     }
@@ -140,25 +187,24 @@ mod tests {
             running: vec![true; n],
             links: vec![vec![true; n]; n],
             calm: true,
-            layout: None,
+            routing: None,
         }
     }
 
     #[test]
     fn a_quorum_that_reaches_the_entry_and_each_other_is_servable() {
         let mut e = epoch(4);
-        e.layout = None;
         let ids = e.ids.clone();
-        let p = [ids[1], ids[2], ids[3]];
+        let p = [vec![ids[1], ids[2], ids[3]]];
         // No single layout: never counted on.
         assert!(e.servable(ids[0], &p, 2).is_none());
         let members = ids
             .iter()
             .map(|&id| gyre_ring::Member::new(id, gyre_types::ZoneName::default(), 100))
             .collect();
-        e.layout = Some(Arc::new(
-            Layout::initial(gyre_ring::RingConfig::default(), members).unwrap(),
-        ));
+        e.routing = Some(Routing::single(Arc::new(
+            gyre_ring::Layout::initial(gyre_ring::RingConfig::default(), members).unwrap(),
+        )));
         assert!(e.servable(ids[0], &p, 2).is_some());
         // One primary down: still two.
         e.running[1] = false;
@@ -174,5 +220,14 @@ mod tests {
         // The entry node is cut from one of the two.
         e.links[0][3] = false;
         assert!(e.servable(ids[0], &p, 2).is_none());
+        e.links[0][3] = true;
+        // During a change: W in each set (node 1 is still down). Through
+        // node 0: {1, 2, 3} has 2 and 3, {0, 1, 3} has 0 and 3.
+        let change = [vec![ids[1], ids[2], ids[3]], vec![ids[0], ids[1], ids[3]]];
+        assert!(e.servable(ids[0], &change, 2).is_some());
+        // Node 2 cut from node 0: the second set has only 3 within reach.
+        e.links[2][0] = false;
+        assert!(e.servable(ids[2], &change, 2).is_none());
+        assert!(e.servable(ids[2], &change[..1], 2).is_some());
     }
 }

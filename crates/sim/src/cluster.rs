@@ -217,23 +217,19 @@ impl Cluster {
             .collect();
         let faults = self.network.faults();
         let calm = faults.drop == 0.0 && faults.duplicate == 0.0;
-        let layout = self.layout().filter(|l| {
-            let newest = gyre_membership::LayoutStamp::of(l);
-            (0..n).filter(|&i| running[i]).all(|i| {
-                self.node(i).is_some_and(|node| {
-                    node.membership().with(|core, _| {
-                        core.layout_stamp() == Some(newest) && core.history().len() == 1
-                    })
-                })
-            })
-        });
+        // The routing every running node uses, if they all use the same.
+        let mut routings = (0..n)
+            .filter(|&i| running[i])
+            .map(|i| self.node(i).and_then(|node| node.membership().routing()));
+        let first = routings.next().flatten();
+        let routing = first.filter(|r| routings.all(|other| other.as_ref() == Some(r)));
         let epoch = Epoch {
             at: self.now(),
             ids,
             running,
             links,
             calm,
-            layout,
+            routing,
         };
         recover(self.epochs.lock()).push(epoch);
     }

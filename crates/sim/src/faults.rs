@@ -12,6 +12,9 @@ use crate::cluster::Cluster;
 use crate::config::FaultConfig;
 use crate::rng::SimRng;
 
+/// How often the cluster is recorded between fault events.
+const EPOCH_SAMPLE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How many fault events of each kind a run saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultCounts {
@@ -50,12 +53,24 @@ pub async fn inject(
     deadline: Instant,
 ) -> FaultCounts {
     let mut counts = FaultCounts::default();
+    // Between fault events the cluster changes too (layout changes advance
+    // by gossip): an epoch every 100 ms, for the availability rule.
+    let sampler = {
+        let cluster = Arc::clone(&cluster);
+        tokio::spawn(async move {
+            while Instant::now() < deadline {
+                tokio::time::sleep(EPOCH_SAMPLE).await;
+                cluster.record_epoch();
+            }
+        })
+    };
     let w = plan.weights;
     let network = cluster.network().clone();
     let base = cluster.config().base_delay;
     loop {
         tokio::time::sleep(rng.duration(plan.interval.0, plan.interval.1)).await;
         if Instant::now() >= deadline {
+            let _ = sampler.await;
             return counts;
         }
         let n = cluster.len();
