@@ -24,7 +24,6 @@
 //! `Failed`: the client's budget (5 s in the simulator) is far above the
 //! hedge delay, and a node that can reach W replicas takes the write.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use gyre_replication::route::Routing;
@@ -178,6 +177,8 @@ pub fn refused_while_servable(history: &History, epochs: &[Epoch]) -> Vec<Violat
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn epoch(n: usize) -> Epoch {
