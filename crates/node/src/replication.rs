@@ -655,7 +655,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         .collect();
                     for tag in due {
                         let more = op.on_slow(tag);
-                        bump(&self.counters.hedged, 1);
+                        bump(&self.counters.hedged, u64::from(!more.is_empty()));
                         bump(&self.counters.fallbacks, more.len() as u64);
                         self.arm(&mut slow_at, &more);
                         self.launch(&mut set, more);

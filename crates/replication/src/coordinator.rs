@@ -30,8 +30,8 @@ struct Attempt {
     /// The primary it stands for (itself, or the owner of a hint).
     owner: NodeId,
     state: State,
-    /// A fallback was sent beside it because it was slow.
-    hedged: bool,
+    /// It did not answer within its hedge delay.
+    slow: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +59,13 @@ enum State {
 ///
 /// A node that is down but not yet judged so must not hold the write up
 /// either: the driver calls [`WriteOp::on_slow`] for an attempt that has
-/// not answered within its hedge delay, and the next fallback gets the
-/// write with a hint beside it (a hedged request). Whichever of the two
-/// stores first covers the owner; an owner counts once however many of its
-/// attempts store.
+/// not answered within its hedge delay, and, if the quorum now needs it,
+/// the next fallback gets the write with a hint beside it (a hedged
+/// request). Whichever of the two stores first covers the owner; an owner
+/// counts once however many of its attempts store. A slow attempt whose
+/// set can still reach W without it is not hedged (under load every
+/// replica is sometimes slow, and a hint per slow reply would add load
+/// where it hurts); if the others turn slow too, theirs is.
 #[derive(Clone, Debug)]
 pub struct WriteOp {
     item: Item,
@@ -162,7 +165,7 @@ impl WriteOp {
             node,
             owner,
             state: State::Pending,
-            hedged: false,
+            slow: false,
         });
         let request = if node == owner {
             Request::ReplicaPut {
@@ -246,22 +249,24 @@ impl WriteOp {
         (sends, self.outcome())
     }
 
-    /// Attempt `tag` has not answered within its hedge delay: if its owner
-    /// is not covered yet, the next fallback gets the write with a hint for
-    /// it, while the attempt itself goes on (its store still counts). An
-    /// attempt is hedged once; a fallback that is slow in turn may be.
-    /// Returns what to send (nothing if the fallbacks ran out, the attempt
-    /// answered, or the outcome is decided).
+    /// Attempt `tag` has not answered within its hedge delay. If its
+    /// owner is not covered yet and some replica set can no longer reach W
+    /// from the owners covered and those with an attempt still pending in
+    /// time, the next fallback gets the write with a hint for it, while the
+    /// attempt itself goes on (its store still counts). Each attempt is
+    /// timed once; a fallback that is slow in turn may be hedged too.
+    /// Returns what to send (nothing if not needed, the fallbacks ran out,
+    /// the attempt answered, or the outcome is decided).
     pub fn on_slow(&mut self, tag: usize) -> Vec<Send> {
         let Some(attempt) = self.attempts.get_mut(tag) else {
             return Vec::new();
         };
-        if attempt.state != State::Pending || attempt.hedged || self.reported {
+        if attempt.state != State::Pending || attempt.slow || self.reported {
             return Vec::new();
         }
-        attempt.hedged = true;
+        attempt.slow = true;
         let owner = attempt.owner;
-        if self.covered.contains(&owner) {
+        if self.covered.contains(&owner) || !self.short_in_time() {
             return Vec::new();
         }
         if let Some(send) = self.fallback_for(owner) {
@@ -278,13 +283,31 @@ impl WriteOp {
         }
     }
 
-    /// The attempts still waiting for an answer and not yet hedged: their
+    /// Whether some replica set cannot reach W from the owners covered
+    /// and those with an attempt pending that is not slow.
+    fn short_in_time(&self) -> bool {
+        self.sets.iter().any(|set| {
+            let in_time = set
+                .iter()
+                .filter(|&&owner| {
+                    self.covered.contains(&owner)
+                        || self
+                            .attempts
+                            .iter()
+                            .any(|a| a.owner == owner && a.state == State::Pending && !a.slow)
+                })
+                .count();
+            in_time < usize::from(self.required)
+        })
+    }
+
+    /// The attempts still waiting for an answer and not yet slow: their
     /// tags and the nodes they went to (what the driver times).
     pub fn unhedged(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
         self.attempts
             .iter()
             .enumerate()
-            .filter(|(_, a)| a.state == State::Pending && !a.hedged)
+            .filter(|(_, a)| a.state == State::Pending && !a.slow)
             .map(|(tag, a)| (tag, a.node))
     }
 

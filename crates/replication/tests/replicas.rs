@@ -562,15 +562,34 @@ fn a_slow_primary_is_hedged_by_a_fallback_and_counted_once() {
     assert_eq!(op.stored(), 3);
 }
 
-/// A slow attempt whose owner is covered meanwhile, or that fails after
-/// its hedge was sent, sends nothing more: the hedge stands in for it.
+/// A slow primary is not hedged while the other can still make W with the
+/// coordinator: under load every replica is sometimes slow, and a hint for
+/// each would add load. Once the other is slow too, one hedge goes out.
+#[test]
+fn a_slow_primary_is_hedged_only_when_the_quorum_needs_it() {
+    let ids: Vec<NodeId> = (1..=5).map(NodeId::new).collect();
+    let item = a_write();
+    let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 2, |_| true);
+    assert!(
+        op.on_slow(sends[0].tag).is_empty(),
+        "the other primary is still in time"
+    );
+    let hedge = op.on_slow(sends[1].tag);
+    assert_eq!(hedge.len(), 1, "both slow: one hedge");
+    assert_eq!(hedge[0].to, ids[3]);
+    assert!(matches!(op.on_answer(hedge[0].tag, true).1, Some(Ok(()))));
+}
+
+/// A slow attempt that fails after its hedge was sent sends nothing more:
+/// the hedge stands in for it.
 #[test]
 fn a_hedged_attempt_that_fails_sends_no_second_fallback() {
     let ids: Vec<NodeId> = (1..=6).map(NodeId::new).collect();
     let item = a_write();
-    let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 2, |_| true);
+    let (mut op, sends) = WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 3, |_| true);
     let hedge = op.on_slow(sends[0].tag);
     assert_eq!(hedge.len(), 1);
+    assert!(op.on_answer(sends[1].tag, true).1.is_none());
     let (more, outcome) = op.on_answer(sends[0].tag, false);
     assert!(more.is_empty(), "the hedge already stands in: {more:?}");
     assert!(outcome.is_none());
@@ -589,7 +608,7 @@ fn a_slow_fallback_with_none_left_hedges_to_the_untried_primary() {
     let ids: Vec<NodeId> = (1..=4).map(NodeId::new).collect();
     let item = a_write();
     let (mut op, sends) =
-        WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 2, |n| n != ids[2]);
+        WriteOp::start(ids[0], item, 1, &ids[..3], ids.clone(), 3, |n| n != ids[2]);
     assert_eq!(
         sends.iter().map(|s| s.to).collect::<Vec<_>>(),
         [ids[1], ids[3]]
