@@ -20,7 +20,10 @@
 //!    one excuse is allowed, because a blind write's `supersedes` is the
 //!    coordinator's local context and only its reply reveals it: a *blind*
 //!    write with an unknown outcome that ended after the lost write started
-//!    (so its coordinator may have seen it). Such excused writes are
+//!    (so its coordinator may have seen it). A write whose node crashed
+//!    under it counts as ending [`CRASH_IN_FLIGHT`] after the crash: a
+//!    write that node had forwarded is still in flight that long, and its
+//!    primary may mint it then. Such excused writes are
 //!    counted in [`CheckStats::excused_by_unknown_blind`].
 //! 2. **Replicas converge**: every primary of the key holds the same
 //!    version digest ([`Violation::Diverged`]); across the cluster, the
@@ -352,6 +355,23 @@ pub fn stale_reads(history: &History) -> Vec<Violation> {
     out
 }
 
+/// How long after its node crashed an operation may still take effect: a
+/// write that node forwarded before the crash, and the permit it granted,
+/// are still in flight for up to one message delay (the simulator's
+/// longest is its base 5 ms plus 80 ms of message faults), and the primary
+/// mints the write when the permit arrives.
+pub const CRASH_IN_FLIGHT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The latest an operation may have taken effect: its end, or for one
+/// whose node crashed under it, [`CRASH_IN_FLIGHT`] later.
+fn effective_end(op: &Record) -> std::time::Duration {
+    if matches!(op.outcome, Outcome::Crashed) {
+        op.end + CRASH_IN_FLIGHT
+    } else {
+        op.end
+    }
+}
+
 /// Checks `history` against `snapshot` (the rules are in the module docs).
 pub fn check(history: &History, snapshot: &Snapshot) -> Check {
     let mut out = Check::default();
@@ -541,7 +561,10 @@ fn check_key(history: &History, fk: &FinalKey, out: &mut Check) {
         } else if covered {
             out.stats.superseded += 1;
         } else if ops.iter().any(|b| {
-            b.op.is_blind() && b.outcome.is_unknown() && b.end > r.start && !std::ptr::eq(*b, *r)
+            b.op.is_blind()
+                && b.outcome.is_unknown()
+                && effective_end(b) > r.start
+                && !std::ptr::eq(*b, *r)
         }) {
             out.stats.excused_by_unknown_blind += 1;
         } else {
