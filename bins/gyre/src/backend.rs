@@ -172,31 +172,36 @@ impl Backend for NodeBackend {
         if self.node.buckets().props(bucket).is_none() {
             return Err(KvError::UnknownBucket(bucket.to_string()));
         }
-        match self.node.replication().client(op).await {
-            Ok(ClientReply::Unavailable {
-                answered,
-                required,
-                detail,
-            }) => {
-                Err(KvError::Unavailable {
-                answered,
-                required,
-                detail,
-            })
-            }
+        // One unavailability, whether the reply or the error carries it.
+        let outcome = self
+            .node
+            .replication()
+            .client(op)
+            .await
+            .and_then(|reply| match reply {
+                ClientReply::Unavailable {
+                    answered,
+                    required,
+                    detail,
+                } => Err(gyre_replication::Error::Unavailable {
+                    answered,
+                    required,
+                    detail,
+                }),
+                reply => Ok(reply),
+            });
+        match outcome {
             Ok(reply) => Ok(reply),
             Err(gyre_replication::Error::BadRequest(m)) => Err(KvError::BadRequest(m)),
             Err(gyre_replication::Error::Unavailable {
                 answered,
                 required,
                 detail,
-            }) => {
-                Err(KvError::Unavailable {
+            }) => Err(KvError::Unavailable {
                 answered,
                 required,
                 detail,
-            })
-            }
+            }),
             Err(gyre_replication::Error::NoLayout) => Err(KvError::NotReady(
                 "the cluster has no layout yet: join nodes with `gyre cluster join` and `gyre cluster commit`"
                     .to_owned(),

@@ -640,7 +640,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         self.launch(&mut set, sends);
         while outcome.is_none() {
             let next_slow = op
-                .unhedged()
+                .in_time()
                 .filter_map(|(tag, _)| slow_at.get(&tag).copied())
                 .min();
             let joined = tokio::select! {
@@ -649,7 +649,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 () = sleep_until_some(next_slow) => {
                     let now = Instant::now();
                     let due: Vec<usize> = op
-                        .unhedged()
+                        .in_time()
                         .filter(|(tag, _)| slow_at.get(tag).is_some_and(|&at| at <= now))
                         .map(|(tag, _)| tag)
                         .collect();

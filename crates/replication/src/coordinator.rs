@@ -303,17 +303,12 @@ impl WriteOp {
 
     /// The attempts still waiting for an answer and not yet slow: their
     /// tags and the nodes they went to (what the driver times).
-    pub fn unhedged(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+    pub fn in_time(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
         self.attempts
             .iter()
             .enumerate()
             .filter(|(_, a)| a.state == State::Pending && !a.slow)
             .map(|(tag, a)| (tag, a.node))
-    }
-
-    /// Whether the outcome has been decided (and returned once).
-    pub fn is_decided(&self) -> bool {
-        self.reported
     }
 
     fn outcome(&mut self) -> Option<Result<(), Error>> {

@@ -537,7 +537,7 @@ fn a_slow_primary_is_hedged_by_a_fallback_and_counted_once() {
         sends.iter().map(|s| s.to).collect::<Vec<_>>(),
         [ids[1], ids[2]]
     );
-    assert_eq!(op.unhedged().count(), 2);
+    assert_eq!(op.in_time().count(), 2);
     // ids[1] answers; ids[2] is slow.
     assert!(op.on_answer(sends[0].tag, true).1.is_none());
     let hedge = op.on_slow(sends[1].tag);
@@ -550,7 +550,7 @@ fn a_slow_primary_is_hedged_by_a_fallback_and_counted_once() {
     );
     assert!(op.on_slow(sends[1].tag).is_empty(), "hedged once");
     assert_eq!(
-        op.unhedged().map(|(tag, _)| tag).collect::<Vec<_>>(),
+        op.in_time().map(|(tag, _)| tag).collect::<Vec<_>>(),
         [hedge[0].tag]
     );
     let (more, outcome) = op.on_answer(hedge[0].tag, true);
