@@ -20,6 +20,7 @@ use gyre_wire::{ClientOp, ClientReply};
 use super::RespConfig;
 use super::parse::{self, Args, Limits};
 use super::reply::Out;
+use super::transaction::Transaction;
 use crate::{Backend, Front, KvError, Metrics, Op};
 
 /// The Redis version Gyre answers as (in `HELLO` and `INFO`), for clients
@@ -70,6 +71,8 @@ pub(crate) struct Session {
     pub(crate) bucket: BucketName,
     /// Set by `QUIT`: close once the reply is written.
     pub(crate) quit: bool,
+    /// The commands queued since `MULTI`, if one is open.
+    pub(crate) transaction: Option<Transaction>,
 }
 
 impl Session {
@@ -81,6 +84,7 @@ impl Session {
             authenticated: config.password.is_none(),
             bucket: BucketName::default(),
             quit: false,
+            transaction: None,
         }
     }
 
@@ -126,10 +130,15 @@ enum Cmd {
     GyreGet,
     GyrePut,
     GyreDel,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 impl Cmd {
-    const ALL: [Self; 20] = [
+    const ALL: [Self; 25] = [
         Self::Ping,
         Self::Echo,
         Self::Get,
@@ -150,6 +159,11 @@ impl Cmd {
         Self::GyreGet,
         Self::GyrePut,
         Self::GyreDel,
+        Self::Multi,
+        Self::Exec,
+        Self::Discard,
+        Self::Watch,
+        Self::Unwatch,
     ];
 
     /// The command named `name`, in any case.
@@ -179,6 +193,11 @@ impl Cmd {
             b"GYRE.GET" => Self::GyreGet,
             b"GYRE.PUT" => Self::GyrePut,
             b"GYRE.DEL" => Self::GyreDel,
+            b"MULTI" => Self::Multi,
+            b"EXEC" => Self::Exec,
+            b"DISCARD" => Self::Discard,
+            b"WATCH" => Self::Watch,
+            b"UNWATCH" => Self::Unwatch,
             _ => return None,
         })
     }
@@ -206,6 +225,11 @@ impl Cmd {
             Self::GyreGet => "gyre.get",
             Self::GyrePut => "gyre.put",
             Self::GyreDel => "gyre.del",
+            Self::Multi => "multi",
+            Self::Exec => "exec",
+            Self::Discard => "discard",
+            Self::Watch => "watch",
+            Self::Unwatch => "unwatch",
         }
     }
 
@@ -225,6 +249,8 @@ impl Cmd {
             Self::GyreGet => (2, MANY),
             Self::GyrePut => (4, MANY),
             Self::GyreDel => (3, MANY),
+            Self::Multi | Self::Exec | Self::Discard | Self::Unwatch => (1, 1),
+            Self::Watch => (2, MANY),
         }
     }
 
@@ -244,7 +270,12 @@ impl Cmd {
             | Self::Quit
             | Self::Auth
             | Self::Hello
-            | Self::GyreBucket => None,
+            | Self::GyreBucket
+            | Self::Multi
+            | Self::Exec
+            | Self::Discard
+            | Self::Watch
+            | Self::Unwatch => None,
         }
     }
 
@@ -258,6 +289,8 @@ impl Cmd {
 enum Fail {
     /// Refused here: a complete error line, its code first (`ERR …`).
     Msg(String),
+    /// As `Msg`, with bytes the client sent quoted in it.
+    Raw(Vec<u8>),
     /// The backend's error (already counted in the metrics).
     Kv(KvError),
 }
@@ -303,6 +336,7 @@ fn unknown_subcommand(sub: &[u8], command: &str) -> Fail {
 fn write_fail(out: &mut Out, fail: Fail) {
     match fail {
         Fail::Msg(message) => out.error(&message),
+        Fail::Raw(message) => out.error_bytes(&message),
         Fail::Kv(e) => out.error(&match &e {
             KvError::Unavailable { .. } => format!("UNAVAILABLE {e}"),
             KvError::BadRequest(message) => format!("ERR {message}"),
@@ -453,19 +487,86 @@ impl<B: Backend> Server<B> {
         }
     }
 
-    /// Runs one command, appending its reply to `out`.
+    /// Runs one command, appending its reply to `out`. While a `MULTI` is
+    /// open, queues it instead (or runs the batch, at `EXEC`).
     pub(crate) async fn execute(&self, session: &mut Session, args: Args<'_>, out: &mut Out) {
-        if let Err(fail) = self.dispatch(session, args, out).await {
+        let result = if session.transaction.is_some() {
+            self.in_transaction(session, args, out).await
+        } else {
+            self.dispatch(session, args, out).await
+        };
+        if let Err(fail) = result {
             write_fail(out, fail);
         }
     }
 
-    async fn dispatch(
+    /// A command sent while a transaction is open: `EXEC`, `DISCARD` and
+    /// `QUIT` act at once; anything else is checked and queued.
+    async fn in_transaction(
         &self,
         session: &mut Session,
         args: Args<'_>,
         out: &mut Out,
     ) -> Result<(), Fail> {
+        let checked = self.check(session, args);
+        let Some(tx) = session.transaction.as_mut() else {
+            return self.dispatch(session, args, out).await;
+        };
+        let cmd = match checked {
+            Ok(cmd) => cmd,
+            Err(fail) => {
+                tx.abort();
+                return Err(fail);
+            }
+        };
+        match cmd {
+            Cmd::Exec => {
+                let Some(tx) = session.transaction.take() else {
+                    return Err(err("ERR EXEC without MULTI"));
+                };
+                if tx.is_aborted() {
+                    return Err(err(
+                        "EXECABORT Transaction discarded because of previous errors.",
+                    ));
+                }
+                out.array(tx.len());
+                for queued in tx.commands() {
+                    // Never `EXEC` or `MULTI`: those are not queued.
+                    if let Err(fail) = self.dispatch(session, queued, out).await {
+                        write_fail(out, fail);
+                    }
+                }
+                Ok(())
+            }
+            Cmd::Discard => {
+                session.transaction = None;
+                out.ok();
+                Ok(())
+            }
+            Cmd::Multi => Err(err("ERR MULTI calls can not be nested")),
+            Cmd::Watch => Err(err("ERR WATCH inside MULTI is not allowed")),
+            Cmd::Quit => self.dispatch(session, args, out).await,
+            _ => match tx.queue(args) {
+                Ok(()) => {
+                    out.simple("QUEUED");
+                    Ok(())
+                }
+                Err(_) => {
+                    tx.abort();
+                    Err(err(format!(
+                        "ERR transaction too large: at most {} commands and {} MiB of \
+                         arguments may be queued; EXEC will refuse it",
+                        super::transaction::MAX_QUEUED_COMMANDS,
+                        super::transaction::MAX_QUEUED_BYTES >> 20,
+                    )))
+                }
+            },
+        }
+    }
+
+    /// The command `args` names, if it exists, has an acceptable number of
+    /// arguments, and this connection may run it.
+    fn check(&self, session: &Session, args: Args<'_>) -> Result<Cmd, Fail> {
         let name = args.get(0);
         let Some(cmd) = Cmd::lookup(name) else {
             let mut message = b"ERR unknown command '".to_vec();
@@ -481,8 +582,7 @@ impl<B: Backend> Server<B> {
                 message.extend_from_slice(truncated(arg, 128 - used));
                 message.extend_from_slice(b"' ");
             }
-            out.error_bytes(&message);
-            return Ok(());
+            return Err(Fail::Raw(message));
         };
         let (min, max) = cmd.arity();
         if args.len() < min || args.len() > max {
@@ -491,6 +591,16 @@ impl<B: Backend> Server<B> {
         if !session.authenticated && !cmd.no_auth() {
             return Err(err("NOAUTH Authentication required."));
         }
+        Ok(cmd)
+    }
+
+    async fn dispatch(
+        &self,
+        session: &mut Session,
+        args: Args<'_>,
+        out: &mut Out,
+    ) -> Result<(), Fail> {
+        let cmd = self.check(session, args)?;
         let started = Instant::now();
         let result = self.run(cmd, session, args, out).await;
         // A key command refused before it reached the backend is still a
@@ -644,6 +754,22 @@ impl<B: Backend> Server<B> {
                 out.ok();
             }
             Cmd::Hello => self.hello(session, args, out)?,
+            Cmd::Multi => {
+                session.transaction = Some(Transaction::default());
+                out.ok();
+            }
+            Cmd::Exec => return Err(err("ERR EXEC without MULTI")),
+            Cmd::Discard => return Err(err("ERR DISCARD without MULTI")),
+            Cmd::Watch => {
+                return Err(err(
+                    "ERR WATCH is not supported by Gyre: a transaction here is a batch, not \
+                     isolated; to update a key only if nobody changed it, read it with GYRE.GET \
+                     and write with GYRE.PUT and the read's context (concurrent writes become \
+                     siblings, never lost)",
+                ));
+            }
+            // Nothing is ever watched.
+            Cmd::Unwatch => out.ok(),
             Cmd::GyreBucket => {
                 if args.len() == 1 {
                     out.bulk(session.bucket.as_str().as_bytes());

@@ -22,6 +22,8 @@
 //! | `GYRE.GET key [BUCKET b] [R n]` | `[context, [value …]]`: every sibling |
 //! | `GYRE.PUT key context value [BUCKET b] [W n]` | the context after the write |
 //! | `GYRE.DEL key context [BUCKET b] [W n]` | the context after the delete |
+//! | `MULTI`, then commands, then `EXEC` or `DISCARD` | `+QUEUED` per command; `EXEC`: every reply, in order (a batch, see below) |
+//! | `WATCH key …` | an error (use `GYRE.GET` and `GYRE.PUT` with its context); `UNWATCH`: `+OK` |
 //!
 //! # What plain Redis commands mean in a Dynamo store
 //!
@@ -44,6 +46,18 @@
 //!   first error, and the keys after it are not written (those before it
 //!   are). `MGET`, `EXISTS` and `DEL` likewise run key by key and answer
 //!   the first error if one fails.
+//! - `MULTI` … `EXEC` is a **batch, not an isolated transaction**. The
+//!   commands after `MULTI` are checked and queued (`+QUEUED`), and nothing
+//!   runs until `EXEC`; then each runs in order as its own operation and
+//!   `EXEC` answers their replies in one array. A command refused while
+//!   queueing (unknown, wrong number of arguments) makes `EXEC` refuse the
+//!   whole batch (`-EXECABORT`), so nothing of it runs; `DISCARD` or a
+//!   dropped connection runs nothing either. Not promised: other clients'
+//!   commands may interleave with the batch's, and a command that fails at
+//!   `EXEC` (an unavailable replica set) is its own error element without
+//!   undoing the others (as in Redis, which never rolls back). `WATCH` is
+//!   refused: a conditional update is `GYRE.GET`, then `GYRE.PUT` with the
+//!   read's context, which keeps a concurrent write as a sibling.
 //!
 //! # Contexts and siblings
 //!
@@ -118,6 +132,7 @@ mod command;
 mod conn;
 mod parse;
 mod reply;
+mod transaction;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -79,6 +79,11 @@ pub(crate) struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// The arguments `ranges` of `data` name, the command name first.
+    pub(crate) fn new(data: &'a [u8], ranges: &'a [Range<usize>]) -> Self {
+        Self { data, ranges }
+    }
+
     /// How many arguments, the name included.
     pub(crate) fn len(&self) -> usize {
         self.ranges.len()
