@@ -247,6 +247,66 @@ fn empty_context() -> String {
 // ---------------------------------------------------------------- keys
 
 #[tokio::test]
+async fn a_ttl_header_makes_a_value_expire_and_reads_say_when() {
+    let s = start().await;
+    let put = s
+        .send(
+            req("PUT", "/v1/kv/default/session")
+                .header("X-Gyre-TTL", "100")
+                .body("alice"),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    let got = s.send(req("GET", "/v1/kv/default/session")).await;
+    assert_eq!(got.status, 200);
+    let expires: u64 = got.header("x-gyre-expires").unwrap().parse().unwrap();
+    let want = common::wall_ms() + 100_000;
+    assert!(
+        (want - 2_000..=want).contains(&expires),
+        "{expires} vs {want}"
+    );
+    let json = s
+        .send(req("GET", "/v1/kv/default/session").header("Accept", "application/json"))
+        .await
+        .json();
+    assert_eq!(json["siblings"][0]["expires_unix_ms"], expires);
+    // `never` overrides a default; a value that never expires says nothing.
+    s.send(
+        req("PUT", "/v1/kv/default/session")
+            .header("X-Gyre-TTL", "never")
+            .body("alice"),
+    )
+    .await;
+    let got = s.send(req("GET", "/v1/kv/default/session")).await;
+    assert_eq!(got.header("x-gyre-expires"), None);
+    // Bad values are refused before the backend.
+    let calls = s.calls();
+    for bad in ["0", "-1", "soon", ""] {
+        s.send(
+            req("PUT", "/v1/kv/default/k")
+                .header("X-Gyre-TTL", bad)
+                .body("v"),
+        )
+        .await
+        .error(400, "bad_ttl");
+    }
+    assert_eq!(s.calls(), calls);
+    // A bucket's default, and its removal with 0.
+    s.make_bucket("sessions", json!({"default_ttl": 1800}))
+        .await;
+    let props = s.send(req("GET", "/v1/buckets/sessions")).await.json();
+    assert_eq!(props["default_ttl"], 1800);
+    s.put("/v1/kv/sessions/a", "v", None).await;
+    let got = s.send(req("GET", "/v1/kv/sessions/a")).await;
+    let expires: u64 = got.header("x-gyre-expires").unwrap().parse().unwrap();
+    assert!(expires >= common::wall_ms() + 1_790_000, "{expires}");
+    s.make_bucket("sessions", json!({"default_ttl": 0})).await;
+    let props = s.send(req("GET", "/v1/buckets/sessions")).await.json();
+    assert_eq!(props.get("default_ttl"), None, "{props}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn put_get_delete_round_trip() {
     let s = start().await;
     let put = s.put("/v1/kv/default/user:1", "alice", None).await;

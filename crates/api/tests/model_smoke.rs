@@ -23,6 +23,7 @@ async fn concurrent_puts_are_siblings_and_a_put_with_their_context_resolves_them
         context: ctx,
         value: Bytes::from(v),
         w: None,
+        expiry: gyre_wire::Expiry::Default,
     };
     let empty = Bytes::from(gyre_versioning::Context::empty().to_bytes());
     model.kv(put(Some(empty.clone()), "a")).await.unwrap();
@@ -36,6 +37,7 @@ async fn concurrent_puts_are_siblings_and_a_put_with_their_context_resolves_them
         values,
         latest,
         context,
+        ..
     } = model.kv(get.clone()).await.unwrap()
     else {
         panic!()

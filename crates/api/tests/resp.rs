@@ -391,14 +391,50 @@ async fn bad_input_is_an_error_that_reaches_nothing_and_keeps_the_connection() {
         c.call(&["GYRE.PUT", "k", ""]).await,
         error("ERR wrong number of arguments for 'gyre.put' command")
     );
-    for option in ["EX", "px", "NX", "XX", "KEEPTTL", "GET", "EXAT", "PXAT"] {
-        assert_eq!(
-            c.call(&["SET", "k", "v", option, "10"]).await,
-            error(&format!(
-                "ERR SET option '{}' is not supported by Gyre",
-                option.to_uppercase()
-            ))
-        );
+    // Options in conflict, or with bad times, are refused as Redis does.
+    for (args, reply) in [
+        (
+            &["SET", "k", "v", "EX", "10", "PX", "5"][..],
+            "ERR syntax error",
+        ),
+        (&["SET", "k", "v", "NX", "XX"], "ERR syntax error"),
+        (
+            &["SET", "k", "v", "EX", "10", "KEEPTTL"],
+            "ERR syntax error",
+        ),
+        (&["SET", "k", "v", "EX"], "ERR syntax error"),
+        (
+            &["SET", "k", "v", "EX", "0"],
+            "ERR invalid expire time in 'set' command",
+        ),
+        (
+            &["SET", "k", "v", "PX", "-5"],
+            "ERR invalid expire time in 'set' command",
+        ),
+        (
+            &["SET", "k", "v", "EX", "x"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["SET", "k", "v", "EX", "9223372036854775807"],
+            "ERR invalid expire time in 'set' command",
+        ),
+        (
+            &["SETEX", "k", "0", "v"],
+            "ERR invalid expire time in 'setex' command",
+        ),
+        (
+            &["EXPIRE", "k", "10", "SOON"],
+            "ERR Unsupported option SOON",
+        ),
+        (&["GETEX", "k", "EX"], "ERR syntax error"),
+        (
+            &["GYRE.PUT", "k", "", "v", "EX", "0"],
+            "ERR invalid expire time in 'gyre.put' command",
+        ),
+        (&["GYRE.GET", "k", "EX", "5"], "ERR syntax error"),
+    ] {
+        assert_eq!(c.call(args).await, error(reply), "{args:?}");
     }
     assert_eq!(
         c.call(&["SET", "k", "v", "BOGUS"]).await,
@@ -776,7 +812,7 @@ async fn metrics_count_every_key_operation_and_siblings() {
             .is_error_starting("ERR")
     );
     assert!(
-        c.call(&["SET", "k", "v", "NX"])
+        c.call(&["SET", "k", "v", "NX", "XX"])
             .await
             .is_error_starting("ERR")
     );

@@ -14,7 +14,9 @@ use gyre_ring::Layout;
 use gyre_storage::Store;
 use gyre_types::{BucketName, BucketProps, Key, NodeId, PartitionId};
 use gyre_versioning::{Context, Policy};
-use gyre_wire::{ClientOp, ClientReply, ErrorKind, Item, Object, RemoteError, Request, Response};
+use gyre_wire::{
+    ClientOp, ClientReply, ErrorKind, Expiry, Item, Object, RemoteError, Request, Response,
+};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -528,12 +530,18 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         Policy::from(props),
                     )
                     .await?;
-                let read = object.read();
+                // Expired values are absent from the coordinator's wall clock on.
+                let read = object.read_at(gyre_replication::read_time(wall));
                 let latest = read.latest_index().and_then(|i| u32::try_from(i).ok());
                 Ok(ClientReply::Values {
                     values: read.values().cloned().collect(),
                     latest,
                     context: Bytes::from(read.context().to_bytes()),
+                    expires: read
+                        .siblings()
+                        .iter()
+                        .map(|s| gyre_replication::unix_ms(s.expires))
+                        .collect(),
                 })
             }
             ClientOp::Put {
@@ -541,6 +549,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 key,
                 context,
                 value,
+                expiry,
                 ..
             } => {
                 let write = Write {
@@ -548,6 +557,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     bucket,
                     key,
                     value: Some(value),
+                    expiry,
                     context,
                     w: quorum,
                     permit,
@@ -565,6 +575,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     bucket,
                     key,
                     value: None,
+                    expiry: Expiry::Never,
                     context,
                     w: quorum,
                     permit,
@@ -580,6 +591,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             bucket,
             key,
             value,
+            expiry,
             context,
             w,
             permit,
@@ -606,7 +618,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         let written = {
             let (bucket, key) = (bucket.clone(), key.clone());
             self.on_store(true, move |replica| {
-                replica.write(wall, &bucket, &key, value, context.as_ref())
+                replica.write_expiring(wall, &bucket, &key, value, context.as_ref(), expiry)
             })
             .await?
         };
@@ -756,7 +768,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 op.on_answer(tag, object_of(answer));
             }
             let grace = this.replica.config().tombstone_grace.as_millis() as u64;
-            let repairs = op.repairs(this.view.wall_ms().saturating_sub(grace));
+            let wall = this.view.wall_ms();
+            let repairs = op.repairs(wall, wall.saturating_sub(grace));
             if repairs.purge {
                 bump(&this.counters.purges, 1);
             }
@@ -1019,6 +1032,8 @@ struct Write {
     key: Key,
     /// `None`: a delete.
     value: Option<Bytes>,
+    /// When the value expires (ignored for a delete).
+    expiry: Expiry,
     context: Option<Bytes>,
     w: u8,
     /// The forwarder whose permit the write needs, and its ticket.

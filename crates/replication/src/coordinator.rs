@@ -488,9 +488,10 @@ impl ReadOp {
 
     /// Once complete: the merged state to every replica that answered with
     /// less (read repair); and, if every primary answered with exactly the
-    /// same tombstone and it is older than `purge_before` (wall-clock ms),
-    /// purges of it to all of them instead.
-    pub fn repairs(&self, purge_before_ms: u64) -> Repairs {
+    /// same state, deleted at `now_ms` (tombstones and expired values only),
+    /// and gone since before `purge_before_ms` (wall-clock ms), purges of it
+    /// to all of them instead.
+    pub fn repairs(&self, now_ms: u64, purge_before_ms: u64) -> Repairs {
         let mut repairs = Repairs::default();
         if !self.is_complete() {
             return repairs;
@@ -502,10 +503,10 @@ impl ReadOp {
             .all(|a| matches!(a, Some(Ok(Some(o))) if o.version_digest() == version));
         let old = self
             .merged
-            .max_timestamp()
+            .gone_since()
             .is_some_and(|ts| ts.physical_ms() < purge_before_ms);
         let tag_base = self.primaries.len();
-        if all_same && self.merged.is_deleted() && old {
+        if all_same && self.merged.is_deleted_at(crate::read_time(now_ms)) && old {
             repairs.purge = true;
             for (i, &to) in self.primaries.iter().enumerate() {
                 repairs.sends.push(Send {

@@ -8,9 +8,9 @@ use gyre_merkle::KeyRange;
 use gyre_storage::{Change, Hint, ObjectId, Store};
 use gyre_types::{BucketName, BucketProps, HybridClock, Key, NodeId, PartitionId, Timestamp};
 use gyre_versioning::{Context, Dot, Policy};
-use gyre_wire::{ErrorKind, Item, KeyVersion, Object, RemoteError, Request, Response};
+use gyre_wire::{ErrorKind, Expiry, Item, KeyVersion, Object, RemoteError, Request, Response};
 
-use crate::{Config, Error, Result};
+use crate::{Config, Error, Result, expires};
 
 /// A write this node coordinated, as stored locally.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +115,9 @@ impl<S: Store> Replica<S> {
     /// client's, or this replica's own for a blind write), minted with this
     /// node's dot and stored durably.
     ///
+    /// A value expires as the bucket's `default_ttl` says
+    /// ([`write_expiring`](Self::write_expiring) chooses).
+    ///
     /// # Errors
     /// [`Error::BadRequest`] for a value over the bucket's limit or too many
     /// siblings; [`Error::Storage`] if it cannot be stored.
@@ -125,6 +128,24 @@ impl<S: Store> Replica<S> {
         key: &Key,
         value: Option<Bytes>,
         context: Option<&Context>,
+    ) -> Result<Written> {
+        self.write_expiring(wall_ms, bucket, key, value, context, Expiry::Default)
+    }
+
+    /// [`write`](Self::write), with the value expiring as `expiry` says:
+    /// turned into an absolute expiry here, from the write's own timestamp
+    /// (see [`expires`]). A tombstone never expires.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    pub fn write_expiring(
+        &self,
+        wall_ms: u64,
+        bucket: &BucketName,
+        key: &Key,
+        value: Option<Bytes>,
+        context: Option<&Context>,
+        expiry: Expiry,
     ) -> Result<Written> {
         let props = self.props(bucket);
         if let Some(v) = &value
@@ -151,7 +172,10 @@ impl<S: Store> Replica<S> {
             };
             let supersedes = context.cloned().unwrap_or_else(|| object.context());
             let result = match value {
-                Some(v) => object.put(&supersedes, v, me, ts, &policy),
+                Some(v) => {
+                    let at = expires(expiry, ts, &props, &object, &supersedes);
+                    object.put_expiring(&supersedes, v, at, me, ts, &policy)
+                }
                 None => object.delete(&supersedes, me, ts, &policy),
             };
             match result {

@@ -12,7 +12,7 @@ use gyre_replication::{
 use gyre_storage::{Durability, MemStore, Store, StoreConfig};
 use gyre_types::{BucketName, BucketProps, Key, NodeId};
 use gyre_versioning::Policy;
-use gyre_wire::{Object, Request, Response};
+use gyre_wire::{Expiry, Object, Request, Response};
 use proptest::prelude::*;
 
 const WALL: u64 = 1_700_000_000_000;
@@ -278,11 +278,11 @@ fn a_read_merges_answers_repairs_the_stale_and_counts_r() {
     let merged = op.on_answer(sends[0].tag, answer(0)).unwrap().unwrap();
     assert_eq!(values(&merged), [Bytes::from("new")].into());
     assert!(
-        op.repairs(0).sends.is_empty(),
+        op.repairs(WALL, 0).sends.is_empty(),
         "no repairs before everyone answered"
     );
     assert!(op.on_answer(sends[2].tag, answer(2)).is_none());
-    let repairs = op.repairs(0);
+    let repairs = op.repairs(WALL, 0);
     assert_eq!(repairs.repaired, 2);
     assert!(!repairs.purge);
     for s in &repairs.sends {
@@ -346,16 +346,16 @@ fn a_tombstone_is_purged_only_when_all_hold_it_and_it_is_old() {
     // Replica 3 lacks the tombstone: repaired, not purged.
     let op = read(&rs);
     let after_grace = WALL + 1_000_000;
-    let repairs = op.repairs(after_grace);
+    let repairs = op.repairs(after_grace, after_grace);
     assert!(!repairs.purge);
     for s in &repairs.sends {
         deliver(&rs, ids[0], s);
     }
     // Now all hold it, but it is too young: nothing.
     let op = read(&rs);
-    assert_eq!(op.repairs(WALL).sends, Vec::new());
+    assert_eq!(op.repairs(WALL, WALL).sends, Vec::new());
     // All hold it and it is old: purged everywhere.
-    let repairs = op.repairs(after_grace);
+    let repairs = op.repairs(after_grace, after_grace);
     assert!(repairs.purge);
     for s in &repairs.sends {
         assert_eq!(deliver(&rs, ids[0], s), Response::Stored);
@@ -363,6 +363,74 @@ fn a_tombstone_is_purged_only_when_all_hold_it_and_it_is_old() {
     for r in &rs {
         assert!(r.get(&bucket(), &key(1)).unwrap().is_none());
     }
+}
+
+#[test]
+fn an_expired_value_reads_as_absent_and_is_purged_like_a_tombstone() {
+    let rs: Vec<_> = (1..=3).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let ttl_ms = 5_000;
+    let put = rs[0]
+        .write_expiring(
+            WALL,
+            &bucket(),
+            &key(1),
+            value("session"),
+            None,
+            Expiry::After { ms: ttl_ms },
+        )
+        .unwrap();
+    let expires = put.item.object.siblings().next().unwrap().expires.unwrap();
+    assert_eq!(expires.physical_ms(), WALL + ttl_ms);
+    for r in &rs[1..] {
+        r.merge(WALL, &put.item).unwrap();
+    }
+    let read = |rs: &[Replica<MemStore>]| {
+        let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 3, Policy::default());
+        let mut merged = None;
+        for s in &sends {
+            let a = match deliver(rs, ids[0], s) {
+                Response::Object(o) => Ok(o),
+                _ => Err(()),
+            };
+            if let Some(Ok(m)) = op.on_answer(s.tag, a) {
+                merged = Some(m);
+            }
+        }
+        (op, merged.unwrap())
+    };
+    let (op, merged) = read(&rs);
+    let live = |at: u64| {
+        merged
+            .read_at(gyre_replication::read_time(at))
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(live(WALL + ttl_ms - 1), [Bytes::from("session")]);
+    assert!(live(WALL + ttl_ms).is_empty());
+    // Not expired yet: never purged, however long the grace.
+    assert!(!op.repairs(WALL + 1, WALL + 1_000_000).purge);
+    // Expired, but the grace counts from the expiry: not yet.
+    assert!(!op.repairs(WALL + ttl_ms + 10, WALL + ttl_ms).purge);
+    // Expired and old: purged on every replica.
+    let repairs = op.repairs(WALL + 1_000_000, WALL + ttl_ms + 1);
+    assert!(repairs.purge);
+    for s in &repairs.sends {
+        assert_eq!(deliver(&rs, ids[0], s), Response::Stored);
+    }
+    for r in &rs {
+        assert!(r.get(&bucket(), &key(1)).unwrap().is_none());
+    }
+    // A replica that missed all this hands the expired version back: it is
+    // still expired, so nothing comes back to life.
+    rs[1].merge(WALL, &put.item).unwrap();
+    let (_, merged) = read(&rs);
+    assert!(
+        merged
+            .read_at(gyre_replication::read_time(WALL + ttl_ms))
+            .is_empty()
+    );
 }
 
 #[test]

@@ -77,6 +77,7 @@ async fn bench(keys: u64, value_bytes: usize, writers: u64) -> Result<(), String
                     context: None,
                     value,
                     w: None,
+                    expiry: gyre_wire::Expiry::Default,
                 };
                 let via = (i % cluster.len() as u64) as usize;
                 let ok = match cluster.node(via) {

@@ -777,9 +777,9 @@ mod tests {
             (
                 N1,
                 1,
-                vec![(1, Timestamp::from_u64(1), Some(Bytes::from("a")))],
+                vec![(1, Timestamp::from_u64(1), Some(Bytes::from("a")), None)],
             ),
-            (N2, 1, vec![(1, Timestamp::from_u64(2), None)]),
+            (N2, 1, vec![(1, Timestamp::from_u64(2), None, None)]),
         ])
         .unwrap();
         let c = check(&history, &snapshot(o));

@@ -89,6 +89,7 @@ impl Client {
             context: context.clone(),
             value: value.clone(),
             w: None,
+            expiry: gyre_wire::Expiry::Default,
         };
         let outcome = self
             .call(node, kind, key, Some(value.clone()), context, op)

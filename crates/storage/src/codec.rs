@@ -11,7 +11,8 @@
 //! object key   hash u64 BE ‖ len(bucket) u8 ‖ bucket ‖ key
 //! object       tag 1 ‖ n_val u8 ‖ varint entries ‖ entry* ‖ checksum u64
 //!   entry      node u64 ‖ varint counter ‖ varint siblings ‖ sibling*
-//!   sibling    varint dot counter ‖ timestamp u64 ‖ 0 (tombstone) | 1 ‖ varint len ‖ value
+//!   sibling    varint dot counter ‖ timestamp u64 ‖ 0 (tombstone)
+//!              | 1 ‖ varint len ‖ value | 2 ‖ expiry u64 ‖ varint len ‖ value
 //! hint key     target node u64 BE ‖ sequence u64 BE
 //! hint         tag 1 ‖ varint len(object key) ‖ object key ‖ object record
 //! leaf key     partition u32 BE ‖ n_val u8 ‖ leaf u32 BE
@@ -191,10 +192,16 @@ fn write_object_body(out: &mut Vec<u8>, object: &Object) {
         for s in siblings {
             write_varint(out, s.dot.counter);
             out.extend_from_slice(&s.timestamp.as_u64().to_le_bytes());
-            match &s.value {
-                None => out.push(0),
-                Some(v) => {
-                    out.push(1);
+            match (&s.value, s.expires) {
+                (None, _) => out.push(0),
+                (Some(v), expires) => {
+                    match expires {
+                        None => out.push(1),
+                        Some(at) => {
+                            out.push(2);
+                            out.extend_from_slice(&at.as_u64().to_le_bytes());
+                        }
+                    }
                     write_varint(out, v.len() as u64);
                     out.extend_from_slice(v);
                 }
@@ -217,15 +224,20 @@ fn read_object_body(r: &mut Reader<'_>) -> Result<Object, DecodeError> {
         for _ in 0..sibling_count {
             let dot = r.varint()?;
             let ts = Timestamp::from_u64(r.u64_le()?);
-            let value = match r.u8()? {
+            let tag = r.u8()?;
+            let expires = match tag {
+                0 | 1 => None,
+                2 => Some(Timestamp::from_u64(r.u64_le()?)),
+                t => return Err(format!("unknown sibling tag {t}")),
+            };
+            let value = match tag {
                 0 => None,
-                1 => {
+                _ => {
                     let len = r.len()?;
                     Some(Bytes::copy_from_slice(r.bytes(len)?))
                 }
-                t => return Err(format!("unknown sibling tag {t}")),
             };
-            siblings.push((dot, ts, value));
+            siblings.push((dot, ts, value, expires));
         }
         entries.push((node, counter, siblings));
     }

@@ -284,7 +284,7 @@ impl<E: Engine> Store for NodeStore<E> {
         let Some((n_val, object)) = self.read_object(&key, id)? else {
             return Ok(false);
         };
-        if !object.is_deleted() || object.version_digest() != version {
+        if !object.is_transient() || object.version_digest() != version {
             return Ok(false);
         }
         let old = Some((n_val, Self::digest(id, &object)));

@@ -46,10 +46,13 @@ pub trait Store: Send + Sync {
         f: impl FnOnce(Option<&Object>) -> Change<T>,
     ) -> Result<T>;
 
-    /// Removes an object if it is still a tombstone whose
-    /// [`version_digest`](gyre_versioning::DvvSet::version_digest) is
-    /// `version`; returns whether it did. Tombstones stay until this is
-    /// called: the replication layer decides when every replica has one.
+    /// Removes an object if its
+    /// [`version_digest`](gyre_versioning::DvvSet::version_digest) is still
+    /// `version` and it holds only tombstones and values that expire
+    /// ([`is_transient`](gyre_versioning::DvvSet::is_transient)); returns
+    /// whether it did. Tombstones and expired values stay until this is
+    /// called: the replication layer decides when every replica holds the
+    /// same deleted state (which the digest pins, expiries included).
     fn purge(&self, id: &ObjectId, version: u128) -> Result<bool>;
 
     /// Up to `limit` objects of `partition` in key-hash order, starting after

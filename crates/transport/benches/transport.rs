@@ -184,7 +184,7 @@ impl Kind {
 /// A replica state with one sibling holding `value`.
 fn object(value: Bytes) -> Object {
     let ts = Timestamp::from_parts(1_700_000_000_000, 0);
-    Object::from_parts([(node(2), 1, [(1, ts, Some(value))])]).unwrap()
+    Object::from_parts([(node(2), 1, [(1, ts, Some(value), None)])]).unwrap()
 }
 
 /// What the answering node says to `request`.

@@ -18,8 +18,9 @@ pub enum ConflictMode {
 }
 
 /// The settings of a bucket: how many replicas hold each key, how many must
-/// answer a read or acknowledge a write, how conflicts resolve, and how large
-/// a value may be.
+/// answer a read or acknowledge a write, how conflicts resolve, how large
+/// a value may be, and how long a value lives when its write does not say
+/// (`default_ttl`, seconds; none by default).
 ///
 /// Always valid: `1 ≤ r, w ≤ n_val ≤ MAX_N_VAL`, at least one sibling, and a
 /// value limit in `1..=MAX_VALUE_LEN`. Deserialising checks the same rules;
@@ -43,6 +44,8 @@ pub struct BucketProps {
     conflict_mode: ConflictMode,
     max_siblings: u32,
     max_value_len: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_ttl: Option<u32>,
 }
 
 impl BucketProps {
@@ -52,6 +55,8 @@ impl BucketProps {
     pub const MAX_VALUE_LEN: u32 = 64 << 20;
     /// The default value limit: 8 MiB.
     pub const DEFAULT_MAX_VALUE_LEN: u32 = 8 << 20;
+    /// The longest default time to live: ten years, in seconds.
+    pub const MAX_DEFAULT_TTL: u32 = 10 * 366 * 86_400;
     /// The default sibling limit (Riak's).
     pub const DEFAULT_MAX_SIBLINGS: u32 = 100;
 
@@ -101,6 +106,25 @@ impl BucketProps {
             ..self
         }
         .checked()
+    }
+
+    /// These properties with a default time to live (seconds) for values
+    /// written without one, or none.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBucketProps`] unless it is in `1..=MAX_DEFAULT_TTL`.
+    pub fn with_default_ttl(self, default_ttl: Option<u32>) -> Result<Self> {
+        Self {
+            default_ttl,
+            ..self
+        }
+        .checked()
+    }
+
+    /// How long a value written without a time to live lives, in seconds
+    /// (`None`: until it is overwritten or deleted).
+    pub const fn default_ttl(&self) -> Option<u32> {
+        self.default_ttl
     }
 
     /// How many replicas hold each key.
@@ -153,6 +177,13 @@ impl BucketProps {
                 self.max_value_len,
                 Self::MAX_VALUE_LEN
             )
+        } else if let Some(ttl) = self.default_ttl
+            && !(1..=Self::MAX_DEFAULT_TTL).contains(&ttl)
+        {
+            format!(
+                "default_ttl {ttl} is not in 1..={} seconds",
+                Self::MAX_DEFAULT_TTL
+            )
         } else {
             return Ok(self);
         };
@@ -171,6 +202,7 @@ impl Default for BucketProps {
             conflict_mode: ConflictMode::Siblings,
             max_siblings: Self::DEFAULT_MAX_SIBLINGS,
             max_value_len: Self::DEFAULT_MAX_VALUE_LEN,
+            default_ttl: None,
         }
     }
 }
@@ -185,6 +217,7 @@ struct RawBucketProps {
     conflict_mode: ConflictMode,
     max_siblings: u32,
     max_value_len: u32,
+    default_ttl: Option<u32>,
 }
 
 impl Default for RawBucketProps {
@@ -197,6 +230,7 @@ impl Default for RawBucketProps {
             conflict_mode: d.conflict_mode,
             max_siblings: d.max_siblings,
             max_value_len: d.max_value_len,
+            default_ttl: None,
         }
     }
 }
@@ -213,6 +247,7 @@ impl TryFrom<RawBucketProps> for BucketProps {
             conflict_mode: raw.conflict_mode,
             max_siblings: raw.max_siblings,
             max_value_len: raw.max_value_len,
+            default_ttl: raw.default_ttl,
         }
         .checked()
     }
@@ -250,5 +285,28 @@ mod tests {
         let back: BucketProps =
             serde_json::from_str(&serde_json::to_string(&p).expect("serialise")).expect("parse");
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_default_ttl_is_optional_checked_and_round_trips() {
+        let d = BucketProps::default();
+        assert_eq!(d.default_ttl(), None);
+        // Absent from JSON when unset, so stored properties read as before.
+        assert!(
+            !serde_json::to_string(&d)
+                .expect("serialise")
+                .contains("ttl")
+        );
+        let p = d.with_default_ttl(Some(1800)).expect("valid ttl");
+        assert_eq!(p.default_ttl(), Some(1800));
+        let back: BucketProps =
+            serde_json::from_str(&serde_json::to_string(&p).expect("serialise")).expect("parse");
+        assert_eq!(back, p);
+        assert!(d.with_default_ttl(Some(0)).is_err());
+        assert!(
+            d.with_default_ttl(Some(BucketProps::MAX_DEFAULT_TTL + 1))
+                .is_err()
+        );
+        assert!(serde_json::from_str::<BucketProps>(r#"{"default_ttl": 0}"#).is_err());
     }
 }

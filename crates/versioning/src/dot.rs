@@ -36,7 +36,14 @@ impl fmt::Debug for Dot {
 }
 
 /// One version of a key: a value written by a put, or a tombstone written by
-/// a delete (`value: None`), with the dot and timestamp of that write.
+/// a delete (`value: None`), with the dot and timestamp of that write, and
+/// for a value written with a time to live, when it expires.
+///
+/// An expiry is part of the write it belongs to: the coordinator sets it
+/// (an absolute reading of its clock) and every replica stores the same, so
+/// a dot still names exactly one `(timestamp, value, expiry)`. A value reads
+/// as absent from its expiry on ([`is_live_at`](Self::is_live_at)), on every
+/// replica and after any repair: nothing can bring an expired value back.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Sibling<V> {
     /// Which write this is.
@@ -46,12 +53,34 @@ pub struct Sibling<V> {
     pub timestamp: Timestamp,
     /// The value, or `None` for a tombstone.
     pub value: Option<V>,
+    /// When the value expires (a hybrid-clock reading: it is absent at and
+    /// after it), or `None` if it never does. Always `None` on a tombstone.
+    pub expires: Option<Timestamp>,
 }
 
 impl<V> Sibling<V> {
     /// Whether this sibling records a delete.
     pub const fn is_tombstone(&self) -> bool {
         self.value.is_none()
+    }
+
+    /// Whether this is a value that has not expired at `now`.
+    pub fn is_live_at(&self, now: Timestamp) -> bool {
+        self.value.is_some() && self.expires.is_none_or(|e| now < e)
+    }
+
+    /// Whether this is a value whose expiry is at or before `now`.
+    pub fn is_expired_at(&self, now: Timestamp) -> bool {
+        self.value.is_some() && self.expires.is_some_and(|e| e <= now)
+    }
+
+    /// When this version stopped being a value, if it did or will: a
+    /// tombstone's timestamp, a value's expiry.
+    pub fn gone_at(&self) -> Option<Timestamp> {
+        match self.value {
+            None => Some(self.timestamp),
+            Some(_) => self.expires,
+        }
     }
 
     /// The value, unless this is a tombstone.

@@ -438,7 +438,9 @@ impl<V> DvvSet<V> {
         self.siblings().filter_map(Sibling::value)
     }
 
-    /// What a client read returns: live values and the context.
+    /// Every value this replica holds and the context, expired values
+    /// included: what the replica has, not what a client may see (that is
+    /// [`read_at`](Self::read_at)).
     pub fn read(&self) -> Read<'_, V> {
         Read {
             siblings: self.siblings().filter(|s| !s.is_tombstone()).collect(),
@@ -446,9 +448,19 @@ impl<V> DvvSet<V> {
         }
     }
 
+    /// What a client read at `now` returns: the values that have not
+    /// expired, and the context (which covers the expired ones too, so a put
+    /// with it supersedes them).
+    pub fn read_at(&self, now: Timestamp) -> Read<'_, V> {
+        Read {
+            siblings: self.siblings().filter(|s| s.is_live_at(now)).collect(),
+            context: self.context(),
+        }
+    }
+
     /// Whether the key is deleted here: there are siblings and every one of
-    /// them is a tombstone. Such a state is what tombstone collection looks
-    /// for.
+    /// them is a tombstone. Expiry is not considered (see
+    /// [`is_deleted_at`](Self::is_deleted_at)).
     pub fn is_deleted(&self) -> bool {
         let mut any = false;
         for s in self.siblings() {
@@ -460,6 +472,47 @@ impl<V> DvvSet<V> {
         any
     }
 
+    /// Whether the key is gone at `now`: there are siblings and every one
+    /// is a tombstone or a value expired at `now`. Such a state is what
+    /// tombstone collection looks for: an expired value is a tombstone that
+    /// was written in advance.
+    pub fn is_deleted_at(&self, now: Timestamp) -> bool {
+        let mut any = false;
+        for s in self.siblings() {
+            if s.is_live_at(now) {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// Whether every sibling is a tombstone or a value that expires: the
+    /// state turns deleted without any further write. The store checks this
+    /// before it purges a state a coordinator judged deleted.
+    pub fn is_transient(&self) -> bool {
+        let mut any = false;
+        for s in self.siblings() {
+            if s.gone_at().is_none() {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// When the last sibling stopped (or stops) being a value: the greatest
+    /// tombstone timestamp or expiry, `None` if some sibling never does or
+    /// there are none. Tombstone collection waits a grace period after it.
+    pub fn gone_since(&self) -> Option<Timestamp> {
+        let mut latest = None;
+        for s in self.siblings() {
+            let gone = s.gone_at()?;
+            latest = latest.max(Some(gone));
+        }
+        latest
+    }
+
     /// The greatest timestamp of any sibling (to advance a node's hybrid
     /// clock past what it stores), or `None` without siblings.
     pub fn max_timestamp(&self) -> Option<Timestamp> {
@@ -468,14 +521,16 @@ impl<V> DvvSet<V> {
 
     /// A stable 128-bit digest of the causal state, for Merkle anti-entropy.
     ///
-    /// It covers the entries (node, counter) and each sibling's dot, timestamp
-    /// and tombstone flag, not the value bytes: a dot names its value. States
-    /// that are equal (`==`) have equal digests on every platform and in every
-    /// version of this crate. The hashed bytes are, all integers big-endian:
-    /// the tag `gyre-dvv-1`, the entry count (u64), then per entry its node
-    /// (u64), counter (u64) and sibling count (u64), then per sibling its dot
-    /// counter (u64), timestamp (u64) and one byte, 1 for a value and 0 for a
-    /// tombstone; the digest is XXH3-128 (seed 0) of them.
+    /// It covers the entries (node, counter) and each sibling's dot, timestamp,
+    /// tombstone flag and expiry, not the value bytes: a dot names its value.
+    /// States that are equal (`==`) have equal digests on every platform and
+    /// in every version of this crate. The hashed bytes are, all integers
+    /// big-endian: the tag `gyre-dvv-1`, the entry count (u64), then per entry
+    /// its node (u64), counter (u64) and sibling count (u64), then per sibling
+    /// its dot counter (u64), timestamp (u64) and one byte, 1 for a value and
+    /// 0 for a tombstone, or 2 for a value that expires followed by its expiry
+    /// (u64); the digest is XXH3-128 (seed 0) of them. (States without
+    /// expiries hash as before expiry existed.)
     pub fn version_digest(&self) -> u128 {
         let mut h = xxhash_rust::xxh3::Xxh3Default::new();
         h.update(b"gyre-dvv-1");
@@ -487,7 +542,14 @@ impl<V> DvvSet<V> {
             for s in &e.siblings {
                 h.update(&s.dot.counter.to_be_bytes());
                 h.update(&s.timestamp.as_u64().to_be_bytes());
-                h.update(&[u8::from(!s.is_tombstone())]);
+                match (s.is_tombstone(), s.expires) {
+                    (true, _) => h.update(&[0]),
+                    (false, None) => h.update(&[1]),
+                    (false, Some(expires)) => {
+                        h.update(&[2]);
+                        h.update(&expires.as_u64().to_be_bytes());
+                    }
+                }
             }
         }
         h.digest128()
@@ -524,7 +586,27 @@ impl<V> DvvSet<V> {
         ts: Timestamp,
         policy: &Policy,
     ) -> Result<Dot> {
-        self.write(ctx, Some(value), coordinator, ts, policy)
+        self.write(ctx, Some(value), None, coordinator, ts, policy)
+    }
+
+    /// A [`put`](Self::put) of a value that expires at `expires` (a reading
+    /// of the coordinator's clock, usually `ts` plus a time to live): from
+    /// then on it reads as absent ([`read_at`](Self::read_at)) and counts as
+    /// deleted ([`is_deleted_at`](Self::is_deleted_at)). Making a key expire
+    /// later, or never, is another put of its value with the read's context.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub fn put_expiring(
+        &mut self,
+        ctx: &Context,
+        value: V,
+        expires: Option<Timestamp>,
+        coordinator: NodeId,
+        ts: Timestamp,
+        policy: &Policy,
+    ) -> Result<Dot> {
+        self.write(ctx, Some(value), expires, coordinator, ts, policy)
     }
 
     /// A put with this replica's own context: `put(&self.context(), …)`.
@@ -543,7 +625,7 @@ impl<V> DvvSet<V> {
         policy: &Policy,
     ) -> Result<Dot> {
         let ctx = self.context();
-        self.write(&ctx, Some(value), coordinator, ts, policy)
+        self.write(&ctx, Some(value), None, coordinator, ts, policy)
     }
 
     /// A client delete: a [`put`](Self::put) of a tombstone, with the same
@@ -558,7 +640,7 @@ impl<V> DvvSet<V> {
         ts: Timestamp,
         policy: &Policy,
     ) -> Result<Dot> {
-        self.write(ctx, None, coordinator, ts, policy)
+        self.write(ctx, None, None, coordinator, ts, policy)
     }
 
     /// A delete with this replica's own context (like Redis `DEL`).
@@ -572,13 +654,14 @@ impl<V> DvvSet<V> {
         policy: &Policy,
     ) -> Result<Dot> {
         let ctx = self.context();
-        self.write(&ctx, None, coordinator, ts, policy)
+        self.write(&ctx, None, None, coordinator, ts, policy)
     }
 
     fn write(
         &mut self,
         ctx: &Context,
         value: Option<V>,
+        expires: Option<Timestamp>,
         coordinator: NodeId,
         ts: Timestamp,
         policy: &Policy,
@@ -614,10 +697,12 @@ impl<V> DvvSet<V> {
             }
         }
         self.join_context(ctx);
+        let expires = if value.is_some() { expires } else { None };
         let new = Sibling {
             dot,
             timestamp: ts,
             value,
+            expires,
         };
         match self.entries.binary_search_by_key(&coordinator, |e| e.node) {
             Ok(i) => {
@@ -738,7 +823,7 @@ impl<V: Serialize> Serialize for Entry<V> {
                 serializer.collect_seq(
                     self.0
                         .iter()
-                        .map(|s| (s.dot.counter, s.timestamp, &s.value)),
+                        .map(|s| (s.dot.counter, s.timestamp, &s.value, s.expires)),
                 )
             }
         }
@@ -765,14 +850,15 @@ pub const MAX_ENTRIES: usize = 4096;
 /// Most siblings one entry of a decoded state may have.
 pub const MAX_ENTRY_SIBLINGS: usize = 4096;
 
-/// The serialized form of an entry: siblings as `(dot counter, timestamp, value)`.
+/// The serialized form of an entry: siblings as `(dot counter, timestamp,
+/// value, expiry)`.
 #[derive(Deserialize)]
 #[serde(rename = "Entry", bound(deserialize = "V: Deserialize<'de>"))]
 struct RawEntry<V> {
     node: NodeId,
     counter: u64,
     #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, MAX_ENTRY_SIBLINGS>")]
-    values: Vec<(u64, Timestamp, Option<V>)>,
+    values: Vec<SiblingParts<V>>,
 }
 
 impl<V> TryFrom<RawDvvSet<V>> for DvvSet<V> {
@@ -791,6 +877,10 @@ impl<V> TryFrom<RawDvvSet<V>> for DvvSet<V> {
 /// how many of its writes the state has seen, and its live siblings.
 pub type EntryRef<'a, V> = (NodeId, u64, &'a [Sibling<V>]);
 
+/// One sibling as [`DvvSet::from_parts`] takes it: its dot counter,
+/// timestamp, value (`None`: a tombstone) and expiry.
+pub type SiblingParts<V> = (u64, Timestamp, Option<V>, Option<Timestamp>);
+
 impl<V> DvvSet<V> {
     /// The state's parts, for encoders: per node (ascending), the node, its
     /// counter and its live siblings (ascending dot counter). Every counter
@@ -802,15 +892,17 @@ impl<V> DvvSet<V> {
     }
 
     /// Rebuilds a state from its parts, for decoders: per node, the node,
-    /// its counter, and its siblings as `(dot counter, timestamp, value)`.
+    /// its counter, and its siblings as `(dot counter, timestamp, value,
+    /// expiry)`.
     ///
     /// # Errors
     /// [`Error::InvalidState`] unless the parts are what [`parts`](Self::parts)
     /// produces: nodes strictly ascending, counters at least 1, sibling dot
-    /// counters strictly ascending within `1..=counter`.
+    /// counters strictly ascending within `1..=counter`, no tombstone with an
+    /// expiry.
     pub fn from_parts<S>(entries: impl IntoIterator<Item = (NodeId, u64, S)>) -> Result<Self>
     where
-        S: IntoIterator<Item = (u64, Timestamp, Option<V>)>,
+        S: IntoIterator<Item = SiblingParts<V>>,
     {
         let invalid = |reason| Error::InvalidState { reason };
         let entries = entries.into_iter();
@@ -828,7 +920,7 @@ impl<V> DvvSet<V> {
             }
             let values = values.into_iter();
             let mut siblings: Vec<Sibling<V>> = Vec::with_capacity(values.size_hint().0);
-            for (dot_counter, timestamp, value) in values {
+            for (dot_counter, timestamp, value, expires) in values {
                 if dot_counter == 0 {
                     return Err(invalid("sibling with a zero dot counter"));
                 }
@@ -841,10 +933,14 @@ impl<V> DvvSet<V> {
                 {
                     return Err(invalid("sibling dots not strictly increasing"));
                 }
+                if value.is_none() && expires.is_some() {
+                    return Err(invalid("tombstone with an expiry"));
+                }
                 siblings.push(Sibling {
                     dot: Dot::new(node, dot_counter),
                     timestamp,
                     value,
+                    expires,
                 });
             }
             out.push(Entry {
@@ -876,7 +972,10 @@ mod tests {
                 .map(|(node, counter, dots)| RawEntry {
                     node: n(node),
                     counter,
-                    values: dots.into_iter().map(|d| (d, ts(d), Some(0))).collect(),
+                    values: dots
+                        .into_iter()
+                        .map(|d| (d, ts(d), Some(0), None))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -967,6 +1066,34 @@ mod tests {
         assert_ne!(a.version_digest(), d.version_digest());
     }
 
+    /// An expiring value hashes its flag 2 and its expiry (pinned the same
+    /// way); a value that never expires hashes as before expiry existed.
+    #[test]
+    fn digest_of_an_expiring_value_is_pinned() {
+        let p = Policy::default();
+        let mut a = DvvSet::new();
+        a.put_expiring(&Context::empty(), 1u8, Some(ts(1000)), n(1), ts(10), &p)
+            .unwrap();
+        assert_eq!(a.version_digest(), PINNED_EXPIRING_DIGEST);
+        let mut b = DvvSet::new();
+        b.put_expiring(&Context::empty(), 1u8, Some(ts(1001)), n(1), ts(10), &p)
+            .unwrap();
+        assert_ne!(a.version_digest(), b.version_digest());
+        let mut c = DvvSet::new();
+        c.put_expiring(&Context::empty(), 1u8, None, n(1), ts(10), &p)
+            .unwrap();
+        let mut d = DvvSet::new();
+        d.put(&Context::empty(), 1u8, n(1), ts(10), &p).unwrap();
+        assert_eq!(c, d);
+        assert_eq!(c.version_digest(), d.version_digest());
+        // A tombstone never carries an expiry, whatever the caller passes.
+        let mut e = DvvSet::<u8>::new();
+        e.write(&Context::empty(), None, Some(ts(5)), n(1), ts(10), &p)
+            .unwrap();
+        assert!(e.siblings().all(|s| s.expires.is_none()));
+    }
+
+    const PINNED_EXPIRING_DIGEST: u128 = 0x7652_b3f6_0849_d42b_3c4b_434c_d62d_ecc3;
     const PINNED_DIGEST: u128 = 0x092d_e064_184b_bbfd_bb2e_5bb2_3e1e_ee8d;
     const PINNED_EMPTY_DIGEST: u128 = 0x2f10_67aa_2aa9_dac1_cb18_027c_7eb4_93e2;
 

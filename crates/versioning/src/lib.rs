@@ -80,6 +80,6 @@ mod policy;
 
 pub use context::Context;
 pub use dot::{Dot, Sibling};
-pub use dvv::{DvvSet, EntryRef, MAX_ENTRIES, MAX_ENTRY_SIBLINGS, Read};
+pub use dvv::{DvvSet, EntryRef, MAX_ENTRIES, MAX_ENTRY_SIBLINGS, Read, SiblingParts};
 pub use error::{ContextError, Error, Result};
 pub use policy::{ConflictMode, Policy};

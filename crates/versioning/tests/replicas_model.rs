@@ -7,7 +7,9 @@
 //! siblings are exactly the acknowledged writes that no write's context
 //! covered: nothing is lost unless a client saw it and wrote over it, and
 //! nothing superseded comes back. In LWW mode the survivor is the greatest
-//! `(timestamp, node, counter)` of all acknowledged writes.
+//! `(timestamp, node, counter)` of all acknowledged writes. Some writes
+//! expire: at any time, a read shows exactly the surviving values that have
+//! not expired, and the key counts as deleted once none is left.
 
 mod support;
 
@@ -49,7 +51,10 @@ fn check_no_invented_values(c: &Cluster) -> Result<(), TestCaseError> {
             let w = by_dot.get(&s.dot);
             prop_assert!(w.is_some(), "unknown dot {}", s.dot);
             if let Some(w) = w {
-                prop_assert_eq!((s.timestamp, s.value), (w.timestamp, w.value));
+                prop_assert_eq!(
+                    (s.timestamp, s.value, s.expires),
+                    (w.timestamp, w.value, w.expires)
+                );
             }
         }
     }
@@ -63,6 +68,7 @@ proptest! {
     fn siblings_are_exactly_the_uncovered_writes(
         ops in history(4, 4, 80),
         max_siblings in prop_oneof![Just(100usize), 1usize..6],
+        now in 0u64..70,
     ) {
         let p = Policy::siblings().with_max_siblings(max_siblings);
         let mut c = Cluster::new(4, 4, p);
@@ -91,6 +97,24 @@ proptest! {
                 r.is_deleted(),
                 !want.is_empty() && want.iter().all(|x| x.2.is_none())
             );
+            // Expiry: what a read at `now` shows, and whether it is gone.
+            let expiry = |dot: Dot| c.writes.iter().find(|w| w.dot == dot).and_then(|w| w.expires);
+            let now = Timestamp::from_u64(now);
+            let live_now: Vec<u32> = r.read_at(now).values().copied().collect();
+            let want_now: Vec<u32> = want
+                .iter()
+                .filter(|x| expiry(x.0).is_none_or(|e| now < e))
+                .filter_map(|x| x.2)
+                .collect();
+            prop_assert_eq!(&live_now, &want_now);
+            prop_assert_eq!(r.is_deleted_at(now), !want.is_empty() && want_now.is_empty());
+            prop_assert_eq!(r.read_at(now).into_context(), r.read().into_context());
+            let gone: Option<Vec<Timestamp>> = want
+                .iter()
+                .map(|x| if x.2.is_none() { Some(x.1) } else { expiry(x.0) })
+                .collect();
+            prop_assert_eq!(r.gone_since(), gone.and_then(|g| g.into_iter().max()));
+            prop_assert_eq!(r.is_transient(), r.gone_since().is_some());
         }
     }
 

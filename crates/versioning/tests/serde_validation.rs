@@ -340,14 +340,15 @@ fn sample() -> State {
 fn the_serialized_form_is_compact_and_round_trips() {
     let s = sample();
     let mut t = tree::to_tree(&s);
-    // Entries name their node once; values carry only their dot counter.
+    // Entries name their node once; values carry only their dot counter,
+    // timestamp, value and expiry.
     let first = entries(&mut t)
         .iter_mut()
         .map(values)
         .find(|v| v.len() == 2)
         .expect("an entry with two values");
     assert!(
-        matches!(&first[0], Tree::Seq(v) if v.len() == 3),
+        matches!(&first[0], Tree::Seq(v) if v.len() == 4),
         "{first:?}"
     );
     assert_eq!(roundtrip(&s), s);
@@ -402,6 +403,16 @@ fn states_breaking_invariants_are_refused() {
     *field(&mut values(&mut entries(&mut t)[idx])[0], 0) = Tree::U64(0);
     assert!(refused(t).contains("zero dot counter"));
 
+    // A tombstone (value `None`) cannot expire.
+    let mut t = base.clone();
+    let tombstone = entries(&mut t)
+        .iter_mut()
+        .flat_map(|e| values(e).iter_mut())
+        .find(|v| matches!(v, Tree::Seq(f) if f[2] == Tree::None))
+        .expect("the sample has a tombstone");
+    *field(tombstone, 3) = Tree::Some(Box::new(Tree::U64(9)));
+    assert!(refused(t).contains("tombstone with an expiry"));
+
     // Structural garbage is a plain deserialization error.
     assert!(tree::from_tree::<State>(Tree::U64(3)).is_err());
     assert!(tree::from_tree::<State>(Tree::Seq(vec![])).is_err());
@@ -447,7 +458,7 @@ proptest! {
             let parts = r.parts().map(|(node, counter, siblings)| {
                 let values: Vec<_> = siblings
                     .iter()
-                    .map(|s| (s.dot.counter, s.timestamp, s.value))
+                    .map(|s| (s.dot.counter, s.timestamp, s.value, s.expires))
                     .collect();
                 (node, counter, values)
             });

@@ -102,6 +102,7 @@ fn the_empty_state_is_the_identity() {
         blind: true,
         delete: false,
         ts: 3,
+        ttl: None,
     });
     let a = c.replicas[0].clone();
     assert_eq!(join(&a, &State::new(), &p), a);

@@ -56,11 +56,11 @@ mod msg;
 pub use error::{Error, Result};
 pub use frame::{FrameLimit, FrameReader};
 pub use msg::{
-    Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion,
-    Object, OneWay, Open, PartitionSize, RemoteError, Request, Response, StreamDone, StreamItem,
-    StreamOpen, limits,
+    Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Expiry, Hello, HelloReply, Item,
+    KeyVersion, Object, OneWay, Open, PartitionSize, RemoteError, Request, Response, StreamDone,
+    StreamItem, StreamOpen, limits,
 };
 
 /// The protocol version this crate speaks. Peers with another version are
 /// refused at the handshake.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;

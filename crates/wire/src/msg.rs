@@ -57,7 +57,7 @@ mod props_fields {
     use gyre_types::{BucketProps, ConflictMode};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    type Fields = (u8, u8, u8, ConflictMode, u32, u32);
+    type Fields = (u8, u8, u8, ConflictMode, u32, u32, Option<u32>);
 
     pub(super) fn serialize<S: Serializer>(p: &BucketProps, s: S) -> Result<S::Ok, S::Error> {
         let fields: Fields = (
@@ -67,15 +67,17 @@ mod props_fields {
             p.conflict_mode(),
             p.max_siblings(),
             p.max_value_len(),
+            p.default_ttl(),
         );
         fields.serialize(s)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BucketProps, D::Error> {
-        let (n, r, w, mode, siblings, len) = Fields::deserialize(d)?;
+        let (n, r, w, mode, siblings, len, ttl) = Fields::deserialize(d)?;
         BucketProps::new(n, r, w)
             .and_then(|p| p.with_max_siblings(siblings))
             .and_then(|p| p.with_max_value_len(len))
+            .and_then(|p| p.with_default_ttl(ttl))
             .map(|p| p.with_conflict_mode(mode))
             .map_err(serde::de::Error::custom)
     }
@@ -89,7 +91,7 @@ impl BucketEntry {
 
     /// Orders entries of equal stamp and node (the same change, or a
     /// corrupt peer) deterministically.
-    fn props_key(&self) -> (u8, u8, u8, u32, u32, bool) {
+    fn props_key(&self) -> (u8, u8, u8, u32, u32, bool, Option<u32>) {
         let p = &self.props;
         (
             p.n_val(),
@@ -98,6 +100,7 @@ impl BucketEntry {
             p.max_siblings(),
             p.max_value_len(),
             p.conflict_mode() == gyre_types::ConflictMode::Lww,
+            p.default_ttl(),
         )
     }
 }
@@ -183,6 +186,8 @@ pub enum ClientOp {
         value: Bytes,
         /// Write quorum override.
         w: Option<u8>,
+        /// When the value expires.
+        expiry: Expiry,
     },
     /// Delete with the context of an earlier read (`None`: blind).
     Delete {
@@ -195,6 +200,33 @@ pub enum ClientOp {
         /// Write quorum override.
         w: Option<u8>,
     },
+}
+
+/// When a written value expires, as the client asked. The coordinator turns
+/// it into an absolute expiry stored with the version (see
+/// [`gyre_versioning::Sibling::expires`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiry {
+    /// The bucket's `default_ttl`, or never if it has none.
+    #[default]
+    Default,
+    /// Never (Redis `PERSIST`).
+    Never,
+    /// This many milliseconds after the coordinator stamps the write
+    /// (Redis `EX`/`PX`).
+    After {
+        /// Milliseconds to live.
+        ms: u64,
+    },
+    /// At this wall-clock time, milliseconds since the Unix epoch (Redis
+    /// `EXAT`/`PXAT`).
+    At {
+        /// The expiry.
+        unix_ms: u64,
+    },
+    /// The expiry of the value the write supersedes, the latest if several
+    /// (Redis `KEEPTTL`).
+    Keep,
 }
 
 /// The result of a forwarded [`ClientOp`].
@@ -211,6 +243,10 @@ pub enum ClientReply {
         latest: Option<u32>,
         /// The opaque context.
         context: Bytes,
+        /// When each of `values` expires (same order; milliseconds since the
+        /// Unix epoch), `None` for a value that does not.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_VALUES }>")]
+        expires: Vec<Option<u64>>,
     },
     /// A write reached its quorum.
     Written {

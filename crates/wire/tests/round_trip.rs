@@ -175,6 +175,7 @@ fn big_put(value_len: usize) -> Open {
             context: None,
             value: Bytes::from(vec![0xab; value_len]),
             w: Some(2),
+            expiry: gyre_wire::Expiry::Default,
         },
         ticket: 0,
     })

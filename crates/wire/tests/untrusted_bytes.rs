@@ -542,7 +542,7 @@ fn lists_over_their_caps_are_refused() {
             (
                 NodeId::new(n),
                 1,
-                vec![(1, Timestamp::from_u64(n), Some(bytes::Bytes::new()))],
+                vec![(1, Timestamp::from_u64(n), Some(bytes::Bytes::new()), None)],
             )
         }))
         .unwrap()

@@ -46,6 +46,9 @@ pub(crate) struct PropsPatch {
     conflict_mode: Option<ConflictMode>,
     max_siblings: Option<u32>,
     max_value_len: Option<u32>,
+    /// Seconds a value written without a time to live lives; 0 removes the
+    /// default (as Cassandra's `default_time_to_live`).
+    default_ttl: Option<u32>,
 }
 
 impl PropsPatch {
@@ -61,7 +64,12 @@ impl PropsPatch {
         BucketProps::new(n, self.r.unwrap_or(r), self.w.unwrap_or(w))?
             .with_conflict_mode(self.conflict_mode.unwrap_or(base.conflict_mode()))
             .with_max_siblings(self.max_siblings.unwrap_or(base.max_siblings()))?
-            .with_max_value_len(self.max_value_len.unwrap_or(base.max_value_len()))
+            .with_max_value_len(self.max_value_len.unwrap_or(base.max_value_len()))?
+            .with_default_ttl(match self.default_ttl {
+                None => base.default_ttl(),
+                Some(0) => None,
+                Some(secs) => Some(secs),
+            })
     }
 }
 

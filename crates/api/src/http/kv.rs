@@ -16,12 +16,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use gyre_types::{BucketName, BucketProps, Key};
-use gyre_wire::{ClientOp, ClientReply};
+use gyre_wire::{ClientOp, ClientReply, Expiry};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{percent_decode, query, read_value, wants_json};
-use super::{CONTEXT_HEADER, Shared};
+use super::{CONTEXT_HEADER, EXPIRES_HEADER, Shared, TTL_HEADER};
 use crate::{Backend, Front, Op};
 
 /// Where the key routes start; the rest of the path is `{bucket}/{key}`.
@@ -47,6 +47,9 @@ struct SiblingJson {
     value_base64: String,
     /// The value as text when it is valid UTF-8.
     value: Option<String>,
+    /// When it expires, milliseconds since the Unix epoch (absent: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_unix_ms: Option<u64>,
 }
 
 /// A read in JSON (300, or 200 when the client asked for JSON).
@@ -151,6 +154,34 @@ fn context(headers: &HeaderMap) -> Result<Option<Bytes>, ApiError> {
         .map_err(|e| ApiError::bad("bad_context", format!("X-Gyre-Context is not base64: {e}")))
 }
 
+/// The `X-Gyre-TTL` header: seconds to live (a positive integer), or
+/// `never` (even in a bucket with a default); absent: the bucket's default.
+fn ttl(headers: &HeaderMap) -> Result<Expiry, ApiError> {
+    let mut values = headers.get_all(TTL_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(Expiry::Default);
+    };
+    let bad = || {
+        ApiError::bad(
+            "bad_ttl",
+            "X-Gyre-TTL must appear once, as seconds to live (a positive integer) or `never`",
+        )
+    };
+    if values.next().is_some() {
+        return Err(bad());
+    }
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(Expiry::Never);
+    }
+    match text.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(Expiry::After {
+            ms: secs.saturating_mul(1000),
+        }),
+        _ => Err(bad()),
+    }
+}
+
 /// Runs `work` and counts it in the metrics.
 async fn counted<B: Backend>(
     shared: &Shared<B>,
@@ -195,12 +226,13 @@ pub(crate) async fn get<B: Backend>(
                 r,
             })
             .await?;
-        let (values, latest, context) = match reply {
+        let (values, latest, context, expires) = match reply {
             ClientReply::Values {
                 values,
                 latest,
                 context,
-            } => (values, latest, STANDARD.encode(context)),
+                expires,
+            } => (values, latest, STANDARD.encode(context), expires),
             other => return Err(unexpected(other)),
         };
         shared.metrics.read_values(values.len());
@@ -219,8 +251,13 @@ pub(crate) async fn get<B: Backend>(
         if values.len() == 1 && !json {
             // One value: the iterator yields it.
             let value = values.into_iter().next().unwrap_or_default();
-            let response =
+            let mut response =
                 ([(header::CONTENT_TYPE, "application/octet-stream")], value).into_response();
+            if let Some(Some(at)) = expires.first() {
+                response
+                    .headers_mut()
+                    .insert(EXPIRES_HEADER, HeaderValue::from(*at));
+            }
             return Ok(with_context_header(response, &context));
         }
         let status = if json {
@@ -230,9 +267,11 @@ pub(crate) async fn get<B: Backend>(
         };
         let siblings = values
             .into_iter()
-            .map(|v| SiblingJson {
+            .enumerate()
+            .map(|(i, v)| SiblingJson {
                 value_base64: STANDARD.encode(&v),
                 value: std::str::from_utf8(&v).ok().map(str::to_owned),
+                expires_unix_ms: expires.get(i).copied().flatten(),
             })
             .collect();
         let body = ReadJson {
@@ -260,6 +299,7 @@ pub(crate) async fn put<B: Backend>(
         let WriteParams { w } = query(&uri)?;
         let w = quorum("w", w, &t.props)?;
         let context = context(&headers)?;
+        let expiry = ttl(&headers)?;
         let value = read_value(&headers, body, t.props.max_value_len() as usize).await?;
         let reply = shared
             .backend
@@ -269,6 +309,7 @@ pub(crate) async fn put<B: Backend>(
                 context,
                 value,
                 w,
+                expiry,
             })
             .await?;
         written(reply)

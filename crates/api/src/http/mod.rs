@@ -26,11 +26,13 @@
 //! ## `GET /v1/kv/{bucket}/{key}[?r=N]`
 //!
 //! - `200 OK`, `Content-Type: application/octet-stream`: the value is the
-//!   body; `X-Gyre-Context` is set.
+//!   body; `X-Gyre-Context` is set, and `X-Gyre-Expires` (milliseconds
+//!   since the Unix epoch) if the value expires.
 //! - `300 Multiple Choices`, `Content-Type: application/json`: concurrent
 //!   writes left siblings. `X-Gyre-Context` is set, and the body is
 //!   `{"context": "<base64>", "siblings": [{"value_base64": "...",
-//!   "value": "<the value if it is UTF-8, else null>"}, ...], "latest": i}`
+//!   "value": "<the value if it is UTF-8, else null>", "expires_unix_ms": t},
+//!   ...], "latest": i}` (`expires_unix_ms` only for a value that expires)
 //!   where `latest` is the index of the sibling written last by the hybrid
 //!   clock. A `PUT` with this context replaces them all.
 //! - `404 Not Found`: no value (never written, or deleted).
@@ -48,7 +50,11 @@
 //! The body is the value (any bytes, up to the bucket's `max_value_len`;
 //! `Content-Length` or chunked). Optional `X-Gyre-Context`. `200 OK` with
 //! `{"context": "<base64>", "dot": "<node>:<counter>"}` (the new version's
-//! dot) and the new context also in `X-Gyre-Context`.
+//! dot) and the new context also in `X-Gyre-Context`. Optional
+//! `X-Gyre-TTL`: seconds the value lives (a positive integer), or `never`;
+//! without it the bucket's `default_ttl` applies (none unless set). An
+//! expired value reads as `404`, as a deleted one; expiry is explained in
+//! [`gyre_wire::Expiry`] and the README.
 //!
 //! ## `DELETE /v1/kv/{bucket}/{key}[?w=N]`
 //!
@@ -62,7 +68,10 @@
 //! # Buckets
 //!
 //! Properties are `{"n_val": 3, "r": 2, "w": 2, "conflict_mode":
-//! "siblings" | "lww", "max_siblings": 100, "max_value_len": 8388608}`.
+//! "siblings" | "lww", "max_siblings": 100, "max_value_len": 8388608,
+//! "default_ttl": 1800}` (`default_ttl`, in seconds, only when the bucket
+//! has one: values written without a time to live expire after it; `0` in
+//! a `PUT` removes it).
 //!
 //! - `GET /v1/buckets`: `200` `{"buckets": [{"bucket": "default", "props":
 //!   {...}}, ...]}`.
@@ -76,7 +85,7 @@
 //!   `{"bucket": ..., "acknowledged": <members that stored it>, "members":
 //!   ..., "props": {...}}`; `400` `bad_props` if the result breaks a rule
 //!   (`1 ≤ r, w ≤ n_val ≤ 9`, `max_siblings ≥ 1`, `1 ≤ max_value_len ≤
-//!   64 MiB`).
+//!   64 MiB`, `default_ttl` at most ten years).
 //!
 //! # Cluster
 //!
@@ -196,6 +205,14 @@ use crate::{Backend, Metrics};
 
 /// The header that carries a context, base64 (standard alphabet).
 pub const CONTEXT_HEADER: &str = "x-gyre-context";
+
+/// The header of a `PUT` that says how long the value lives: seconds, or
+/// `never`.
+pub const TTL_HEADER: &str = "x-gyre-ttl";
+
+/// The header of a read that says when its value expires: milliseconds
+/// since the Unix epoch.
+pub const EXPIRES_HEADER: &str = "x-gyre-expires";
 
 /// The largest JSON body (bucket properties, admin commands) accepted, in
 /// bytes. Values are limited by their bucket's `max_value_len` instead.

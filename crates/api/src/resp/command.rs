@@ -15,9 +15,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use gyre_types::{BucketName, Key};
-use gyre_wire::{ClientOp, ClientReply};
+use gyre_wire::{ClientOp, ClientReply, Expiry};
 
 use super::RespConfig;
+use super::expire::{TtlQuery, Unit};
 use super::parse::{self, Args, Limits};
 use super::reply::Out;
 use super::transaction::Transaction;
@@ -135,10 +136,27 @@ enum Cmd {
     Discard,
     Watch,
     Unwatch,
+    Setex,
+    Psetex,
+    Expire,
+    Pexpire,
+    Expireat,
+    Pexpireat,
+    Ttl,
+    Pttl,
+    Expiretime,
+    Pexpiretime,
+    Persist,
+    Getex,
+    Getset,
+    Getdel,
+    Unlink,
+    Type,
+    Touch,
 }
 
 impl Cmd {
-    const ALL: [Self; 25] = [
+    const ALL: [Self; 42] = [
         Self::Ping,
         Self::Echo,
         Self::Get,
@@ -164,6 +182,23 @@ impl Cmd {
         Self::Discard,
         Self::Watch,
         Self::Unwatch,
+        Self::Setex,
+        Self::Psetex,
+        Self::Expire,
+        Self::Pexpire,
+        Self::Expireat,
+        Self::Pexpireat,
+        Self::Ttl,
+        Self::Pttl,
+        Self::Expiretime,
+        Self::Pexpiretime,
+        Self::Persist,
+        Self::Getex,
+        Self::Getset,
+        Self::Getdel,
+        Self::Unlink,
+        Self::Type,
+        Self::Touch,
     ];
 
     /// The command named `name`, in any case.
@@ -198,6 +233,23 @@ impl Cmd {
             b"DISCARD" => Self::Discard,
             b"WATCH" => Self::Watch,
             b"UNWATCH" => Self::Unwatch,
+            b"SETEX" => Self::Setex,
+            b"PSETEX" => Self::Psetex,
+            b"EXPIRE" => Self::Expire,
+            b"PEXPIRE" => Self::Pexpire,
+            b"EXPIREAT" => Self::Expireat,
+            b"PEXPIREAT" => Self::Pexpireat,
+            b"TTL" => Self::Ttl,
+            b"PTTL" => Self::Pttl,
+            b"EXPIRETIME" => Self::Expiretime,
+            b"PEXPIRETIME" => Self::Pexpiretime,
+            b"PERSIST" => Self::Persist,
+            b"GETEX" => Self::Getex,
+            b"GETSET" => Self::Getset,
+            b"GETDEL" => Self::Getdel,
+            b"UNLINK" => Self::Unlink,
+            b"TYPE" => Self::Type,
+            b"TOUCH" => Self::Touch,
             _ => return None,
         })
     }
@@ -230,6 +282,23 @@ impl Cmd {
             Self::Discard => "discard",
             Self::Watch => "watch",
             Self::Unwatch => "unwatch",
+            Self::Setex => "setex",
+            Self::Psetex => "psetex",
+            Self::Expire => "expire",
+            Self::Pexpire => "pexpire",
+            Self::Expireat => "expireat",
+            Self::Pexpireat => "pexpireat",
+            Self::Ttl => "ttl",
+            Self::Pttl => "pttl",
+            Self::Expiretime => "expiretime",
+            Self::Pexpiretime => "pexpiretime",
+            Self::Persist => "persist",
+            Self::Getex => "getex",
+            Self::Getset => "getset",
+            Self::Getdel => "getdel",
+            Self::Unlink => "unlink",
+            Self::Type => "type",
+            Self::Touch => "touch",
         }
     }
 
@@ -251,15 +320,46 @@ impl Cmd {
             Self::GyreDel => (3, MANY),
             Self::Multi | Self::Exec | Self::Discard | Self::Unwatch => (1, 1),
             Self::Watch => (2, MANY),
+            Self::Setex | Self::Psetex => (4, 4),
+            Self::Expire | Self::Pexpire | Self::Expireat | Self::Pexpireat => (3, 4),
+            Self::Ttl
+            | Self::Pttl
+            | Self::Expiretime
+            | Self::Pexpiretime
+            | Self::Persist
+            | Self::Getdel
+            | Self::Type => (2, 2),
+            Self::Getex | Self::Unlink | Self::Touch => (2, MANY),
+            Self::Getset => (3, 3),
         }
     }
 
     /// The key operation it is, for the metrics.
     fn op(self) -> Option<Op> {
         match self {
-            Self::Get | Self::Exists | Self::Mget | Self::GyreGet => Some(Op::Get),
-            Self::Set | Self::Mset | Self::GyrePut => Some(Op::Put),
-            Self::Del | Self::GyreDel => Some(Op::Delete),
+            Self::Get
+            | Self::Exists
+            | Self::Mget
+            | Self::GyreGet
+            | Self::Ttl
+            | Self::Pttl
+            | Self::Expiretime
+            | Self::Pexpiretime
+            | Self::Getex
+            | Self::Type
+            | Self::Touch => Some(Op::Get),
+            Self::Set
+            | Self::Mset
+            | Self::GyrePut
+            | Self::Setex
+            | Self::Psetex
+            | Self::Expire
+            | Self::Pexpire
+            | Self::Expireat
+            | Self::Pexpireat
+            | Self::Persist
+            | Self::Getset => Some(Op::Put),
+            Self::Del | Self::GyreDel | Self::Getdel | Self::Unlink => Some(Op::Delete),
             Self::Ping
             | Self::Echo
             | Self::Info
@@ -286,7 +386,7 @@ impl Cmd {
 }
 
 /// Why a command failed: the error reply.
-enum Fail {
+pub(crate) enum Fail {
     /// Refused here: a complete error line, its code first (`ERR …`).
     Msg(String),
     /// As `Msg`, with bytes the client sent quoted in it.
@@ -301,7 +401,7 @@ impl From<KvError> for Fail {
     }
 }
 
-fn err(message: impl Into<String>) -> Fail {
+pub(crate) fn err(message: impl Into<String>) -> Fail {
     Fail::Msg(message.into())
 }
 
@@ -318,11 +418,11 @@ fn wrong_arity(name: &str) -> Fail {
     ))
 }
 
-fn not_integer() -> Fail {
+pub(crate) fn not_integer() -> Fail {
     err("ERR value is not an integer or out of range")
 }
 
-fn syntax_error() -> Fail {
+pub(crate) fn syntax_error() -> Fail {
     err("ERR syntax error")
 }
 
@@ -346,12 +446,12 @@ fn write_fail(out: &mut Out, fail: Fail) {
     }
 }
 
-fn truncated(bytes: &[u8], max: usize) -> &[u8] {
+pub(crate) fn truncated(bytes: &[u8], max: usize) -> &[u8] {
     bytes.get(..max).unwrap_or(bytes)
 }
 
 /// A key as the backend takes it, or the reason it is not one.
-fn key(bytes: &[u8]) -> Result<Key, Fail> {
+pub(crate) fn key(bytes: &[u8]) -> Result<Key, Fail> {
     Key::new(bytes.to_vec()).map_err(|e| err(format!("ERR {e}")))
 }
 
@@ -405,16 +505,26 @@ const CONFIG: [(&str, &str); 4] = [
 ];
 
 /// What a read answered.
-struct Read {
-    values: Vec<Bytes>,
-    latest: Option<u32>,
-    context: Bytes,
+pub(crate) struct Read {
+    pub(crate) values: Vec<Bytes>,
+    pub(crate) latest: Option<u32>,
+    pub(crate) context: Bytes,
+    /// When each value expires (milliseconds since the Unix epoch).
+    pub(crate) expires: Vec<Option<u64>>,
 }
 
 impl Read {
     /// The value a protocol without siblings shows: the latest.
-    fn latest(&self) -> Option<&Bytes> {
+    pub(crate) fn latest(&self) -> Option<&Bytes> {
         self.latest.and_then(|i| self.values.get(i as usize))
+    }
+
+    /// When the latest value expires: `None` if there is no value,
+    /// `Some(None)` if it never expires.
+    pub(crate) fn latest_expires(&self) -> Option<Option<u64>> {
+        let i = self.latest? as usize;
+        self.values.get(i)?;
+        Some(self.expires.get(i).copied().flatten())
     }
 }
 
@@ -457,7 +567,12 @@ impl<B: Backend> Server<B> {
         result
     }
 
-    async fn read(&self, bucket: &BucketName, key: Key, r: Option<u8>) -> Result<Read, KvError> {
+    pub(crate) async fn read(
+        &self,
+        bucket: &BucketName,
+        key: Key,
+        r: Option<u8>,
+    ) -> Result<Read, KvError> {
         let op = ClientOp::Get {
             bucket: bucket.clone(),
             key,
@@ -468,10 +583,12 @@ impl<B: Backend> Server<B> {
                 values,
                 latest,
                 context,
+                expires,
             } => Ok(Read {
                 values,
                 latest,
                 context,
+                expires,
             }),
             // `call` turned any other reply to a read into an error.
             _ => Err(KvError::Internal("unexpected reply to a read".into())),
@@ -479,7 +596,7 @@ impl<B: Backend> Server<B> {
     }
 
     /// Runs a put or a delete: the context after it.
-    async fn write(&self, op: ClientOp) -> Result<Bytes, KvError> {
+    pub(crate) async fn write(&self, op: ClientOp) -> Result<Bytes, KvError> {
         match self.call(op).await? {
             ClientReply::Written { context, .. } => Ok(context),
             // `call` turned any other reply to a write into an error.
@@ -638,32 +755,63 @@ impl<B: Backend> Server<B> {
                 let read = self.read(&session.bucket, key, None).await?;
                 out.bulk_or_null(read.latest().map(|v| &v[..]));
             }
-            Cmd::Set => {
-                if let Some(option) = args.iter().nth(3) {
-                    // Options are short: a long argument is no option.
-                    let upper = truncated(option, 16).to_ascii_uppercase();
-                    return Err(match &upper[..] {
-                        b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"NX" | b"XX" | b"KEEPTTL" | b"GET" => {
-                            err(format!(
-                                "ERR SET option '{}' is not supported by Gyre",
-                                String::from_utf8_lossy(&upper)
-                            ))
-                        }
-                        _ => syntax_error(),
-                    });
-                }
+            Cmd::Set => self.set(session, args, out).await?,
+            Cmd::Setex => {
+                self.set_expiring(session, args, out, Unit::Seconds, "setex")
+                    .await?;
+            }
+            Cmd::Psetex => {
+                self.set_expiring(session, args, out, Unit::Millis, "psetex")
+                    .await?;
+            }
+            Cmd::Expire => {
+                self.expire(session, args, out, Unit::Seconds, "expire")
+                    .await?
+            }
+            Cmd::Pexpire => {
+                self.expire(session, args, out, Unit::Millis, "pexpire")
+                    .await?
+            }
+            Cmd::Expireat => {
+                self.expire(session, args, out, Unit::UnixSeconds, "expireat")
+                    .await?;
+            }
+            Cmd::Pexpireat => {
+                self.expire(session, args, out, Unit::UnixMillis, "pexpireat")
+                    .await?;
+            }
+            Cmd::Ttl => self.ttl(session, args, out, TtlQuery::Seconds).await?,
+            Cmd::Pttl => self.ttl(session, args, out, TtlQuery::Millis).await?,
+            Cmd::Expiretime => self.ttl(session, args, out, TtlQuery::UnixSeconds).await?,
+            Cmd::Pexpiretime => self.ttl(session, args, out, TtlQuery::UnixMillis).await?,
+            Cmd::Persist => self.persist(session, args, out).await?,
+            Cmd::Getex => self.getex(session, args, out).await?,
+            Cmd::Getdel => self.getdel(session, args, out).await?,
+            Cmd::Getset => {
+                // `SET key value GET`.
                 let key = key(args.get(1))?;
+                let read = self.read(&session.bucket, key.clone(), None).await?;
                 self.write(ClientOp::Put {
                     bucket: session.bucket.clone(),
                     key,
-                    context: None,
+                    context: Some(read.context.clone()),
                     value: Bytes::copy_from_slice(args.get(2)),
                     w: None,
+                    expiry: Expiry::Default,
                 })
                 .await?;
-                out.ok();
+                out.bulk_or_null(read.latest().map(|v| &v[..]));
             }
-            Cmd::Del => {
+            Cmd::Type => {
+                let key = key(args.get(1))?;
+                let read = self.read(&session.bucket, key, None).await?;
+                out.simple(if read.values.is_empty() {
+                    "none"
+                } else {
+                    "string"
+                });
+            }
+            Cmd::Del | Cmd::Unlink => {
                 let keys = keys(args.iter().skip(1))?;
                 let mut deleted = 0;
                 for key in keys {
@@ -682,7 +830,7 @@ impl<B: Backend> Server<B> {
                 }
                 out.integer(deleted);
             }
-            Cmd::Exists => {
+            Cmd::Exists | Cmd::Touch => {
                 let keys = keys(args.iter().skip(1))?;
                 let mut found = 0;
                 for key in keys {
@@ -721,6 +869,7 @@ impl<B: Backend> Server<B> {
                         context: None,
                         value: Bytes::copy_from_slice(value),
                         w: None,
+                        expiry: Expiry::Default,
                     })
                     .await?;
                 }
@@ -784,7 +933,7 @@ impl<B: Backend> Server<B> {
             }
             Cmd::GyreGet => {
                 let key = key(args.get(1))?;
-                let (bucket, r) = self.options(session, args, 2, "R")?;
+                let (bucket, r, _) = self.options(session, args, 2, "R", false)?;
                 let read = self.read(&bucket, key, r).await?;
                 out.array(2);
                 out.bulk(STANDARD.encode(&read.context).as_bytes());
@@ -796,7 +945,7 @@ impl<B: Backend> Server<B> {
             Cmd::GyrePut => {
                 let key = key(args.get(1))?;
                 let context = context(args.get(2))?;
-                let (bucket, w) = self.options(session, args, 4, "W")?;
+                let (bucket, w, expiry) = self.options(session, args, 4, "W", true)?;
                 let after = self
                     .write(ClientOp::Put {
                         bucket,
@@ -804,6 +953,7 @@ impl<B: Backend> Server<B> {
                         context,
                         value: Bytes::copy_from_slice(args.get(3)),
                         w,
+                        expiry,
                     })
                     .await?;
                 out.bulk(STANDARD.encode(&after).as_bytes());
@@ -811,7 +961,7 @@ impl<B: Backend> Server<B> {
             Cmd::GyreDel => {
                 let key = key(args.get(1))?;
                 let context = context(args.get(2))?;
-                let (bucket, w) = self.options(session, args, 3, "W")?;
+                let (bucket, w, _) = self.options(session, args, 3, "W", false)?;
                 let after = self
                     .write(ClientOp::Delete {
                         bucket,
@@ -918,16 +1068,19 @@ impl<B: Backend> Server<B> {
 
     /// The `[BUCKET b] [R|W n]` options of a `GYRE.*` command from argument
     /// `from` on: the bucket (checked to exist) and the quorum (checked
-    /// against its n_val).
+    /// against its n_val). With `ttl`, also `[EX s|PX ms]` (else the
+    /// bucket's default expiry).
     fn options(
         &self,
         session: &Session,
         args: Args<'_>,
         from: usize,
         quorum_name: &str,
-    ) -> Result<(BucketName, Option<u8>), Fail> {
+        ttl: bool,
+    ) -> Result<(BucketName, Option<u8>, Expiry), Fail> {
         let mut bucket = None;
         let mut quorum = None;
+        let mut expiry = Expiry::Default;
         let mut i = from;
         while i < args.len() {
             let option = args.get(i);
@@ -939,6 +1092,10 @@ impl<B: Backend> Server<B> {
                 bucket = Some(bucket_name(value)?);
             } else if option.eq_ignore_ascii_case(quorum_name.as_bytes()) {
                 quorum = Some(parse::integer(value).ok_or_else(not_integer)?);
+            } else if ttl && option.eq_ignore_ascii_case(b"EX") {
+                expiry = super::expire::checked_expiry(Unit::Seconds, value, "gyre.put")?;
+            } else if ttl && option.eq_ignore_ascii_case(b"PX") {
+                expiry = super::expire::checked_expiry(Unit::Millis, value, "gyre.put")?;
             } else {
                 return Err(syntax_error());
             }
@@ -962,7 +1119,7 @@ impl<B: Backend> Server<B> {
                 }
             },
         };
-        Ok((bucket, quorum))
+        Ok((bucket, quorum, expiry))
     }
 
     /// The `INFO` text: the sections asked for, or the default ones.

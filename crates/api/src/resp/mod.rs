@@ -130,6 +130,7 @@
 
 mod command;
 mod conn;
+mod expire;
 mod parse;
 mod reply;
 mod transaction;

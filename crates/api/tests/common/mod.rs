@@ -15,7 +15,7 @@ use gyre_api::{
 };
 use gyre_types::{BucketName, BucketProps, Key, NodeId, Timestamp};
 use gyre_versioning::{Context, DvvSet, Policy};
-use gyre_wire::{ClientOp, ClientReply};
+use gyre_wire::{ClientOp, ClientReply, Expiry};
 
 /// The model's own node id.
 pub const NODE: NodeId = NodeId::new(0x00ab_cdef_0123_4567);
@@ -88,21 +88,43 @@ fn context(bytes: Option<&Bytes>) -> Result<Option<Context>, KvError> {
         .transpose()
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 impl Backend for ModelBackend {
     async fn kv(&self, op: ClientOp) -> Result<ClientReply, KvError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let ts = Timestamp::from_parts(1_000 + self.clock.fetch_add(1, Ordering::SeqCst), 0);
+        // Wall-clock time, as a node stamps writes (expiries count from it),
+        // kept strictly increasing.
+        let wall = wall_ms();
+        let raw = Timestamp::from_parts(wall, 0).as_u64();
+        let prev = self.clock.fetch_max(raw, Ordering::SeqCst);
+        let ts = if prev >= raw {
+            Timestamp::from_u64(self.clock.fetch_add(1, Ordering::SeqCst) + 1)
+        } else {
+            Timestamp::from_u64(raw)
+        };
         let mut objects = self.objects.lock().unwrap();
         match op {
             ClientOp::Get { bucket, key, r } => {
                 self.check(&bucket, r)?;
                 let object = objects.get(&(bucket, key)).cloned().unwrap_or_default();
-                let read = object.read();
+                let read = object.read_at(Timestamp::from_parts(wall, 0));
                 let latest = read.latest_index().map(|i| i as u32);
                 Ok(ClientReply::Values {
                     values: read.values().cloned().collect(),
                     latest,
                     context: Bytes::from(read.context().to_bytes()),
+                    expires: read
+                        .siblings()
+                        .iter()
+                        .map(|s| s.expires.map(Timestamp::physical_ms))
+                        .collect(),
                 })
             }
             ClientOp::Put {
@@ -111,6 +133,7 @@ impl Backend for ModelBackend {
                 context: ctx,
                 value,
                 w,
+                expiry,
             } => {
                 let props = self.check(&bucket, w)?;
                 if value.len() > props.max_value_len() as usize {
@@ -120,8 +143,20 @@ impl Backend for ModelBackend {
                 let object = objects.entry((bucket, key)).or_default();
                 let supersedes = ctx.clone().unwrap_or_else(|| object.context());
                 let policy = Policy::from(&props);
+                let after = |ms: u64| Some(Timestamp::from_parts(ts.physical_ms() + ms, 0));
+                let expires = match expiry {
+                    Expiry::Default => props.default_ttl().and_then(|s| after(u64::from(s) * 1000)),
+                    Expiry::Never => None,
+                    Expiry::After { ms } => after(ms),
+                    Expiry::At { unix_ms } => Some(Timestamp::from_parts(unix_ms, 0)),
+                    Expiry::Keep => object
+                        .siblings()
+                        .filter(|s| s.value.is_some() && supersedes.covers(s.dot))
+                        .max_by_key(|s| s.lww_key())
+                        .and_then(|s| s.expires),
+                };
                 let dot = object
-                    .put(&supersedes, value, NODE, ts, &policy)
+                    .put_expiring(&supersedes, value, expires, NODE, ts, &policy)
                     .map_err(|e| KvError::BadRequest(e.to_string()))?;
                 Ok(ClientReply::Written {
                     dot,

@@ -26,13 +26,15 @@ pub(crate) enum Op {
     /// `client` reads `replica` and keeps its context.
     Read { client: usize, replica: usize },
     /// `client` writes through `via`: with its last read's context, or blind
-    /// (the coordinator's own context); a put or a delete; stamped `ts`.
+    /// (the coordinator's own context); a put or a delete; stamped `ts`; a
+    /// put may expire `ttl` after `ts`.
     Write {
         client: usize,
         via: usize,
         blind: bool,
         delete: bool,
         ts: u64,
+        ttl: Option<u64>,
     },
     /// Replica `to` merges the state of replica `from`.
     Sync { from: usize, to: usize },
@@ -41,8 +43,8 @@ pub(crate) enum Op {
 pub(crate) fn op(replicas: usize, clients: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..clients, 0..replicas).prop_map(|(client, replica)| Op::Read { client, replica }),
-        4 => (0..clients, 0..replicas, prop::bool::weighted(0.2), prop::bool::weighted(0.15), 0u64..40)
-            .prop_map(|(client, via, blind, delete, ts)| Op::Write { client, via, blind, delete, ts }),
+        4 => (0..clients, 0..replicas, prop::bool::weighted(0.2), prop::bool::weighted(0.15), 0u64..40, prop::option::weighted(0.3, 1u64..20))
+            .prop_map(|(client, via, blind, delete, ts, ttl)| Op::Write { client, via, blind, delete, ts, ttl }),
         3 => (0..replicas, 0..replicas).prop_map(|(from, to)| Op::Sync { from, to }),
     ]
 }
@@ -61,6 +63,8 @@ pub(crate) struct Write {
     pub(crate) dot: Dot,
     pub(crate) timestamp: Timestamp,
     pub(crate) value: Option<u32>,
+    /// When the value expires.
+    pub(crate) expires: Option<Timestamp>,
     /// The context the write was coordinated with.
     pub(crate) ctx: Context,
 }
@@ -106,6 +110,7 @@ impl Cluster {
                 blind,
                 delete,
                 ts: t,
+                ttl,
             } => {
                 let ctx = if blind {
                     self.replicas[via].context()
@@ -116,7 +121,11 @@ impl Cluster {
                 self.next_value += 1;
                 let before = self.replicas[via].clone();
                 let state = &mut self.replicas[via];
+                let expires = ttl.map(|ttl| ts(t + ttl));
                 let result = match value {
+                    Some(v) if expires.is_some() => {
+                        state.put_expiring(&ctx, v, expires, node(via), ts(t), &self.policy)
+                    }
                     Some(v) => state.put(&ctx, v, node(via), ts(t), &self.policy),
                     None => state.delete(&ctx, node(via), ts(t), &self.policy),
                 };
@@ -125,6 +134,7 @@ impl Cluster {
                         dot,
                         timestamp: ts(t),
                         value,
+                        expires: expires.filter(|_| value.is_some()),
                         ctx,
                     }),
                     Err(Error::TooManySiblings { count, max }) => {

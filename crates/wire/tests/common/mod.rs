@@ -12,9 +12,9 @@ use gyre_types::{
 };
 use gyre_versioning::{Dot, DvvSet, Policy};
 use gyre_wire::{
-    Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Hello, HelloReply, Item, KeyVersion,
-    Object, OneWay, Open, PartitionSize, RemoteError, Request, Response, StreamDone, StreamItem,
-    StreamOpen,
+    Answer, BucketEntry, ClientOp, ClientReply, ErrorKind, Expiry, Hello, HelloReply, Item,
+    KeyVersion, Object, OneWay, Open, PartitionSize, RemoteError, Request, Response, StreamDone,
+    StreamItem, StreamOpen,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -96,6 +96,12 @@ pub fn object() -> impl Strategy<Value = Object> {
                     let ts = Timestamp::from_u64(ts);
                     let r = &mut replicas[at];
                     match value {
+                        // Some values expire, a while after their stamp.
+                        Some(v) if ts.as_u64().is_multiple_of(3) => {
+                            let ctx = r.context();
+                            let expires = Some(Timestamp::from_u64(ts.as_u64() + 1_000));
+                            r.put_expiring(&ctx, v, expires, node, ts, &policy).unwrap()
+                        }
                         Some(v) => r.put_blind(v, node, ts, &policy).unwrap(),
                         None => r.delete_blind(node, ts, &policy).unwrap(),
                     };
@@ -311,19 +317,36 @@ pub fn remote_error() -> impl Strategy<Value = RemoteError> {
     (error_kind(), "\\PC{0,40}").prop_map(|(kind, message)| RemoteError { kind, message })
 }
 
+pub fn expiry() -> impl Strategy<Value = Expiry> {
+    prop_oneof![
+        Just(Expiry::Default),
+        Just(Expiry::Never),
+        Just(Expiry::Keep),
+        any::<u64>().prop_map(|ms| Expiry::After { ms }),
+        any::<u64>().prop_map(|unix_ms| Expiry::At { unix_ms }),
+    ]
+}
+
 pub fn client_op() -> impl Strategy<Value = ClientOp> {
     let quorum = || option::of(1u8..=9);
     prop_oneof![
         (bucket(), key(), quorum()).prop_map(|(bucket, key, r)| ClientOp::Get { bucket, key, r }),
-        (bucket(), key(), option::of(context()), value(), quorum()).prop_map(
-            |(bucket, key, context, value, w)| ClientOp::Put {
+        (
+            bucket(),
+            key(),
+            option::of(context()),
+            value(),
+            quorum(),
+            expiry()
+        )
+            .prop_map(|(bucket, key, context, value, w, expiry)| ClientOp::Put {
                 bucket,
                 key,
                 context,
                 value,
-                w
-            }
-        ),
+                w,
+                expiry,
+            }),
         (bucket(), key(), option::of(context()), quorum()).prop_map(|(bucket, key, context, w)| {
             ClientOp::Delete {
                 bucket,
@@ -343,6 +366,11 @@ pub fn client_reply() -> impl Strategy<Value = ClientReply> {
                 values: read.values().cloned().collect(),
                 latest: (!read.is_empty()).then_some(0),
                 context: Bytes::from(read.context().to_bytes()),
+                expires: read
+                    .siblings()
+                    .iter()
+                    .map(|s| s.expires.map(Timestamp::physical_ms))
+                    .collect(),
             }
         }),
         (node(), 1u64..1000, context(), context()).prop_map(
@@ -640,10 +668,20 @@ pub fn any_frame() -> impl Strategy<Value = Frame> {
 }
 
 pub fn bucket_entry() -> impl Strategy<Value = BucketEntry> {
-    (bucket(), 1u8..=9, any::<u64>(), node()).prop_map(|(bucket, n, stamp, by)| BucketEntry {
-        bucket,
-        props: BucketProps::new(n, n / 2 + 1, n / 2 + 1).unwrap(),
-        stamp,
-        by,
-    })
+    (
+        bucket(),
+        1u8..=9,
+        any::<u64>(),
+        node(),
+        option::of(1u32..=BucketProps::MAX_DEFAULT_TTL),
+    )
+        .prop_map(|(bucket, n, stamp, by, ttl)| BucketEntry {
+            bucket,
+            props: BucketProps::new(n, n / 2 + 1, n / 2 + 1)
+                .unwrap()
+                .with_default_ttl(ttl)
+                .unwrap(),
+            stamp,
+            by,
+        })
 }
