@@ -433,6 +433,8 @@ impl Backend for NodeBackend {
             quorum_failures: c.unavailable.load(Ordering::Relaxed),
             hedged: c.hedged.load(Ordering::Relaxed),
             purges: c.purges.load(Ordering::Relaxed),
+            expired_purged: c.expired_purged.load(Ordering::Relaxed),
+            swept: c.swept.load(Ordering::Relaxed),
             layouts_in_use: self
                 .node
                 .membership()

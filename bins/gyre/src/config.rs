@@ -89,6 +89,15 @@ pub(crate) struct NodeArgs {
     /// (Merkle anti-entropy), in seconds [default: 600].
     #[arg(long, env = "GYRE_ANTI_ENTROPY_INTERVAL_SECS")]
     pub(crate) anti_entropy_interval_secs: Option<u64>,
+    /// How long a tombstone or an expired value stays after every replica
+    /// holds it, before it is purged, in seconds [default: 3600]. Longer
+    /// than any outage a node may come back from with its data.
+    #[arg(long, env = "GYRE_TOMBSTONE_GRACE_SECS")]
+    pub(crate) tombstone_grace_secs: Option<u64>,
+    /// How often the node sweeps its partitions for tombstones and expired
+    /// values nobody reads, in seconds [default: 3600].
+    #[arg(long, env = "GYRE_SWEEP_INTERVAL_SECS")]
+    pub(crate) sweep_interval_secs: Option<u64>,
     /// Gossip round interval, in milliseconds [default: 1000]. Failure
     /// detection scales with it.
     #[arg(long, env = "GYRE_GOSSIP_INTERVAL_MS")]
@@ -138,6 +147,8 @@ pub(crate) struct FileConfig {
     pub(crate) resp_password: Option<String>,
     pub(crate) hint_interval_ms: Option<u64>,
     pub(crate) anti_entropy_interval_secs: Option<u64>,
+    pub(crate) tombstone_grace_secs: Option<u64>,
+    pub(crate) sweep_interval_secs: Option<u64>,
     pub(crate) gossip_interval_ms: Option<u64>,
     pub(crate) handoff_rate: Option<u64>,
     pub(crate) handoff_inbound: Option<usize>,
@@ -188,6 +199,8 @@ pub(crate) struct Settings {
     pub(crate) resp_password: Option<String>,
     pub(crate) hint_interval: Duration,
     pub(crate) anti_entropy_interval: Duration,
+    pub(crate) tombstone_grace: Duration,
+    pub(crate) sweep_interval: Duration,
     pub(crate) gossip_interval: Duration,
     pub(crate) handoff: gyre_node::HandoffConfig,
 }
@@ -286,6 +299,17 @@ impl Settings {
                 args.anti_entropy_interval_secs
                     .or(file.anti_entropy_interval_secs)
                     .unwrap_or(600)
+                    .max(1),
+            ),
+            tombstone_grace: Duration::from_secs(
+                args.tombstone_grace_secs
+                    .or(file.tombstone_grace_secs)
+                    .unwrap_or(3600),
+            ),
+            sweep_interval: Duration::from_secs(
+                args.sweep_interval_secs
+                    .or(file.sweep_interval_secs)
+                    .unwrap_or(3600)
                     .max(1),
             ),
             gossip_interval: Duration::from_millis(

@@ -246,6 +246,8 @@ fn settings(dir: &Path, file: &DemoFile, node: &DemoNode) -> anyhow::Result<Sett
         resp_password: None,
         hint_interval: Duration::from_secs(2),
         anti_entropy_interval: Duration::from_secs(60),
+        tombstone_grace: Duration::from_secs(3600),
+        sweep_interval: Duration::from_secs(3600),
         gossip_interval: Duration::from_millis(500),
         handoff: gyre_node::HandoffConfig {
             drop_grace: Duration::from_secs(5),

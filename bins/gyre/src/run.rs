@@ -191,7 +191,14 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         id.as_u64(),
     )?
     .with_older(booted.older);
-    let replica = Replica::new(id, Arc::clone(&store), gyre_replication::Config::default())?;
+    let replica = Replica::new(
+        id,
+        Arc::clone(&store),
+        gyre_replication::Config {
+            tombstone_grace: settings.tombstone_grace,
+            ..gyre_replication::Config::default()
+        },
+    )?;
     let node = Node::start(
         core,
         replica,
@@ -204,6 +211,7 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
             bucket_defaults: settings.bucket_defaults,
             hint_interval: settings.hint_interval,
             anti_entropy_interval: settings.anti_entropy_interval,
+            sweep_interval: settings.sweep_interval,
             handoff: settings.handoff.clone(),
         },
     );

@@ -424,6 +424,11 @@ pub struct NodeStats {
     pub hedged: u64,
     /// Tombstones purged.
     pub purges: u64,
+    /// Of those, states that held expired values: storage reclaimed by
+    /// expiry.
+    pub expired_purged: u64,
+    /// Keys the sweep read because they looked collectable.
+    pub swept: u64,
     /// Layouts in use (more than one while a layout change moves data).
     pub layouts_in_use: u64,
     /// This node's partition transfers.

@@ -170,7 +170,7 @@ impl Metrics {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 9] = [
             (
                 "gyre_sloppy_quorum_fallbacks",
                 "Writes that went to a fallback node as a hint",
@@ -205,6 +205,16 @@ impl Metrics {
                 "gyre_tombstones_purged",
                 "Tombstones purged after every replica held them",
                 stats.purges,
+            ),
+            (
+                "gyre_expired_purged",
+                "Expired values purged (storage reclaimed by expiry) after every replica held them",
+                stats.expired_purged,
+            ),
+            (
+                "gyre_sweep_reads",
+                "Keys the tombstone and expiry sweep read because they looked collectable",
+                stats.swept,
             ),
         ];
         for (name, help, value) in counters {

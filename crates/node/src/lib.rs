@@ -81,6 +81,7 @@ mod persist;
 mod plan;
 mod progress;
 mod replication;
+mod sweep;
 
 use std::sync::Arc;
 
@@ -97,6 +98,7 @@ pub use persist::{Boot, BootError, boot};
 pub use plan::{NodeEstimate, PlanEstimate};
 pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use replication::{Counters, ReadReply, ReplicationService};
+pub use sweep::SweepStats;
 
 /// What replication needs to know of the cluster: the layouts to route
 /// with, the failure detector's verdicts, and the time.

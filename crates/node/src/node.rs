@@ -27,6 +27,12 @@ pub struct NodeConfig {
     /// other replicas (also at once when a peer is seen up again). Each
     /// round starts after a jitter of up to a quarter of this.
     pub anti_entropy_interval: Duration,
+    /// How often this node sweeps the partitions it is the first up primary
+    /// of for tombstones and expired values nobody reads
+    /// ([`ReplicationService::sweep`]). Each sweep reads every object held
+    /// here, so it runs rarely; a key becomes collectable only after the
+    /// replication config's `tombstone_grace` anyway.
+    pub sweep_interval: Duration,
     /// Whether store calls that may wait for the disk run on blocking
     /// threads (see [`ReplicationService::new`]). On for a store on disk;
     /// off for in-memory stores and the simulator.
@@ -43,6 +49,7 @@ impl Default for NodeConfig {
         Self {
             hint_interval: Duration::from_secs(10),
             anti_entropy_interval: Duration::from_secs(600),
+            sweep_interval: Duration::from_secs(3600),
             offload_store: false,
             bucket_defaults: BucketProps::default(),
             handoff: HandoffConfig::default(),
@@ -266,6 +273,10 @@ async fn background<T: Peers, S: Store + 'static>(
     let period = config.anti_entropy_interval;
     let jitter = period / 4 * (membership.id().as_u64() % 1000) as u32 / 1000;
     let mut sync_at = tokio::time::Instant::now() + jitter;
+    let sweep_period = config.sweep_interval;
+    let mut sweep_at = tokio::time::Instant::now()
+        + sweep_period / 4 * (membership.id().as_u64() % 1000) as u32 / 1000
+        + sweep_period / 2;
     loop {
         // `biased`: without it `select!` picks among ready branches with a
         // random number tokio seeds afresh for every runtime, so the
@@ -284,6 +295,13 @@ async fn background<T: Peers, S: Store + 'static>(
                     tracing::info!(?stats, "anti-entropy synced keys");
                 }
                 sync_at = tokio::time::Instant::now() + period;
+            }
+            () = tokio::time::sleep_until(sweep_at) => {
+                let stats = replication.sweep().await;
+                if stats.read > 0 {
+                    tracing::info!(?stats, "sweep read collectable keys");
+                }
+                sweep_at = tokio::time::Instant::now() + sweep_period;
             }
             event = events.recv() => match event {
                 Ok(Event::Up(_)) => {

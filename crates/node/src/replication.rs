@@ -44,6 +44,11 @@ pub struct Counters {
     pub read_repairs: std::sync::atomic::AtomicU64,
     /// Tombstones purged (purge requests sent).
     pub purges: std::sync::atomic::AtomicU64,
+    /// Of those, states that held expired values.
+    pub expired_purged: std::sync::atomic::AtomicU64,
+    /// Keys the expiry and tombstone sweep read because they looked
+    /// collectable (see [`ReplicationService::sweep`]).
+    pub swept: std::sync::atomic::AtomicU64,
     /// Keys synced by anti-entropy.
     pub ae_keys: std::sync::atomic::AtomicU64,
     /// Operations refused for lack of replicas.
@@ -64,7 +69,7 @@ fn bump(counter: &std::sync::atomic::AtomicU64, by: u64) {
 pub struct ReplicationService<T, S> {
     replica: Replica<S>,
     transport: T,
-    view: Arc<dyn ClusterView>,
+    pub(crate) view: Arc<dyn ClusterView>,
     counters: Counters,
     offload: bool,
     outbound: Outbound,
@@ -714,7 +719,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn read(
+    pub(crate) async fn read(
         self: &Arc<Self>,
         bucket: &BucketName,
         key: &Key,
@@ -772,6 +777,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             let repairs = op.repairs(wall, wall.saturating_sub(grace));
             if repairs.purge {
                 bump(&this.counters.purges, 1);
+            }
+            if repairs.expired {
+                bump(&this.counters.expired_purged, 1);
             }
             bump(&this.counters.read_repairs, repairs.repaired as u64);
             let mut set = JoinSet::new();

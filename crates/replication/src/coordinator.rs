@@ -386,6 +386,9 @@ pub struct Repairs {
     pub repaired: usize,
     /// Whether the sends include purges of an old tombstone.
     pub purge: bool,
+    /// Whether what is purged held expired values (storage reclaimed by
+    /// expiry, not only tombstones).
+    pub expired: bool,
 }
 
 impl ReadOp {
@@ -508,6 +511,7 @@ impl ReadOp {
         let tag_base = self.primaries.len();
         if all_same && self.merged.is_deleted_at(crate::read_time(now_ms)) && old {
             repairs.purge = true;
+            repairs.expired = self.merged.siblings().any(|s| s.value.is_some());
             for (i, &to) in self.primaries.iter().enumerate() {
                 repairs.sends.push(Send {
                     to,

@@ -37,6 +37,12 @@
 //! 4. **Siblings only for concurrent writes**: of two siblings of `F`,
 //!    neither was written with a context covering the other's dot.
 //! 5. **Every hint is delivered**: no store holds a hint.
+//! 6. **Expiry**: no read that started [`EXPIRY_TOLERANCE`] after an
+//!    acknowledged put's end plus its time to live returned its value
+//!    (nothing expired is read again, whatever the faults); and every final
+//!    sibling of an acknowledged put carries the expiry it asked for: its
+//!    time to live after a stamp taken during the put (so nothing expires
+//!    early or lives on), none if it asked for none.
 //!
 //! And of identity: no two acknowledged writes share a dot, a sibling's
 //! value was written by a put of the history, under the dot its
@@ -205,6 +211,14 @@ pub enum Violation {
         /// The request and why it was servable.
         detail: String,
     },
+    /// A read returned a value after it expired, or a final sibling
+    /// carries another expiry than its put asked for (rule 6).
+    Expiry {
+        /// The key.
+        key: Key,
+        /// The read or sibling, and the put.
+        detail: String,
+    },
     /// Anything else (unreadable state, trees that disagree with data).
     Problem(String),
 }
@@ -256,6 +270,9 @@ impl fmt::Display for Violation {
             Self::Refused { key, detail } => {
                 write!(f, "refused while servable on {}: {detail}", key_str(key))
             }
+            Self::Expiry { key, detail } => {
+                write!(f, "expiry broken on {}: {detail}", key_str(key))
+            }
             Self::Problem(what) => write!(f, "{what}"),
         }
     }
@@ -272,7 +289,8 @@ impl Violation {
             | Self::DotReused { key, .. }
             | Self::UnknownValue { key, .. }
             | Self::StaleRead { key, .. }
-            | Self::Refused { key, .. } => Some(key),
+            | Self::Refused { key, .. }
+            | Self::Expiry { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -372,6 +390,74 @@ fn effective_end(op: &Record) -> std::time::Duration {
     }
 }
 
+/// How far apart two nodes' readings of the simulated wall clock may be:
+/// each node counts milliseconds from its own start, so their truncations
+/// differ by a millisecond or so. Rule 6 allows this much.
+pub const EXPIRY_TOLERANCE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Rule 6, for one key's operations and final state.
+fn check_expiry(
+    key: &Key,
+    ops: &[&Record],
+    puts_by_value: &BTreeMap<&Bytes, &Record>,
+    finals: &Object,
+    v: &mut Vec<Violation>,
+) {
+    let acked_ttl = |value: &Bytes| {
+        let put = puts_by_value.get(value)?;
+        matches!(put.outcome, Outcome::Written { .. }).then_some((*put, put.ttl))
+    };
+    for r in ops {
+        let Outcome::Read { values, .. } = &r.outcome else {
+            continue;
+        };
+        for value in values {
+            if let Some((put, Some(ttl))) = acked_ttl(value)
+                && r.start >= put.end + ttl + EXPIRY_TOLERANCE
+            {
+                v.push(Violation::Expiry {
+                    key: key.clone(),
+                    detail: format!(
+                        "{} returned {} at {:?}, which expired by {:?}",
+                        describe(r, None),
+                        describe(put, None),
+                        r.start,
+                        put.end + ttl
+                    ),
+                });
+            }
+        }
+    }
+    let wall = |d: std::time::Duration| crate::cluster::WALL_BASE_MS + d.as_millis() as u64;
+    for s in finals.siblings() {
+        let Some((put, ttl)) = s.value.as_ref().and_then(&acked_ttl) else {
+            continue;
+        };
+        let stored = s.expires.map(gyre_types::Timestamp::physical_ms);
+        let fits = match (ttl, stored) {
+            (None, None) => true,
+            (Some(ttl), Some(at)) => {
+                let tolerance = EXPIRY_TOLERANCE.as_millis() as u64;
+                (wall(put.start + ttl).saturating_sub(tolerance)..=wall(put.end + ttl) + tolerance)
+                    .contains(&at)
+            }
+            _ => false,
+        };
+        if !fits {
+            v.push(Violation::Expiry {
+                key: key.clone(),
+                detail: format!(
+                    "final sibling {} of {} expires at {stored:?}, asked for {ttl:?} (put from {} to {} ms)",
+                    s.dot,
+                    describe(put, None),
+                    wall(put.start),
+                    wall(put.end)
+                ),
+            });
+        }
+    }
+}
+
 /// Checks `history` against `snapshot` (the rules are in the module docs).
 pub fn check(history: &History, snapshot: &Snapshot) -> Check {
     let mut out = Check::default();
@@ -445,6 +531,8 @@ fn check_key(history: &History, fk: &FinalKey, out: &mut Check) {
             }
         }
     }
+
+    check_expiry(key, &ops, &puts_by_value, &finals, v);
 
     // Acknowledged writes; a dot names one write.
     let mut acked: Vec<(&Record, Dot, &Context)> = Vec::new();
@@ -634,6 +722,7 @@ mod tests {
             key: key(),
             value: value.map(|v| Bytes::from(v.to_owned())),
             context: None,
+            ttl: None,
             start: Duration::from_millis(seq * 10),
             end: Duration::from_millis(seq * 10 + 5),
             outcome,

@@ -33,7 +33,7 @@ pub type SimNode = Node<SimTransport, SimStore>;
 
 /// Virtual wall-clock time at the start of every run (2023-11-14): node
 /// generations and hybrid clocks read `WALL_BASE_MS` plus virtual time.
-const WALL_BASE_MS: u64 = 1_700_000_000_000;
+pub(crate) const WALL_BASE_MS: u64 = 1_700_000_000_000;
 
 /// How often [`Cluster::wait_until`] re-checks its condition.
 const POLL: Duration = Duration::from_millis(50);

@@ -89,6 +89,10 @@ impl SimConfig {
             ..FaultWeights::default()
         };
         c.cluster.spares = 2;
+        // No expiring puts: this run checks reads against acknowledged
+        // writes across layout changes (the mixed and layout fault runs
+        // check expiry), and keeps the histories it had before expiry.
+        c.workload.expiring.0 = 0.0;
         c
     }
 
@@ -175,6 +179,7 @@ impl Default for ClusterConfig {
             node: NodeConfig {
                 hint_interval: Duration::from_secs(1),
                 anti_entropy_interval: Duration::from_secs(5),
+                sweep_interval: Duration::from_secs(3600),
                 offload_store: false,
                 bucket_defaults: gyre_types::BucketProps::default(),
                 handoff: gyre_node::HandoffConfig {
@@ -213,6 +218,10 @@ pub struct WorkloadConfig {
     /// that context, blind delete. A put or delete with context on a key
     /// the client never read goes blind.
     pub mix: OpMix,
+    /// The share of puts that expire (0 to 1), and the range their time to
+    /// live is drawn from: sessions written during faults, to check that
+    /// nothing expired is read again and that expiries are stored as asked.
+    pub expiring: (f64, Duration, Duration),
 }
 
 impl Default for WorkloadConfig {
@@ -224,6 +233,7 @@ impl Default for WorkloadConfig {
             think: (Duration::from_millis(10), Duration::from_millis(400)),
             op_timeout: Duration::from_secs(5),
             mix: OpMix::default(),
+            expiring: (0.25, Duration::from_millis(200), Duration::from_secs(4)),
         }
     }
 }

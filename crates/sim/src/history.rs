@@ -106,6 +106,8 @@ pub struct Record {
     pub value: Option<Bytes>,
     /// The context sent, if any.
     pub context: Option<Bytes>,
+    /// The time to live a put asked for (`None`: it never expires).
+    pub ttl: Option<Duration>,
     /// Virtual time the operation started, since the cluster started.
     pub start: Duration,
     /// Virtual time it ended.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gyre_types::{BucketName, Key};
 use gyre_versioning::Context;
-use gyre_wire::{ClientOp, ClientReply};
+use gyre_wire::{ClientOp, ClientReply, Expiry};
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
@@ -31,6 +31,8 @@ pub struct Client {
     timeout: Duration,
     seq: u64,
     contexts: BTreeMap<Key, Bytes>,
+    /// The time to live of the put being made, for its record.
+    ttl: Option<Duration>,
 }
 
 impl Client {
@@ -51,6 +53,7 @@ impl Client {
             timeout,
             seq: 0,
             contexts: BTreeMap::new(),
+            ttl: None,
         }
     }
 
@@ -77,6 +80,18 @@ impl Client {
         key: &Key,
         context: Option<Bytes>,
     ) -> (Bytes, Outcome) {
+        self.put_expiring(node, key, context, None).await
+    }
+
+    /// [`put`](Self::put) of a value that expires `ttl` after the
+    /// coordinator stamps it (`None`: never).
+    pub async fn put_expiring(
+        &mut self,
+        node: usize,
+        key: &Key,
+        context: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> (Bytes, Outcome) {
         let value = Bytes::from(format!("c{}-{}", self.id, self.seq));
         let kind = if context.is_some() {
             OpKind::Put
@@ -89,8 +104,11 @@ impl Client {
             context: context.clone(),
             value: value.clone(),
             w: None,
-            expiry: gyre_wire::Expiry::Default,
+            expiry: ttl.map_or(Expiry::Never, |ttl| Expiry::After {
+                ms: ttl.as_millis() as u64,
+            }),
         };
+        self.ttl = ttl;
         let outcome = self
             .call(node, kind, key, Some(value.clone()), context, op)
             .await;
@@ -151,6 +169,7 @@ impl Client {
             key: key.clone(),
             value,
             context,
+            ttl: self.ttl.take(),
             start,
             end: self.cluster.now(),
             outcome: outcome.clone(),
@@ -229,10 +248,12 @@ pub async fn random_client(
             }
             Some(1) => {
                 let context = client.context(key);
-                client.put(node, key, context).await;
+                let ttl = expiring(&mut rng, &config);
+                client.put_expiring(node, key, context, ttl).await;
             }
             Some(2) => {
-                client.put(node, key, None).await;
+                let ttl = expiring(&mut rng, &config);
+                client.put_expiring(node, key, None, ttl).await;
             }
             Some(3) => {
                 let context = client.context(key);
@@ -243,4 +264,13 @@ pub async fn random_client(
             }
         }
     }
+}
+
+/// The time to live of the next put: `None` for most, one drawn from the
+/// configured range for the configured share.
+fn expiring(rng: &mut SimRng, config: &WorkloadConfig) -> Option<Duration> {
+    let (share, min, max) = config.expiring;
+    // No draw at all for a workload without expiry: its runs stay as they
+    // were before expiry existed.
+    (share > 0.0 && rng.chance(share)).then(|| rng.duration(min, max))
 }
