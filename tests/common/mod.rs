@@ -579,6 +579,8 @@ pub(crate) struct Options {
     pub(crate) anti_entropy_secs: u64,
     /// `--log-level`.
     pub(crate) log_level: String,
+    /// More flags for every node.
+    pub(crate) extra_flags: Vec<String>,
 }
 
 impl Default for Options {
@@ -586,6 +588,7 @@ impl Default for Options {
         Self {
             anti_entropy_secs: 2,
             log_level: "info".to_owned(),
+            extra_flags: Vec::new(),
         }
     }
 }
@@ -651,7 +654,9 @@ impl Cluster {
             "1",
         ]
         .map(str::to_owned)
-        .to_vec();
+        .into_iter()
+        .chain(options.extra_flags.iter().cloned())
+        .collect();
         let mut cluster = Self {
             nodes: Vec::new(),
             ca,
