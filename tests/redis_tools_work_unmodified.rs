@@ -94,6 +94,23 @@ fn redis_cli_and_redis_benchmark_work_unmodified() {
     // A key nobody wrote is nil, not an error.
     assert_eq!(redis_cli(c.ep.resp, &["EXISTS", "never-written"]), "0");
 
+    // redis-cli --scan walks the cluster; a session expires.
+    for i in 0..30 {
+        redis_cli(a.ep.resp, &["SET", &format!("scan:{i}"), "v"]);
+    }
+    let listed = redis_cli(b.ep.resp, &["--scan", "--pattern", "scan:*"]);
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort_unstable();
+    let mut want: Vec<String> = (0..30).map(|i| format!("scan:{i}")).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    assert_eq!(
+        redis_cli(a.ep.resp, &["SET", "session", "v", "EX", "100"]),
+        "OK"
+    );
+    let ttl: i64 = redis_cli(c.ep.resp, &["TTL", "session"]).parse().unwrap();
+    assert!((99..=100).contains(&ttl), "{ttl}");
+
     // redis-benchmark, unmodified. Without -r it writes the key
     // `key:__rand_int__` literally (a 3-byte value: -d 3). MSET writes 10
     // keys a request, so it gets a tenth of the requests: the same number

@@ -116,6 +116,29 @@ fn writes_through_one_node_are_read_through_another_over_http_and_redis() {
     let got: Option<String> = run(&mut at_c, redis::cmd("GET").arg("m:1"));
     assert_eq!(got, None);
 
+    // SCAN through the client library's iterator walks the whole cluster:
+    // every piped key, once, through any node; DBSIZE counts at least them.
+    let scanned: Result<Vec<String>, _> = redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("MATCH")
+        .arg("piped:*")
+        .arg("COUNT")
+        .arg(50)
+        .clone()
+        .iter(&mut at_c)
+        .unwrap()
+        .collect();
+    let scanned = scanned.unwrap();
+    let mut scanned_sorted = scanned.clone();
+    scanned_sorted.sort();
+    scanned_sorted.dedup();
+    assert_eq!(scanned_sorted.len(), scanned.len(), "a key came twice");
+    let mut want_keys = keys.clone();
+    want_keys.sort();
+    assert_eq!(scanned_sorted, want_keys);
+    let size: i64 = run(&mut client(b.ep.resp), &redis::cmd("DBSIZE"));
+    assert!(size >= 200, "DBSIZE {size}");
+
     // An unknown command is an error reply, and the connection goes on.
     let err = redis::cmd("NO.SUCH.COMMAND")
         .query::<String>(&mut at_a)

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use gyre_api::{
-    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KvError,
-    MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PlanSummary, TransferDone,
-    TransferStatus, TreeRoot,
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KeyPage,
+    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PlanSummary,
+    TransferDone, TransferStatus, TreeRoot,
 };
 use gyre_membership::{Change, NodeStatus, Plan};
 use gyre_node::{PlanEstimate, Stage, TransferProgress};
@@ -162,6 +162,32 @@ fn bad(e: gyre_membership::Error) -> AdminError {
     AdminError::BadRequest(e.to_string())
 }
 
+/// A replication error as the front ends report it.
+fn kv_error(e: gyre_replication::Error) -> KvError {
+    match e {
+        gyre_replication::Error::BadRequest(m) => KvError::BadRequest(m),
+        gyre_replication::Error::Unavailable {
+            answered,
+            required,
+            detail,
+        } => KvError::Unavailable {
+            answered,
+            required,
+            detail,
+        },
+        gyre_replication::Error::NoLayout => KvError::NotReady(
+            "the cluster has no layout yet: join nodes with `gyre cluster join` and `gyre cluster commit`"
+                .to_owned(),
+        ),
+        gyre_replication::Error::Storage(
+            e @ (gyre_storage::Error::KeyTooLong { .. }
+            | gyre_storage::Error::ValueTooLarge { .. }
+            | gyre_storage::Error::ObjectTooLarge { .. }),
+        ) => KvError::BadRequest(e.to_string()),
+        e => KvError::Internal(e.to_string()),
+    }
+}
+
 impl Backend for NodeBackend {
     async fn kv(&self, op: ClientOp) -> Result<ClientReply, KvError> {
         let bucket = match &op {
@@ -190,29 +216,7 @@ impl Backend for NodeBackend {
                 }),
                 reply => Ok(reply),
             });
-        match outcome {
-            Ok(reply) => Ok(reply),
-            Err(gyre_replication::Error::BadRequest(m)) => Err(KvError::BadRequest(m)),
-            Err(gyre_replication::Error::Unavailable {
-                answered,
-                required,
-                detail,
-            }) => Err(KvError::Unavailable {
-                answered,
-                required,
-                detail,
-            }),
-            Err(gyre_replication::Error::NoLayout) => Err(KvError::NotReady(
-                "the cluster has no layout yet: join nodes with `gyre cluster join` and `gyre cluster commit`"
-                    .to_owned(),
-            )),
-            Err(gyre_replication::Error::Storage(
-                e @ (gyre_storage::Error::KeyTooLong { .. }
-                | gyre_storage::Error::ValueTooLarge { .. }
-                | gyre_storage::Error::ObjectTooLarge { .. }),
-            )) => Err(KvError::BadRequest(e.to_string())),
-            Err(e) => Err(KvError::Internal(e.to_string())),
-        }
+        outcome.map_err(kv_error)
     }
 
     fn bucket(&self, bucket: &BucketName) -> Option<BucketProps> {
@@ -419,6 +423,31 @@ impl Backend for NodeBackend {
             .get(bucket, key)
             .map(|o| o.map(|o| o.values().cloned().collect()))
             .map_err(|e| KvError::Internal(e.to_string()))
+    }
+
+    async fn list_keys(
+        &self,
+        bucket: &BucketName,
+        cursor: u64,
+        count: usize,
+    ) -> Result<KeyPage, KvError> {
+        if self.node.buckets().props(bucket).is_none() {
+            return Err(KvError::UnknownBucket(bucket.to_string()));
+        }
+        let page = self
+            .node
+            .replication()
+            .list_keys(bucket, cursor, count)
+            .await
+            .map_err(kv_error)?;
+        Ok(KeyPage {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn key_count(&self) -> Result<u64, KvError> {
+        Ok(self.node.replication().key_count_estimate().await)
     }
 
     fn stats(&self) -> NodeStats {

@@ -54,6 +54,30 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// [`KvError::Internal`] if the store fails.
     fn local_get(&self, bucket: &BucketName, key: &Key) -> Result<Option<Vec<Bytes>>, KvError>;
+
+    /// About `count` keys of `bucket` that have a value, in key-hash order,
+    /// from `cursor` on (0: the start); the page's cursor is where the next
+    /// one starts, 0 once the walk is done. Every key that has a value for
+    /// the whole walk is listed at least once.
+    fn list_keys(
+        &self,
+        bucket: &BucketName,
+        cursor: u64,
+        count: usize,
+    ) -> impl Future<Output = Result<KeyPage, KvError>> + Send;
+
+    /// An estimate of how many keys the cluster holds: every bucket, with
+    /// tombstones and expired values not yet purged.
+    fn key_count(&self) -> impl Future<Output = Result<u64, KvError>> + Send;
+}
+
+/// One page of a key listing ([`Backend::list_keys`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Keys, in key-hash order.
+    pub keys: Vec<Key>,
+    /// Where the next page starts; 0 once the walk is done.
+    pub cursor: u64,
 }
 
 /// The root of one of a node's Merkle trees.

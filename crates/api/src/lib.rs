@@ -32,9 +32,9 @@ mod metrics;
 pub mod resp;
 
 pub use backend::{
-    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KvError,
-    MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PlanSummary, TransferDone,
-    TransferStatus, TreeRoot,
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KeyPage,
+    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PlanSummary,
+    TransferDone, TransferStatus, TreeRoot,
 };
 pub use metrics::{Front, Metrics, Op};
 

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use common::ModelBackend;
 use gyre_api::{
-    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, Metrics,
-    NodeStats,
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KeyPage, KvError,
+    Metrics, NodeStats,
 };
 use gyre_types::{BucketName, BucketProps};
 use gyre_wire::{ClientOp, ClientReply};
@@ -245,6 +245,68 @@ fn empty_context() -> String {
 }
 
 // ---------------------------------------------------------------- keys
+
+#[tokio::test]
+async fn a_bucket_s_keys_are_listed_page_by_page() {
+    let s = start().await;
+    for i in 0..25 {
+        s.put(&format!("/v1/kv/default/user:{i}"), "v", None).await;
+    }
+    s.put("/v1/kv/default/cart:1", "v", None).await;
+    s.put("/v1/kv/default/%00%FF", "v", None).await;
+    let mut seen = Vec::new();
+    let mut path = "/v1/kv/default?limit=4".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = s.send(req("GET", &path)).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        let page = page.json();
+        for k in page["keys"].as_array().unwrap() {
+            seen.push(STANDARD.decode(k["key_base64"].as_str().unwrap()).unwrap());
+        }
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/kv/default?limit=4&after={next}"),
+            None => break,
+        }
+    }
+    assert!(pages >= 7, "{pages} pages");
+    seen.sort();
+    let mut want: Vec<Vec<u8>> = (0..25).map(|i| format!("user:{i}").into_bytes()).collect();
+    want.push(b"cart:1".to_vec());
+    want.push(vec![0, 0xff]);
+    want.sort();
+    assert_eq!(seen, want);
+    // A prefix, and text keys shown as text.
+    let page = s
+        .send(req("GET", "/v1/kv/default?prefix=cart%3A"))
+        .await
+        .json();
+    assert_eq!(
+        page["keys"],
+        json!([{"key": "cart:1", "key_base64": "Y2FydDox"}])
+    );
+    assert_eq!(page["next"], Value::Null);
+    // Bad input is a 400 before the backend; unknown buckets a 404.
+    let calls = s.calls();
+    for bad in [
+        "limit=0",
+        "limit=10001",
+        "after=x",
+        "after=0",
+        "prefix=%zz",
+        "r=2",
+    ] {
+        s.send(req("GET", &format!("/v1/kv/default?{bad}")))
+            .await
+            .error(400, "bad_query");
+    }
+    assert_eq!(s.calls(), calls);
+    s.send(req("GET", "/v1/kv/nope"))
+        .await
+        .error(404, "unknown_bucket");
+    s.shutdown().await;
+}
 
 #[tokio::test]
 async fn a_ttl_header_makes_a_value_expire_and_reads_say_when() {
@@ -690,6 +752,12 @@ impl Backend for Broken {
     ) -> Result<Option<Vec<Bytes>>, KvError> {
         self.model.local_get(bucket, key)
     }
+    async fn list_keys(&self, _: &BucketName, _: u64, _: usize) -> Result<KeyPage, KvError> {
+        Err(self.error.clone())
+    }
+    async fn key_count(&self) -> Result<u64, KvError> {
+        Err(self.error.clone())
+    }
 }
 
 #[tokio::test]
@@ -935,9 +1003,7 @@ async fn unknown_routes_and_methods_are_json() {
         .await
         .error(404, "no_route");
     assert_eq!(body["message"], "no route for GET /v2/nothing");
-    s.send(req("GET", "/v1/kv/default"))
-        .await
-        .error(404, "no_route");
+    s.send(req("GET", "/v1/kv")).await.error(404, "no_route");
     let wrong = s.send(req("POST", "/v1/kv/default/k").body("v")).await;
     wrong.error(405, "method_not_allowed");
     let allow = wrong.header("allow").unwrap();

@@ -892,6 +892,17 @@ impl Backend for Gated {
     ) -> Result<Option<Vec<Bytes>>, KvError> {
         self.model.local_get(bucket, key)
     }
+    async fn list_keys(
+        &self,
+        bucket: &BucketName,
+        cursor: u64,
+        count: usize,
+    ) -> Result<gyre_api::KeyPage, KvError> {
+        self.model.list_keys(bucket, cursor, count).await
+    }
+    async fn key_count(&self) -> Result<u64, KvError> {
+        self.model.key_count().await
+    }
 }
 
 #[tokio::test]

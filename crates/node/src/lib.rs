@@ -73,6 +73,7 @@
 
 mod buckets;
 mod handoff;
+mod listing;
 mod membership;
 mod node;
 mod outbound;
@@ -91,6 +92,7 @@ use gyre_types::NodeId;
 
 pub use buckets::BucketCatalog;
 pub use handoff::{HandoffConfig, Transfers};
+pub use listing::KeyListing;
 pub use membership::MembershipService;
 pub use node::{Node, NodeConfig};
 pub use peers::Peers;

@@ -65,6 +65,7 @@ mod hedge;
 mod hints;
 mod replica;
 pub mod route;
+mod scan;
 
 pub use anti_entropy::{SyncSession, SyncStats, SyncStep};
 pub use config::Config;
@@ -74,3 +75,4 @@ pub use expiry::{expires, read_time, unix_ms};
 pub use hedge::RttEstimator;
 pub use hints::HintBatch;
 pub use replica::{Replica, Written, object_bytes};
+pub use scan::KeyPage;

@@ -439,6 +439,17 @@ impl<S: Store> Replica<S> {
                 }
             }
             Request::PartitionSizes => Response::Sizes(self.partition_sizes()?),
+            Request::ScanKeys {
+                bucket,
+                from,
+                limit,
+            } => {
+                let page = self.scan_keys(wall_ms, &bucket, from, limit as usize)?;
+                Response::Scanned {
+                    keys: page.keys,
+                    next: page.next,
+                }
+            }
             Request::Coordinate { .. }
             | Request::Permit { .. }
             | Request::PullLayout { .. }

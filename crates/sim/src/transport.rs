@@ -84,6 +84,7 @@ fn kind(request: &Request) -> &'static str {
         Request::HandoffChunk { .. } => "HandoffChunk",
         Request::PartitionSizes => "PartitionSizes",
         Request::Permit { .. } => "Permit",
+        Request::ScanKeys { .. } => "ScanKeys",
     }
 }
 

@@ -192,6 +192,22 @@ impl<E: Engine> NodeStore<E> {
         Ok((start, end))
     }
 
+    /// A page of a scan from the rows the engine returned for `limit`:
+    /// decoded, and where the next page starts if the limit was reached.
+    fn page<K: AsRef<[u8]>, V: AsRef<[u8]>>(rows: &[(K, V)], limit: usize) -> Result<ScanPage> {
+        let full = rows.len() == limit;
+        let items = rows
+            .iter()
+            .map(|(k, v)| Self::decode_stored(k.as_ref(), v.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let next = if full {
+            items.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(ScanPage { items, next })
+    }
+
     fn decode_stored(key: &[u8], value: &[u8]) -> Result<Stored> {
         let id = codec::decode_object_key(key).map_err(|reason| Error::Corrupt {
             location: codec::describe_object_key(key),
@@ -310,17 +326,21 @@ impl<E: Engine> Store for NodeStore<E> {
         let rows =
             self.engine
                 .range(Space::Objects, from, end.as_ref().map(Vec::as_slice), limit)?;
-        let full = rows.len() == limit;
-        let items = rows
-            .iter()
-            .map(|(k, v)| Self::decode_stored(k, v.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        let next = if full {
-            items.last().map(|s| s.id.clone())
-        } else {
-            None
-        };
-        Ok(ScanPage { items, next })
+        Self::page(&rows, limit)
+    }
+
+    fn scan_from(&self, from: KeyHash, limit: usize) -> Result<ScanPage> {
+        let partition = self.config.partitions.partition_of(from);
+        let (_, end) = self.partition_bounds(partition)?;
+        let start = codec::hash_prefix(from.as_u64());
+        let limit = limit.max(1);
+        let rows = self.engine.range(
+            Space::Objects,
+            Bound::Included(start.as_slice()),
+            end.as_ref().map(Vec::as_slice),
+            limit,
+        )?;
+        Self::page(&rows, limit)
     }
 
     fn drop_partition(&self, partition: PartitionId) -> Result<u64> {

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use gyre_merkle::MerkleTree;
 use gyre_ring::Layout;
-use gyre_types::{BucketName, BucketProps, NodeId, PartitionId};
+use gyre_types::{BucketName, BucketProps, KeyHash, NodeId, PartitionId};
 
 use crate::{Change, Hint, HintId, Object, ObjectId, Result, ScanPage, StoreConfig, TreeMismatch};
 
@@ -63,6 +63,12 @@ pub trait Store: Send + Sync {
         after: Option<&ObjectId>,
         limit: usize,
     ) -> Result<ScanPage>;
+
+    /// Up to `limit` objects whose key hash is at least `from`, in key-hash
+    /// order, within the partition that holds `from` (a key listing resumed
+    /// from a position that names no object). `next` is as in
+    /// [`scan`](Self::scan).
+    fn scan_from(&self, from: KeyHash, limit: usize) -> Result<ScanPage>;
 
     /// Removes every object of `partition` and its Merkle trees (after its
     /// handoff); returns how many objects went. Done in batches, each of
@@ -204,6 +210,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<ScanPage> {
         (**self).scan(partition, after, limit)
+    }
+
+    fn scan_from(&self, from: KeyHash, limit: usize) -> Result<ScanPage> {
+        (**self).scan_from(from, limit)
     }
 
     fn drop_partition(&self, partition: PartitionId) -> Result<u64> {

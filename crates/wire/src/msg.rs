@@ -31,6 +31,8 @@ pub mod limits {
     pub const MAX_BUCKETS: usize = 65_536;
     /// Partitions in one size report (Q is at most 4,096).
     pub const MAX_PARTITIONS: usize = 4096;
+    /// Keys in one key scan's answer.
+    pub const MAX_SCAN_KEYS: usize = 65_536;
     /// Layouts in one layout history.
     pub const MAX_LAYOUTS: usize = gyre_membership::MAX_HISTORY;
 }
@@ -399,6 +401,18 @@ pub enum Request {
         /// The ticket the receiver gave the write when it forwarded it.
         ticket: u64,
     },
+    /// The live keys of `bucket` this replica holds from key hash `from` on,
+    /// within the partition of `from` (a client's `SCAN`); answered with
+    /// [`Response::Scanned`].
+    ScanKeys {
+        /// The bucket.
+        bucket: BucketName,
+        /// The first key hash to list.
+        from: u64,
+        /// About how many keys to answer (at most
+        /// [`limits::MAX_SCAN_KEYS`]).
+        limit: u32,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -457,6 +471,16 @@ pub enum Response {
     /// To [`Request::Permit`]: whether the asker may start the write (the
     /// first primary to ask gets it, every later one is refused).
     Permit(bool),
+    /// To [`Request::ScanKeys`]: keys in key-hash order (those of one hash
+    /// never split between answers), and the hash to go on from, `None`
+    /// once the partition is done.
+    Scanned {
+        /// The keys.
+        #[serde(deserialize_with = "gyre_types::bounded::vec::<_, _, { limits::MAX_SCAN_KEYS }>")]
+        keys: Vec<Key>,
+        /// Where the next scan of this partition starts.
+        next: Option<u64>,
+    },
 }
 
 /// What one node holds of one partition.

@@ -65,6 +65,18 @@
 //! `r` and `w` override the bucket's quorums for one request, and must be
 //! in `1..=n_val`. No other query parameter is accepted.
 //!
+//! ## `GET /v1/kv/{bucket}[?prefix=P][&limit=N][&after=T]`
+//!
+//! The bucket's keys, a page at a time: `200` `{"keys": [{"key": "<text, or
+//! null if not UTF-8>", "key_base64": "..."}, ...], "next": "<token>" |
+//! null}`. `prefix` (percent-encoded bytes) keeps the keys that start with
+//! it, `limit` is 1 to 10,000 (default 1,000), and `after` takes the `next`
+//! token of the previous page; `next` is null once every key was listed.
+//! Keys come in ring order (key hash), not sorted, and a page may hold fewer
+//! keys than the limit with a `next` still to follow. Every key that has a
+//! value for the whole listing is listed at least once (each page is the
+//! union of a read quorum of replicas; see [`Backend::list_keys`]).
+//!
 //! # Buckets
 //!
 //! Properties are `{"n_val": 3, "r": 2, "w": 2, "conflict_mode":
@@ -192,6 +204,7 @@ mod admin;
 mod error;
 mod extract;
 mod kv;
+mod listing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -228,6 +241,7 @@ struct Shared<B> {
 pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>) -> Router {
     let key = get(kv::get::<B>).put(kv::put::<B>).delete(kv::delete::<B>);
     Router::new()
+        .route("/v1/kv/{bucket}", get(listing::list::<B>))
         .route("/v1/kv/{bucket}/{*key}", key.clone())
         // An empty key, so that it is a 400 `bad_key` rather than no route.
         .route("/v1/kv/{bucket}/", key)

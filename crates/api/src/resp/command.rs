@@ -20,6 +20,7 @@ use gyre_wire::{ClientOp, ClientReply, Expiry};
 use super::RespConfig;
 use super::expire::{TtlQuery, Unit};
 use super::parse::{self, Args, Limits};
+use super::pattern::Pattern;
 use super::reply::Out;
 use super::transaction::Transaction;
 use crate::{Backend, Front, KvError, Metrics, Op};
@@ -153,10 +154,13 @@ enum Cmd {
     Unlink,
     Type,
     Touch,
+    Scan,
+    Keys,
+    Dbsize,
 }
 
 impl Cmd {
-    const ALL: [Self; 42] = [
+    const ALL: [Self; 45] = [
         Self::Ping,
         Self::Echo,
         Self::Get,
@@ -199,6 +203,9 @@ impl Cmd {
         Self::Unlink,
         Self::Type,
         Self::Touch,
+        Self::Scan,
+        Self::Keys,
+        Self::Dbsize,
     ];
 
     /// The command named `name`, in any case.
@@ -250,6 +257,9 @@ impl Cmd {
             b"UNLINK" => Self::Unlink,
             b"TYPE" => Self::Type,
             b"TOUCH" => Self::Touch,
+            b"SCAN" => Self::Scan,
+            b"KEYS" => Self::Keys,
+            b"DBSIZE" => Self::Dbsize,
             _ => return None,
         })
     }
@@ -299,6 +309,9 @@ impl Cmd {
             Self::Unlink => "unlink",
             Self::Type => "type",
             Self::Touch => "touch",
+            Self::Scan => "scan",
+            Self::Keys => "keys",
+            Self::Dbsize => "dbsize",
         }
     }
 
@@ -331,6 +344,9 @@ impl Cmd {
             | Self::Type => (2, 2),
             Self::Getex | Self::Unlink | Self::Touch => (2, MANY),
             Self::Getset => (3, 3),
+            Self::Scan => (2, MANY),
+            Self::Keys => (2, 2),
+            Self::Dbsize => (1, 1),
         }
     }
 
@@ -375,7 +391,10 @@ impl Cmd {
             | Self::Exec
             | Self::Discard
             | Self::Watch
-            | Self::Unwatch => None,
+            | Self::Unwatch
+            | Self::Scan
+            | Self::Keys
+            | Self::Dbsize => None,
         }
     }
 
@@ -478,21 +497,6 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// A client name as Redis accepts it: printable ASCII, no spaces.
 fn valid_client_name(name: &[u8]) -> bool {
     name.iter().all(|&b| (b'!'..=b'~').contains(&b))
-}
-
-/// `pattern` matches `text` as a Redis glob of `*` and `?` (ASCII case
-/// insensitive, as `CONFIG GET` matches).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => {
-            (0..=text.len()).any(|i| glob(rest, text.get(i..).unwrap_or_default()))
-        }
-        Some((&p, rest)) => match text.split_first() {
-            Some((&t, text)) => (p == b'?' || p.eq_ignore_ascii_case(&t)) && glob(rest, text),
-            None => false,
-        },
-    }
 }
 
 /// The parameters `CONFIG GET` shows, for tools that ask
@@ -802,6 +806,9 @@ impl<B: Backend> Server<B> {
                 .await?;
                 out.bulk_or_null(read.latest().map(|v| &v[..]));
             }
+            Cmd::Scan => self.scan(session, args, out).await?,
+            Cmd::Keys => self.keys(session, args, out).await?,
+            Cmd::Dbsize => self.dbsize(out).await?,
             Cmd::Type => {
                 let key = key(args.get(1))?;
                 let read = self.read(&session.bucket, key, None).await?;
@@ -1242,7 +1249,11 @@ fn config(args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
         }
         let matched: Vec<_> = CONFIG
             .iter()
-            .filter(|(name, _)| args.iter().skip(2).any(|p| glob(p, name.as_bytes())))
+            .filter(|(name, _)| {
+                args.iter()
+                    .skip(2)
+                    .any(|p| Pattern::new(p, true).matches(name.as_bytes()))
+            })
             .collect();
         out.map(matched.len());
         for (name, value) in matched {
@@ -1325,16 +1336,6 @@ mod tests {
         for cmd in Cmd::ALL {
             assert_eq!(Cmd::lookup(cmd.name().as_bytes()), Some(cmd));
         }
-    }
-
-    #[test]
-    fn globs_match_as_config_get_does() {
-        assert!(glob(b"*", b"save"));
-        assert!(glob(b"SAVE", b"save"));
-        assert!(glob(b"app*", b"appendonly"));
-        assert!(glob(b"s?ve", b"save"));
-        assert!(!glob(b"sav", b"save"));
-        assert!(!glob(b"x*", b"save"));
     }
 
     #[test]

@@ -22,6 +22,11 @@
 //! | `GYRE.GET key [BUCKET b] [R n]` | `[context, [value …]]`: every sibling |
 //! | `GYRE.PUT key context value [BUCKET b] [W n]` | the context after the write |
 //! | `GYRE.DEL key context [BUCKET b] [W n]` | the context after the delete |
+//! | `SET key value [NX\|XX] [GET] [EX s\|PX ms\|EXAT t\|PXAT t\|KEEPTTL]`, `SETEX`, `PSETEX` | as Redis (expiry: see [`gyre_wire::Expiry`]) |
+//! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` `key n [NX\|XX\|GT\|LT]`, `PERSIST`, `GETEX` | 1/0 as Redis; a read, then a write with its context |
+//! | `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME` | as Redis (-2 no value, -1 no expiry) |
+//! | `GETSET`, `GETDEL`, `UNLINK`, `TYPE`, `TOUCH` | as Redis (every value is a string) |
+//! | `SCAN cursor [MATCH p] [COUNT n] [TYPE t]`, `KEYS p`, `DBSIZE` | the whole cluster's keys of the bucket (`DBSIZE`: an estimate) |
 //! | `MULTI`, then commands, then `EXEC` or `DISCARD` | `+QUEUED` per command; `EXEC`: every reply, in order (a batch, see below) |
 //! | `WATCH key …` | an error (use `GYRE.GET` and `GYRE.PUT` with its context); `UNWATCH`: `+OK` |
 //!
@@ -131,7 +136,9 @@
 mod command;
 mod conn;
 mod expire;
+mod keyspace;
 mod parse;
+mod pattern;
 mod reply;
 mod transaction;
 

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use gyre_api::{
-    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, MemberStatus,
-    NodeStats, PlanSummary, TransferStatus, TreeRoot,
+    AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KeyPage, KvError,
+    MemberStatus, NodeStats, PlanSummary, TransferStatus, TreeRoot,
 };
 use gyre_types::{BucketName, BucketProps, Key, NodeId, Timestamp};
 use gyre_versioning::{Context, DvvSet, Policy};
@@ -188,6 +188,44 @@ impl Backend for ModelBackend {
 
     fn bucket(&self, bucket: &BucketName) -> Option<BucketProps> {
         self.buckets.lock().unwrap().get(bucket).copied()
+    }
+
+    /// Keys with a live value, in hash order, from `cursor` on; the model
+    /// holds everything, so a page is exact.
+    async fn list_keys(
+        &self,
+        bucket: &BucketName,
+        cursor: u64,
+        count: usize,
+    ) -> Result<KeyPage, KvError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.check(bucket, None)?;
+        let now = Timestamp::from_parts(wall_ms(), 0);
+        let mut live: Vec<(u64, Key)> = self
+            .objects
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((b, _), o)| b == bucket && !o.read_at(now).is_empty())
+            .map(|((b, k), _)| (gyre_types::KeyHash::of(b, k).as_u64(), k.clone()))
+            .filter(|(h, _)| *h >= cursor)
+            .collect();
+        live.sort();
+        let more = live.len() > count.max(1);
+        live.truncate(count.max(1));
+        // Never cut between two keys of one hash.
+        let cursor = match (more, live.last()) {
+            (true, Some((h, _))) => h + 1,
+            _ => 0,
+        };
+        Ok(KeyPage {
+            keys: live.into_iter().map(|(_, k)| k).collect(),
+            cursor,
+        })
+    }
+
+    async fn key_count(&self) -> Result<u64, KvError> {
+        Ok(self.objects.lock().unwrap().len() as u64)
     }
 
     fn buckets(&self) -> Vec<(BucketName, BucketProps)> {
