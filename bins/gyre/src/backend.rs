@@ -193,7 +193,8 @@ impl Backend for NodeBackend {
         let bucket = match &op {
             ClientOp::Get { bucket, .. }
             | ClientOp::Put { bucket, .. }
-            | ClientOp::Delete { bucket, .. } => bucket,
+            | ClientOp::Delete { bucket, .. }
+            | ClientOp::Increment { bucket, .. } => bucket,
         };
         if self.node.buckets().props(bucket).is_none() {
             return Err(KvError::UnknownBucket(bucket.to_string()));

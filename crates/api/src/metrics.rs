@@ -29,6 +29,8 @@ pub enum Op {
     Put,
     /// A delete.
     Delete,
+    /// An increment of a counter.
+    Increment,
 }
 
 /// How a request ended.
@@ -55,7 +57,7 @@ macro_rules! label_values {
 }
 
 label_values!(Front { Resp => "resp", Http => "http" });
-label_values!(Op { Get => "get", Put => "put", Delete => "delete" });
+label_values!(Op { Get => "get", Put => "put", Delete => "delete", Increment => "increment" });
 label_values!(Outcome {
     Ok => "ok",
     BadRequest => "bad_request",

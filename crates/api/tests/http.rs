@@ -309,6 +309,39 @@ async fn a_bucket_s_keys_are_listed_page_by_page() {
 }
 
 #[tokio::test]
+async fn counters_are_incremented_with_post_and_read_as_numbers() {
+    let s = start().await;
+    s.make_bucket("counters", json!({"conflict_mode": "counter"}))
+        .await;
+    let props = s.send(req("GET", "/v1/buckets/counters")).await.json();
+    assert_eq!(props["conflict_mode"], "counter");
+    let reply = s.send(req("POST", "/v1/kv/counters/likes?incr=5")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["value"], 5);
+    let reply = s
+        .send(req("POST", "/v1/kv/counters/likes?incr=-2&w=1"))
+        .await;
+    assert_eq!(reply.json()["value"], 3);
+    let got = s.send(req("GET", "/v1/kv/counters/likes")).await;
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"3"[..]));
+    // A plain PUT is refused in a counter bucket; POST elsewhere says why.
+    s.send(req("PUT", "/v1/kv/counters/likes").body("9"))
+        .await
+        .error(400, "bad_request");
+    let calls = s.calls();
+    s.send(req("POST", "/v1/kv/default/likes?incr=1"))
+        .await
+        .error(400, "not_a_counter");
+    for bad in ["", "?incr=x", "?incr=1&w=9", "?incr=1&other=2"] {
+        let path = format!("/v1/kv/counters/likes{bad}");
+        let reply = s.send(req("POST", &path)).await;
+        assert_eq!(reply.status, 400, "{path}: {reply:?}");
+    }
+    assert_eq!(s.calls(), calls);
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_ttl_header_makes_a_value_expire_and_reads_say_when() {
     let s = start().await;
     let put = s
@@ -1004,10 +1037,13 @@ async fn unknown_routes_and_methods_are_json() {
         .error(404, "no_route");
     assert_eq!(body["message"], "no route for GET /v2/nothing");
     s.send(req("GET", "/v1/kv")).await.error(404, "no_route");
-    let wrong = s.send(req("POST", "/v1/kv/default/k").body("v")).await;
+    let wrong = s.send(req("PATCH", "/v1/kv/default/k").body("v")).await;
     wrong.error(405, "method_not_allowed");
     let allow = wrong.header("allow").unwrap();
-    assert!(allow.contains("PUT") && allow.contains("GET"), "{allow}");
+    assert!(
+        allow.contains("PUT") && allow.contains("GET") && allow.contains("POST"),
+        "{allow}"
+    );
     s.send(req("DELETE", "/metrics"))
         .await
         .error(405, "method_not_allowed");

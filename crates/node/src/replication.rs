@@ -8,11 +8,11 @@ use bytes::Bytes;
 use gyre_replication::route::Routing;
 use gyre_replication::{
     Error, HintBatch, ReadOp, Replica, Result, RttEstimator, Send, SyncSession, SyncStats,
-    SyncStep, WriteOp, route,
+    SyncStep, WriteOp, counter, route,
 };
 use gyre_ring::Layout;
 use gyre_storage::Store;
-use gyre_types::{BucketName, BucketProps, Key, NodeId, PartitionId};
+use gyre_types::{BucketName, BucketProps, ConflictMode, Key, NodeId, PartitionId};
 use gyre_versioning::{Context, Policy};
 use gyre_wire::{
     ClientOp, ClientReply, ErrorKind, Expiry, Item, Object, RemoteError, Request, Response,
@@ -317,7 +317,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         let (bucket, key) = match &op {
             ClientOp::Get { bucket, key, .. }
             | ClientOp::Put { bucket, key, .. }
-            | ClientOp::Delete { bucket, key, .. } => (bucket.clone(), key.clone()),
+            | ClientOp::Delete { bucket, key, .. }
+            | ClientOp::Increment { bucket, key, .. } => (bucket.clone(), key.clone()),
         };
         let routing = self.routing()?;
         let props = self.replica.props(&bucket);
@@ -327,9 +328,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         // Check the quorum before anything moves.
         let quorum = match &op {
             ClientOp::Get { r, .. } => route::quorum("r", *r, props.r(), props.n_val())?,
-            ClientOp::Put { w, .. } | ClientOp::Delete { w, .. } => {
-                route::quorum("w", *w, props.w(), props.n_val())?
-            }
+            ClientOp::Put { w, .. }
+            | ClientOp::Delete { w, .. }
+            | ClientOp::Increment { w, .. } => route::quorum("w", *w, props.w(), props.n_val())?,
         };
         let mut route = route::coordinator(self.me(), &primaries, |n| self.view.is_up(n));
         if forwarded.is_some() && route != route::Route::Local {
@@ -536,7 +537,11 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     )
                     .await?;
                 // Expired values are absent from the coordinator's wall clock on.
-                let read = object.read_at(gyre_replication::read_time(wall));
+                let now = gyre_replication::read_time(wall);
+                if props.conflict_mode() == ConflictMode::Counter {
+                    return Ok(counter_read(&object, now));
+                }
+                let read = object.read_at(now);
                 let latest = read.latest_index().and_then(|i| u32::try_from(i).ok());
                 Ok(ClientReply::Values {
                     values: read.values().cloned().collect(),
@@ -562,6 +567,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     bucket,
                     key,
                     value: Some(value),
+                    delta: None,
                     expiry,
                     context,
                     w: quorum,
@@ -580,8 +586,25 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     bucket,
                     key,
                     value: None,
+                    delta: None,
                     expiry: Expiry::Never,
                     context,
+                    w: quorum,
+                    permit,
+                };
+                self.write(write, routing).await
+            }
+            ClientOp::Increment {
+                bucket, key, delta, ..
+            } => {
+                let write = Write {
+                    wall,
+                    bucket,
+                    key,
+                    value: None,
+                    delta: Some(delta),
+                    expiry: Expiry::Never,
+                    context: None,
                     w: quorum,
                     permit,
                 };
@@ -596,6 +619,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             bucket,
             key,
             value,
+            delta,
             expiry,
             context,
             w,
@@ -622,15 +646,30 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
         let written = {
             let (bucket, key) = (bucket.clone(), key.clone());
-            self.on_store(true, move |replica| {
-                replica.write_expiring(wall, &bucket, &key, value, context.as_ref(), expiry)
+            self.on_store(true, move |replica| match delta {
+                Some(delta) => replica.increment(wall, &bucket, &key, delta),
+                None => {
+                    replica.write_expiring(wall, &bucket, &key, value, context.as_ref(), expiry)
+                }
             })
             .await?
         };
-        let receipt = ClientReply::Written {
-            dot: written.dot,
-            supersedes: Bytes::from(written.supersedes.to_bytes()),
-            context: Bytes::from(written.item.object.context().to_bytes()),
+        let context = Bytes::from(written.item.object.context().to_bytes());
+        let receipt = match delta {
+            Some(_) => {
+                let now = gyre_replication::read_time(wall);
+                let value = counter::value(&written.item.object, now);
+                ClientReply::Counted {
+                    // `increment` refused any result out of range.
+                    value: i64::try_from(value).unwrap_or(i64::MAX),
+                    context,
+                }
+            }
+            None => ClientReply::Written {
+                dot: written.dot,
+                supersedes: Bytes::from(written.supersedes.to_bytes()),
+                context,
+            },
         };
         let layout = routing.newest();
         let extended = route::extended(layout, &bucket, &key);
@@ -1038,8 +1077,10 @@ struct Write {
     wall: u64,
     bucket: BucketName,
     key: Key,
-    /// `None`: a delete.
+    /// `None`: a delete, or an increment.
     value: Option<Bytes>,
+    /// An increment of a counter by this much.
+    delta: Option<i64>,
     /// When the value expires (ignored for a delete).
     expiry: Expiry,
     context: Option<Bytes>,
@@ -1135,5 +1176,22 @@ fn remote(e: &Error) -> RemoteError {
     RemoteError {
         kind,
         message: e.to_string(),
+    }
+}
+
+/// A read of a counter: one value, the sum as decimal text (none if no
+/// node's totals are live).
+fn counter_read(object: &Object, now: gyre_types::Timestamp) -> ClientReply {
+    let read = object.read_at(now);
+    let values = if read.is_empty() {
+        Vec::new()
+    } else {
+        vec![Bytes::from(counter::value(object, now).to_string())]
+    };
+    ClientReply::Values {
+        latest: (!values.is_empty()).then_some(0),
+        expires: vec![None; values.len()],
+        values,
+        context: Bytes::from(read.context().to_bytes()),
     }
 }

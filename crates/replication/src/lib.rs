@@ -59,6 +59,7 @@
 mod anti_entropy;
 mod config;
 mod coordinator;
+pub mod counter;
 mod error;
 mod expiry;
 mod hedge;

@@ -6,11 +6,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use bytes::Bytes;
 use gyre_merkle::KeyRange;
 use gyre_storage::{Change, Hint, ObjectId, Store};
-use gyre_types::{BucketName, BucketProps, HybridClock, Key, NodeId, PartitionId, Timestamp};
+use gyre_types::{
+    BucketName, BucketProps, ConflictMode, HybridClock, Key, NodeId, PartitionId, Timestamp,
+};
 use gyre_versioning::{Context, Dot, Policy};
 use gyre_wire::{ErrorKind, Expiry, Item, KeyVersion, Object, RemoteError, Request, Response};
 
-use crate::{Config, Error, Result, expires};
+use crate::{Config, Error, Result, counter, expires, read_time};
 
 /// A write this node coordinated, as stored locally.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,6 +150,12 @@ impl<S: Store> Replica<S> {
         expiry: Expiry,
     ) -> Result<Written> {
         let props = self.props(bucket);
+        if value.is_some() && props.conflict_mode() == ConflictMode::Counter {
+            return Err(Error::BadRequest(format!(
+                "bucket '{bucket}' holds counters: change them with INCR, INCRBY, DECR or \
+                 DECRBY (HTTP: POST /v1/kv/{bucket}/<key>?incr=N), or delete them"
+            )));
+        }
         if let Some(v) = &value
             && v.len() > props.max_value_len() as usize
         {
@@ -163,13 +171,7 @@ impl<S: Store> Replica<S> {
         let me = self.id;
         let done = self.store.update(&id, n_val, |current| {
             let mut object = current.cloned().unwrap_or_default();
-            let ts = {
-                let mut clock = self.clock();
-                if let Some(seen) = object.max_timestamp() {
-                    clock.observe(seen, wall_ms);
-                }
-                clock.now(wall_ms)
-            };
+            let ts = self.stamp(&object, wall_ms);
             let supersedes = context.cloned().unwrap_or_else(|| object.context());
             let result = match value {
                 Some(v) => {
@@ -181,6 +183,66 @@ impl<S: Store> Replica<S> {
             match result {
                 Ok(dot) => Change::Write(object.clone(), Ok((object, dot, supersedes))),
                 Err(e) => Change::Keep(Err(Error::BadRequest(e.to_string()))),
+            }
+        })??;
+        let (object, dot, supersedes) = done;
+        Ok(Written {
+            item: Item {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                n_val,
+                object,
+            },
+            dot,
+            supersedes,
+        })
+    }
+
+    /// A timestamp for a write at `wall_ms` over `object`: after every
+    /// timestamp it holds, so that the write is the latest here.
+    fn stamp(&self, object: &Object, wall_ms: u64) -> Timestamp {
+        let mut clock = self.clock();
+        if let Some(seen) = object.max_timestamp() {
+            clock.observe(seen, wall_ms);
+        }
+        clock.now(wall_ms)
+    }
+
+    /// The local half of a coordinated increment of a counter (see
+    /// [`crate::counter`]): this node's totals of the key grow by `delta`
+    /// under a new dot of this node, stored durably.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] if the bucket is not a counter bucket or the
+    /// counter would overflow; [`Error::Storage`] if it cannot be stored.
+    pub fn increment(
+        &self,
+        wall_ms: u64,
+        bucket: &BucketName,
+        key: &Key,
+        delta: i64,
+    ) -> Result<Written> {
+        let props = self.props(bucket);
+        if props.conflict_mode() != ConflictMode::Counter {
+            return Err(Error::BadRequest(format!(
+                "bucket '{bucket}' does not hold counters (its conflict_mode is {}): make one \
+                 with PUT /v1/buckets/<name> {{\"conflict_mode\": \"counter\"}} and select it \
+                 with GYRE.BUCKET <name>",
+                props.conflict_mode().name()
+            )));
+        }
+        let policy = Policy::from(&props);
+        let id = ObjectId::new(bucket.clone(), key.clone());
+        let n_val = props.n_val();
+        let me = self.id;
+        let done = self.store.update(&id, n_val, |current| {
+            let mut object = current.cloned().unwrap_or_default();
+            let ts = self.stamp(&object, wall_ms);
+            match counter::increment(&mut object, me, delta, ts, read_time(wall_ms), &policy) {
+                Ok((dot, supersedes)) => {
+                    Change::Write(object.clone(), Ok((object, dot, supersedes)))
+                }
+                Err(e) => Change::Keep(Err(e)),
             }
         })??;
         let (object, dot, supersedes) = done;

@@ -60,6 +60,12 @@ pub enum Outcome {
         /// The context it was written with: what it superseded.
         supersedes: Context,
     },
+    /// An increment acknowledged at its quorum, and the counter as its
+    /// coordinator held it then.
+    Counted {
+        /// The counter's value at the coordinator.
+        value: i64,
+    },
     /// Too few replicas answered. A write may still exist.
     Unavailable {
         /// Replicas that answered.

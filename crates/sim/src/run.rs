@@ -67,7 +67,7 @@ impl OpCounts {
         for r in &history.ops {
             match &r.outcome {
                 Outcome::Read { .. } => c.reads += 1,
-                Outcome::Written { .. } => c.acked += 1,
+                Outcome::Written { .. } | Outcome::Counted { .. } => c.acked += 1,
                 Outcome::Unavailable { .. } => c.unavailable += 1,
                 Outcome::TimedOut | Outcome::Crashed => c.timed_out += 1,
                 Outcome::Refused(_) | Outcome::Failed(_) => c.other += 1,

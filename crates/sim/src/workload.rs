@@ -194,6 +194,7 @@ fn outcome_of(reply: ClientReply) -> Outcome {
         ClientReply::Unavailable {
             answered, required, ..
         } => Outcome::Unavailable { answered, required },
+        ClientReply::Counted { value, .. } => Outcome::Counted { value },
     }
 }
 

@@ -15,6 +15,23 @@ pub enum ConflictMode {
     /// Contexts only serve to mint dots; clock skew can make a later write
     /// lose, as in every LWW store.
     Lww,
+    /// Counters: a key is a PN-counter, changed only by increments and
+    /// decrements (`INCR` and its family), read as one number, never as
+    /// siblings. Versioning is causal, as with `siblings`: each node that
+    /// coordinates increments keeps one sibling holding its own running
+    /// totals, and a read sums them.
+    Counter,
+}
+
+impl ConflictMode {
+    /// The mode's name, as bucket properties spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Siblings => "siblings",
+            Self::Lww => "lww",
+            Self::Counter => "counter",
+        }
+    }
 }
 
 /// The settings of a bucket: how many replicas hold each key, how many must

@@ -379,7 +379,7 @@ impl<V> DvvSet<V> {
             return false;
         }
         match policy.mode {
-            ConflictMode::Siblings => {
+            ConflictMode::Siblings | ConflictMode::Counter => {
                 // Siblings of `other` are all covered by our context, so they
                 // can only come in as a later-stamped copy of a dot we hold.
                 let theirs_ok = other.siblings().all(|s| {
@@ -672,7 +672,7 @@ impl<V> DvvSet<V> {
             .checked_add(1)
             .ok_or(Error::CounterOverflow { node: coordinator })?;
         let dot = Dot::new(coordinator, counter);
-        if policy.mode == ConflictMode::Siblings {
+        if policy.mode != ConflictMode::Lww {
             let survivors: usize = self
                 .entries
                 .iter()
@@ -754,7 +754,7 @@ impl<V> DvvSet<V> {
 
     fn keep_rule(a: &DvvSet<V>, b: &DvvSet<V>, policy: &Policy) -> Keep {
         match policy.mode {
-            ConflictMode::Siblings => Keep::Causal,
+            ConflictMode::Siblings | ConflictMode::Counter => Keep::Causal,
             ConflictMode::Lww => {
                 Keep::Winner(a.siblings().chain(b.siblings()).map(Sibling::lww_key).max())
             }

@@ -93,7 +93,7 @@ impl BucketEntry {
 
     /// Orders entries of equal stamp and node (the same change, or a
     /// corrupt peer) deterministically.
-    fn props_key(&self) -> (u8, u8, u8, u32, u32, bool, Option<u32>) {
+    fn props_key(&self) -> (u8, u8, u8, u32, u32, u8, Option<u32>) {
         let p = &self.props;
         (
             p.n_val(),
@@ -101,7 +101,11 @@ impl BucketEntry {
             p.w(),
             p.max_siblings(),
             p.max_value_len(),
-            p.conflict_mode() == gyre_types::ConflictMode::Lww,
+            match p.conflict_mode() {
+                gyre_types::ConflictMode::Siblings => 0,
+                gyre_types::ConflictMode::Lww => 1,
+                gyre_types::ConflictMode::Counter => 2,
+            },
             p.default_ttl(),
         )
     }
@@ -202,6 +206,17 @@ pub enum ClientOp {
         /// Write quorum override.
         w: Option<u8>,
     },
+    /// Add `delta` to a counter (a key of a `counter` bucket).
+    Increment {
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: Key,
+        /// What to add (negative: subtract).
+        delta: i64,
+        /// Write quorum override.
+        w: Option<u8>,
+    },
 }
 
 /// When a written value expires, as the client asked. The coordinator turns
@@ -269,6 +284,14 @@ pub enum ClientReply {
         required: u8,
         /// What fell short, whom the coordinator asked, how long it waited.
         detail: String,
+    },
+    /// An increment reached its quorum.
+    Counted {
+        /// The counter as its coordinator holds it after the increment
+        /// (increments still on their way to it are not in it).
+        value: i64,
+        /// The context of the state after the increment.
+        context: Bytes,
     },
 }
 

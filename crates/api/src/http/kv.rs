@@ -317,6 +317,57 @@ pub(crate) async fn put<B: Backend>(
     .await
 }
 
+/// `?incr=N[&w=N]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncrementParams {
+    incr: i64,
+    w: Option<u8>,
+}
+
+/// `POST /v1/kv/{bucket}/{key}?incr=N`: adds N (negative: subtracts) to a
+/// counter of a `counter` bucket; `200 {"value": <the counter as its
+/// coordinator holds it after the increment>, "context": ...}`.
+pub(crate) async fn increment<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
+    uri: Uri,
+) -> Response {
+    counted(&shared, Op::Increment, async {
+        let t = target(&*shared.backend, &uri)?;
+        let IncrementParams { incr, w } = query(&uri)?;
+        let w = quorum("w", w, &t.props)?;
+        if t.props.conflict_mode() != gyre_types::ConflictMode::Counter {
+            return Err(ApiError::bad(
+                "not_a_counter",
+                format!(
+                    "bucket '{}' does not hold counters (its conflict_mode is {}): create a \
+                     bucket with {{\"conflict_mode\": \"counter\"}} for them",
+                    t.bucket,
+                    t.props.conflict_mode().name()
+                ),
+            ));
+        }
+        let reply = shared
+            .backend
+            .kv(ClientOp::Increment {
+                bucket: t.bucket,
+                key: t.key,
+                delta: incr,
+                w,
+            })
+            .await?;
+        match reply {
+            ClientReply::Counted { value, context } => {
+                let context = STANDARD.encode(context);
+                let body = serde_json::json!({ "value": value, "context": context });
+                Ok(with_context_header(Json(body).into_response(), &context))
+            }
+            other => Err(unexpected(other)),
+        }
+    })
+    .await
+}
+
 /// `DELETE /v1/kv/{bucket}/{key}`.
 pub(crate) async fn delete<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
@@ -376,5 +427,6 @@ fn unexpected(reply: ClientReply) -> ApiError {
         ClientReply::Written { .. } => {
             ApiError::internal("the backend answered a read with a write")
         }
+        ClientReply::Counted { .. } => ApiError::internal("the backend answered with a counter"),
     }
 }

@@ -56,6 +56,15 @@
 //! expired value reads as `404`, as a deleted one; expiry is explained in
 //! [`gyre_wire::Expiry`] and the README.
 //!
+//! ## `POST /v1/kv/{bucket}/{key}?incr=N[&w=N]`
+//!
+//! Adds `N` (negative: subtracts) to a counter, a key of a bucket whose
+//! `conflict_mode` is `counter`: `200 {"value": v, "context": "..."}`, `v`
+//! being the counter as the coordinator holds it after the increment. A
+//! `GET` of a counter answers its value as decimal text; a `PUT` is refused
+//! (`400 bad_request`), a `DELETE` removes the increments it saw. In a
+//! bucket of another mode: `400 not_a_counter`.
+//!
 //! ## `DELETE /v1/kv/{bucket}/{key}[?w=N]`
 //!
 //! Optional `X-Gyre-Context`; the body is ignored. Writes a tombstone:
@@ -239,7 +248,10 @@ struct Shared<B> {
 
 /// The HTTP API over `backend`, counting key operations in `metrics`.
 pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>) -> Router {
-    let key = get(kv::get::<B>).put(kv::put::<B>).delete(kv::delete::<B>);
+    let key = get(kv::get::<B>)
+        .put(kv::put::<B>)
+        .delete(kv::delete::<B>)
+        .post(kv::increment::<B>);
     Router::new()
         .route("/v1/kv/{bucket}", get(listing::list::<B>))
         .route("/v1/kv/{bucket}/{*key}", key.clone())

@@ -157,10 +157,14 @@ enum Cmd {
     Scan,
     Keys,
     Dbsize,
+    Incr,
+    Incrby,
+    Decr,
+    Decrby,
 }
 
 impl Cmd {
-    const ALL: [Self; 45] = [
+    const ALL: [Self; 49] = [
         Self::Ping,
         Self::Echo,
         Self::Get,
@@ -206,6 +210,10 @@ impl Cmd {
         Self::Scan,
         Self::Keys,
         Self::Dbsize,
+        Self::Incr,
+        Self::Incrby,
+        Self::Decr,
+        Self::Decrby,
     ];
 
     /// The command named `name`, in any case.
@@ -260,6 +268,10 @@ impl Cmd {
             b"SCAN" => Self::Scan,
             b"KEYS" => Self::Keys,
             b"DBSIZE" => Self::Dbsize,
+            b"INCR" => Self::Incr,
+            b"INCRBY" => Self::Incrby,
+            b"DECR" => Self::Decr,
+            b"DECRBY" => Self::Decrby,
             _ => return None,
         })
     }
@@ -312,6 +324,10 @@ impl Cmd {
             Self::Scan => "scan",
             Self::Keys => "keys",
             Self::Dbsize => "dbsize",
+            Self::Incr => "incr",
+            Self::Incrby => "incrby",
+            Self::Decr => "decr",
+            Self::Decrby => "decrby",
         }
     }
 
@@ -347,6 +363,8 @@ impl Cmd {
             Self::Scan => (2, MANY),
             Self::Keys => (2, 2),
             Self::Dbsize => (1, 1),
+            Self::Incr | Self::Decr => (2, 2),
+            Self::Incrby | Self::Decrby => (3, 3),
         }
     }
 
@@ -376,6 +394,7 @@ impl Cmd {
             | Self::Persist
             | Self::Getset => Some(Op::Put),
             Self::Del | Self::GyreDel | Self::Getdel | Self::Unlink => Some(Op::Delete),
+            Self::Incr | Self::Incrby | Self::Decr | Self::Decrby => Some(Op::Increment),
             Self::Ping
             | Self::Echo
             | Self::Info
@@ -539,6 +558,7 @@ impl<B: Backend> Server<B> {
             ClientOp::Get { .. } => Op::Get,
             ClientOp::Put { .. } => Op::Put,
             ClientOp::Delete { .. } => Op::Delete,
+            ClientOp::Increment { .. } => Op::Increment,
         };
         let started = Instant::now();
         let result = match self.backend.kv(op).await {
@@ -554,8 +574,13 @@ impl<B: Backend> Server<B> {
             Ok(ClientReply::Values { .. }) if kind != Op::Get => Err(KvError::Internal(
                 "the backend answered a write with values".into(),
             )),
-            Ok(ClientReply::Written { .. }) if kind == Op::Get => Err(KvError::Internal(
-                "the backend answered a read with a write".into(),
+            Ok(ClientReply::Written { .. }) if kind == Op::Get || kind == Op::Increment => {
+                Err(KvError::Internal(
+                    "the backend answered a read or an increment with a write".into(),
+                ))
+            }
+            Ok(ClientReply::Counted { .. }) if kind != Op::Increment => Err(KvError::Internal(
+                "the backend answered with a counter".into(),
             )),
             other => other,
         };
@@ -597,6 +622,45 @@ impl<B: Backend> Server<B> {
             // `call` turned any other reply to a read into an error.
             _ => Err(KvError::Internal("unexpected reply to a read".into())),
         }
+    }
+
+    /// `INCR` and its family: adds `delta` to the counter `key` of the
+    /// connection's bucket, which must be a counter bucket; answers the
+    /// value as the coordinator holds it after the increment.
+    async fn increment(
+        &self,
+        session: &Session,
+        key_arg: &[u8],
+        delta: i64,
+        out: &mut Out,
+    ) -> Result<(), Fail> {
+        let key = key(key_arg)?;
+        let props = self
+            .backend
+            .bucket(&session.bucket)
+            .ok_or_else(|| unknown_bucket(&session.bucket))?;
+        if props.conflict_mode() != gyre_types::ConflictMode::Counter {
+            return Err(err(format!(
+                "ERR bucket '{}' does not hold counters (its conflict_mode is {}); INCR and its \
+                 family work in a counter bucket: create one over HTTP with PUT \
+                 /v1/buckets/<name> {{\"conflict_mode\": \"counter\"}}, then select it with \
+                 GYRE.BUCKET <name>",
+                session.bucket,
+                props.conflict_mode().name()
+            )));
+        }
+        let op = ClientOp::Increment {
+            bucket: session.bucket.clone(),
+            key,
+            delta,
+            w: None,
+        };
+        match self.call(op).await? {
+            ClientReply::Counted { value, .. } => out.integer(value),
+            // `call` turned any other reply to an increment into an error.
+            _ => return Err(Fail::Kv(KvError::Internal("unexpected reply".into()))),
+        }
+        Ok(())
     }
 
     /// Runs a put or a delete: the context after it.
@@ -805,6 +869,18 @@ impl<B: Backend> Server<B> {
                 })
                 .await?;
                 out.bulk_or_null(read.latest().map(|v| &v[..]));
+            }
+            Cmd::Incr => self.increment(session, args.get(1), 1, out).await?,
+            Cmd::Decr => self.increment(session, args.get(1), -1, out).await?,
+            Cmd::Incrby | Cmd::Decrby => {
+                let by = parse::integer(args.get(2)).ok_or_else(not_integer)?;
+                let delta = if cmd == Cmd::Incrby {
+                    Some(by)
+                } else {
+                    by.checked_neg()
+                };
+                let delta = delta.ok_or_else(|| err("ERR decrement would overflow"))?;
+                self.increment(session, args.get(1), delta, out).await?;
             }
             Cmd::Scan => self.scan(session, args, out).await?,
             Cmd::Keys => self.keys(session, args, out).await?,

@@ -136,6 +136,11 @@ impl Backend for ModelBackend {
                 expiry,
             } => {
                 let props = self.check(&bucket, w)?;
+                if props.conflict_mode() == gyre_types::ConflictMode::Counter {
+                    return Err(KvError::BadRequest(format!(
+                        "bucket '{bucket}' holds counters"
+                    )));
+                }
                 if value.len() > props.max_value_len() as usize {
                     return Err(KvError::BadRequest("value too large".into()));
                 }
@@ -161,6 +166,39 @@ impl Backend for ModelBackend {
                 Ok(ClientReply::Written {
                     dot,
                     supersedes: Bytes::from(supersedes.to_bytes()),
+                    context: Bytes::from(object.context().to_bytes()),
+                })
+            }
+            ClientOp::Increment {
+                bucket,
+                key,
+                delta,
+                w,
+            } => {
+                // One replica: the counter is one decimal value.
+                let props = self.check(&bucket, w)?;
+                let object = objects.entry((bucket, key)).or_default();
+                let now = Timestamp::from_parts(wall, 0);
+                let current: i64 = object
+                    .read_at(now)
+                    .latest()
+                    .and_then(|s| std::str::from_utf8(s.value.as_ref()?).ok()?.parse().ok())
+                    .unwrap_or(0);
+                let value = current.checked_add(delta).ok_or_else(|| {
+                    KvError::BadRequest("increment or decrement would overflow".into())
+                })?;
+                let ctx = object.context();
+                object
+                    .put(
+                        &ctx,
+                        Bytes::from(value.to_string()),
+                        NODE,
+                        ts,
+                        &Policy::from(&props),
+                    )
+                    .map_err(|e| KvError::BadRequest(e.to_string()))?;
+                Ok(ClientReply::Counted {
+                    value,
                     context: Bytes::from(object.context().to_bytes()),
                 })
             }
