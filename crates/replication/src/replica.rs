@@ -25,6 +25,28 @@ pub struct Written {
     pub supersedes: Context,
 }
 
+impl Written {
+    fn new(
+        bucket: &BucketName,
+        key: &Key,
+        n_val: u8,
+        object: Object,
+        dot: Dot,
+        supersedes: Context,
+    ) -> Self {
+        Self {
+            item: Item {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                n_val,
+                object,
+            },
+            dot,
+            supersedes,
+        }
+    }
+}
+
 /// One node's replicas: serves peers' requests against the local store and
 /// makes the local half of the writes this node coordinates. Thread-safe;
 /// every method is synchronous (the store's own calls are the only IO).
@@ -186,16 +208,7 @@ impl<S: Store> Replica<S> {
             }
         })??;
         let (object, dot, supersedes) = done;
-        Ok(Written {
-            item: Item {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                n_val,
-                object,
-            },
-            dot,
-            supersedes,
-        })
+        Ok(Written::new(bucket, key, n_val, object, dot, supersedes))
     }
 
     /// A timestamp for a write at `wall_ms` over `object`: after every
@@ -246,16 +259,7 @@ impl<S: Store> Replica<S> {
             }
         })??;
         let (object, dot, supersedes) = done;
-        Ok(Written {
-            item: Item {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                n_val,
-                object,
-            },
-            dot,
-            supersedes,
-        })
+        Ok(Written::new(bucket, key, n_val, object, dot, supersedes))
     }
 
     /// Merges a state into the local replica (DVV sync: never replaces);
