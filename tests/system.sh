@@ -5,6 +5,9 @@
 #
 #   redis_tools_work_unmodified   redis-cli and redis-benchmark (Debian's
 #                                 redis-tools) against three real nodes
+#   metrics_parse_cleanly         /metrics read by the OpenMetrics parser of
+#                                 the Prometheus Python client (PyPI), in a
+#                                 virtualenv under target/system-venv
 #
 # Usage: tests/system.sh [--install]
 #   --install  installs what is missing first (apt-get, as root; what CI does)
@@ -28,6 +31,7 @@ esac
 NEEDS=(
     "redis-cli redis-tools"
     "redis-benchmark redis-tools"
+    "python3 python3"
 )
 
 missing_packages() {
@@ -55,9 +59,28 @@ if ((${#missing[@]})); then
     exit 2
 fi
 
+# The Python parser, in a virtualenv of its own (pinned).
+venv=target/system-venv
+if ! "$venv/bin/python" -c "import prometheus_client" >/dev/null 2>&1; then
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        if ((install)); then
+            sudo=()
+            if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
+            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$venv"
+        else
+            echo "tests/system.sh needs python3-venv: apt-get install python3-venv (or --install)" >&2
+            exit 2
+        fi
+    fi
+    "$venv/bin/pip" install -q "prometheus-client==0.21.1"
+fi
+export GYRE_PYTHON=$PWD/$venv/bin/python
+
 if cargo nextest --version >/dev/null 2>&1; then
     run=(cargo nextest run --locked --profile ci)
 else
     run=(cargo test --locked)
 fi
-"${run[@]}" -p gyre --features system-tests --test redis_tools_work_unmodified
+"${run[@]}" -p gyre --features system-tests --test redis_tools_work_unmodified \
+    --test metrics_parse_cleanly

@@ -166,7 +166,7 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition: these metrics and the node's
+    /// The OpenMetrics text exposition: these metrics and the node's
     /// replication counters `stats`.
     pub fn render(&self, stats: &NodeStats) -> String {
         let mut out = String::new();

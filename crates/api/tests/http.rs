@@ -989,7 +989,7 @@ async fn metrics_count_key_operations_in_prometheus_text() {
         reply
             .header("content-type")
             .unwrap()
-            .starts_with("text/plain; version=0.0.4"),
+            .starts_with("application/openmetrics-text; version=1.0.0"),
         "{reply:?}"
     );
     let text = String::from_utf8(reply.body).unwrap();

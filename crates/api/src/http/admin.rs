@@ -157,13 +157,15 @@ pub(crate) async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> 
     (code, Json(body)).into_response()
 }
 
-/// The media type of the Prometheus text exposition format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The media type of what `/metrics` serves: OpenMetrics text (counter
+/// families with `_total` samples, ending in `# EOF`), which Prometheus
+/// parses as such when told so.
+const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics`.
 pub(crate) async fn metrics<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
     let text = shared.metrics.render(&shared.backend.stats());
-    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response()
+    ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], text).into_response()
 }
 
 /// Any path no route matches: 404 `no_route`.

@@ -121,8 +121,8 @@
 //!   "layout_version": 7}` once the node holds a layout; before,
 //!   `503` `{"status": "no_layout", "node": "<id>", "layout_version":
 //!   null}`.
-//! - `GET /metrics`: `200`, `text/plain; version=0.0.4`: the Prometheus
-//!   text exposition of [`Metrics::render`] (request counts and latency
+//! - `GET /metrics`: `200`, `application/openmetrics-text;
+//!   version=1.0.0`: the OpenMetrics text of [`Metrics::render`] (request counts and latency
 //!   per front end, operation and outcome, siblings returned, and the
 //!   node's replication counters).
 //!
