@@ -139,6 +139,22 @@ fn writes_through_one_node_are_read_through_another_over_http_and_redis() {
     let size: i64 = run(&mut client(b.ep.resp), &redis::cmd("DBSIZE"));
     assert!(size >= 200, "DBSIZE {size}");
 
+    // `gyre get` exits 0 for a value, 1 for a Gyre "no value", 2 for an
+    // error (a 404 from a route that is not Gyre's key route included).
+    let exit = |args: &[&str]| {
+        std::process::Command::new(common::GYRE)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let url = a.url("");
+    assert_eq!(exit(&["get", "greeting", "--node", &url]), Some(0));
+    assert_eq!(exit(&["get", "never-written", "--node", &url]), Some(1));
+    let elsewhere = format!("{url}/nothing-here");
+    assert_eq!(exit(&["get", "greeting", "--node", &elsewhere]), Some(2));
+
     // An unknown command is an error reply, and the connection goes on.
     let err = redis::cmd("NO.SUCH.COMMAND")
         .query::<String>(&mut at_a)

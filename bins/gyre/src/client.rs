@@ -703,20 +703,32 @@ fn encode(segment: &str) -> String {
     out
 }
 
+/// Whether `gyre get` found a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// It printed the key's values.
+    Yes,
+    /// The node answered that the key has no value.
+    No,
+}
+
 /// `gyre get`: every sibling and the context.
-pub(crate) fn get(target: &Target, args: &KeyArgs, r: Option<u8>) -> anyhow::Result<()> {
-    let answer = call(
-        "GET",
-        &key_url(target, args, r.map(|r| ("r", r))),
-        None,
-        &[("accept", "application/json")],
-    )?;
-    if answer.status == 404 {
+pub(crate) fn get(target: &Target, args: &KeyArgs, r: Option<u8>) -> anyhow::Result<Found> {
+    let url = key_url(target, args, r.map(|r| ("r", r)));
+    let answer = call("GET", &url, None, &[("accept", "application/json")])?;
+    // Only a Gyre node's 404 `not_found` means "no value": a 404 from
+    // anything else (a proxy, another server) is an error.
+    let gyre_not_found = answer.status == 404
+        && answer
+            .json()
+            .ok()
+            .is_some_and(|j| j.get("error").and_then(|e| e.as_str()) == Some("not_found"));
+    if gyre_not_found {
         out!("(not found)");
         if let Some(c) = &answer.context {
             out!("context: {c}");
         }
-        return Ok(());
+        return Ok(Found::No);
     }
     let answer = answer.ok()?;
     let json = answer.json()?;
@@ -740,7 +752,7 @@ pub(crate) fn get(target: &Target, args: &KeyArgs, r: Option<u8>) -> anyhow::Res
     if let Some(c) = json.get("context").and_then(|c| c.as_str()) {
         out!("context: {c}");
     }
-    Ok(())
+    Ok(Found::Yes)
 }
 
 /// `gyre put` and `gyre del`: prints the new context.

@@ -73,7 +73,9 @@ enum Command {
         #[command(subcommand)]
         command: client::ClusterCommand,
     },
-    /// Read a key: every sibling and the context to write with.
+    /// Read a key: every sibling and the context to write with. Exits 0
+    /// if the key has a value, 1 if the node answered that it has none, 2
+    /// on any error (as every command does).
     Get {
         #[command(flatten)]
         target: client::Target,
@@ -147,7 +149,10 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Cert(command) => cert::run(command),
         Command::Cluster { target, command } => client::cluster(&target, command),
-        Command::Get { target, key, r } => client::get(&target, &key, r),
+        Command::Get { target, key, r } => match client::get(&target, &key, r) {
+            Ok(client::Found::No) => return std::process::ExitCode::from(1),
+            other => other.map(|_| ()),
+        },
         Command::Put {
             target,
             key,
@@ -166,7 +171,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(2)
         }
     }
 }

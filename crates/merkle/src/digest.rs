@@ -28,7 +28,7 @@ impl ItemDigest {
     /// `version_digest` (computed by the versioning layer from its state).
     pub fn of(identity: &[u8], version_digest: u128) -> Self {
         let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-        // Keys are at most 64 KiB (gyre_types::Key::MAX_LEN); an identity longer
+        // Keys are under 64 KiB (gyre_types::Key::MAX_LEN); an identity longer
         // than u32::MAX bytes cannot be stored, so saturating loses nothing real.
         let len = u32::try_from(identity.len()).unwrap_or(u32::MAX);
         h.update(&len.to_le_bytes());

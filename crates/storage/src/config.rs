@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use gyre_merkle::TreeShape;
-use gyre_types::{BucketName, BucketProps, PartitionCount};
+use gyre_types::{BucketProps, PartitionCount};
 use serde::{Deserialize, Serialize};
 
 /// When a write counts as durable, and so when it is acknowledged.
@@ -61,8 +61,10 @@ pub struct Limits {
 impl Limits {
     /// The longest key any store accepts: fjall's 65,536-byte key limit less
     /// the record key's prefix (an 8-byte hash, a length byte and a bucket
-    /// name of up to 64 bytes).
-    pub const MAX_KEY_LEN: usize = 65_536 - 8 - 1 - BucketName::MAX_LEN;
+    /// name of up to 64 bytes), which is what every [`Key`] fits in.
+    ///
+    /// [`Key`]: gyre_types::Key
+    pub const MAX_KEY_LEN: usize = gyre_types::Key::MAX_LEN;
 }
 
 impl Default for Limits {

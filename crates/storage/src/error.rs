@@ -9,7 +9,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// A key is longer than the store accepts.
-    #[error("key is {len} bytes, the limit is {max}")]
+    #[error("key is {len} bytes, the maximum is {max}")]
     KeyTooLong {
         /// The key's length.
         len: usize,

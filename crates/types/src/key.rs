@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// A key: 1 to [`Key::MAX_LEN`] opaque bytes.
+/// A key: 1 to [`Key::MAX_LEN`] (65,463) opaque bytes.
 ///
 /// Keys are compared and hashed as bytes; the store never interprets them.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -12,9 +12,12 @@ use crate::{Error, Result};
 pub struct Key(Box<[u8]>);
 
 impl Key {
-    /// Longest accepted key, in bytes (like Cassandra's partition keys, and far
-    /// beyond what a primary key should need).
-    pub const MAX_LEN: usize = 64 * 1024;
+    /// Longest accepted key, in bytes: 65,463, what the store can hold (its
+    /// engine's 64 KiB record keys less an 8-byte hash, a length byte and a
+    /// bucket name of up to 64 bytes). One limit everywhere: the front ends,
+    /// the wire and the store refuse longer keys with the same message. Far
+    /// beyond what a primary key should need.
+    pub const MAX_LEN: usize = 65_536 - 8 - 1 - crate::BucketName::MAX_LEN;
 
     /// Checks and wraps a key.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
