@@ -24,7 +24,7 @@
 //! use gyre_storage::{Durability, MemStore, StoreConfig};
 //! use gyre_transport::MemNetwork;
 //! use gyre_types::{BucketName, Key, NodeId, ZoneName};
-//! use gyre_wire::{ClientOp, ClientReply};
+//! use gyre_wire::{ClientOp, ClientReply, Expiry};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
@@ -58,7 +58,7 @@
 //!
 //!     // A write through one node is read through the other.
 //!     let (bucket, key) = (BucketName::new("carts")?, Key::new(b"alice".to_vec())?);
-//!     let put = ClientOp::Put { bucket: bucket.clone(), key: key.clone(), context: None, value: Bytes::from("3 apples"), w: None };
+//!     let put = ClientOp::Put { bucket: bucket.clone(), key: key.clone(), context: None, value: Bytes::from("3 apples"), w: None, expiry: Expiry::Default };
 //!     assert!(matches!(nodes[0].replication().client(put).await?, ClientReply::Written { .. }));
 //!     let get = ClientOp::Get { bucket, key, r: None };
 //!     match nodes[1].replication().client(get).await? {

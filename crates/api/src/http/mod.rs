@@ -202,6 +202,8 @@
 //! #     fn stats(&self) -> gyre_api::NodeStats { gyre_api::NodeStats::default() }
 //! #     fn local_trees(&self) -> Vec<gyre_api::TreeRoot> { Vec::new() }
 //! #     fn local_get(&self, _: &gyre_types::BucketName, _: &gyre_types::Key) -> Result<Option<Vec<bytes::Bytes>>, gyre_api::KvError> { Ok(None) }
+//! #     async fn list_keys(&self, _: &gyre_types::BucketName, _: u64, _: usize) -> Result<gyre_api::KeyPage, gyre_api::KvError> { Err(gyre_api::KvError::NotReady("no node".into())) }
+//! #     async fn key_count(&self) -> Result<u64, gyre_api::KvError> { Ok(0) }
 //! # }
 //! ```
 //!
