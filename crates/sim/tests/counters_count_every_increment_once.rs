@@ -91,7 +91,12 @@ async fn run_seed(seed: u64) -> Result<(), String> {
         tokio::time::sleep(rng.duration(Duration::from_millis(300), Duration::from_millis(1500)))
             .await;
         let i = rng.index(cluster.len());
-        match rng.index(4) {
+        match rng.index(5) {
+            4 => cluster.network().set_faults(gyre_transport::Faults {
+                drop: 0.05,
+                duplicate: 0.02,
+                delay: (Duration::from_millis(1), Duration::from_millis(30)),
+            }),
             0 => {
                 cluster.crash(i).await;
             }
