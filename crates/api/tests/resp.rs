@@ -621,6 +621,43 @@ async fn tool_commands_answer_as_redis_tools_expect() {
             .contains("name=worker-1")
     );
     assert!(matches!(c.call(&["CLIENT", "ID"]).await, Reply::Int(id) if id > 0));
+    // CLIENT LIST shows every connection, this one by its name.
+    let mut other = server.client().await;
+    assert_eq!(other.call(&["CLIENT", "SETNAME", "worker-2"]).await, ok());
+    assert_eq!(other.call(&["MULTI"]).await, ok());
+    assert_eq!(
+        other.call(&["GET", "k"]).await,
+        Reply::Simple("QUEUED".into())
+    );
+    let list = c.call(&["CLIENT", "LIST"]).await.text();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].contains(" name=worker-1 ") && lines[0].contains(" cmd=client "),
+        "{list}"
+    );
+    assert!(
+        lines[1].contains(" name=worker-2 ") && lines[1].contains(" multi=1 "),
+        "{list}"
+    );
+    let Reply::Int(my_id) = c.call(&["CLIENT", "ID"]).await else {
+        panic!()
+    };
+    let mine = c
+        .call(&["CLIENT", "LIST", "ID", &my_id.to_string()])
+        .await
+        .text();
+    assert_eq!(mine.lines().count(), 1);
+    assert!(mine.starts_with(&format!("id={my_id} ")), "{mine}");
+    assert_eq!(
+        c.call(&["CLIENT", "LIST", "TYPE", "pubsub"]).await.text(),
+        ""
+    );
+    assert_eq!(
+        c.call(&["CLIENT", "LIST", "ID", "x"]).await,
+        error("ERR Invalid client ID")
+    );
+    drop(other);
     assert_eq!(
         c.call(&["CLIENT", "KILL"]).await,
         error("ERR unknown subcommand 'KILL'. Try CLIENT HELP.")

@@ -6,7 +6,6 @@
 //! reaches the backend, and leaves the connection usable.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -18,6 +17,7 @@ use gyre_types::{BucketName, Key};
 use gyre_wire::{ClientOp, ClientReply, Expiry};
 
 use super::RespConfig;
+use super::clients::{ClientEntry, Clients};
 use super::expire::{TtlQuery, Unit};
 use super::parse::{self, Args, Limits};
 use super::pattern::Pattern;
@@ -40,6 +40,7 @@ pub(crate) struct Server<B> {
     pub(crate) connected_clients: AtomicU64,
     pub(crate) connections_received: AtomicU64,
     pub(crate) commands_processed: AtomicU64,
+    pub(crate) clients: Clients,
 }
 
 impl<B> Server<B> {
@@ -59,6 +60,7 @@ impl<B> Server<B> {
             connected_clients: AtomicU64::new(0),
             connections_received: AtomicU64::new(0),
             commands_processed: AtomicU64::new(0),
+            clients: Clients::default(),
         }
     }
 }
@@ -67,7 +69,6 @@ impl<B> Server<B> {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) id: u64,
-    pub(crate) peer: Option<SocketAddr>,
     pub(crate) name: Option<Vec<u8>>,
     pub(crate) authenticated: bool,
     pub(crate) bucket: BucketName,
@@ -75,18 +76,20 @@ pub(crate) struct Session {
     pub(crate) quit: bool,
     /// The commands queued since `MULTI`, if one is open.
     pub(crate) transaction: Option<Transaction>,
+    /// What `CLIENT LIST` shows of this connection.
+    pub(crate) entry: Arc<ClientEntry>,
 }
 
 impl Session {
-    pub(crate) fn new(id: u64, peer: Option<SocketAddr>, config: &RespConfig) -> Self {
+    pub(crate) fn new(id: u64, config: &RespConfig, entry: Arc<ClientEntry>) -> Self {
         Self {
             id,
-            peer,
             name: None,
             authenticated: config.password.is_none(),
             bucket: BucketName::default(),
             quit: false,
             transaction: None,
+            entry,
         }
     }
 
@@ -683,6 +686,11 @@ impl<B: Backend> Server<B> {
         if let Err(fail) = result {
             write_fail(out, fail);
         }
+        session.entry.ran(
+            Cmd::lookup(args.get(0)).map_or("unknown", Cmd::name),
+            out.resp3,
+            session.transaction.as_ref().map(Transaction::len),
+        );
     }
 
     /// A command sent while a transaction is open: `EXEC`, `DISCARD` and
@@ -961,7 +969,7 @@ impl<B: Backend> Server<B> {
             Cmd::Info => out.verbatim(&self.info(args)),
             Cmd::Command => command(args, out)?,
             Cmd::Config => config(args, out)?,
-            Cmd::Client => client(session, args, out)?,
+            Cmd::Client => client(session, &self.clients, args, out)?,
             Cmd::Select => match parse::integer(args.get(1)) {
                 Some(0) => out.ok(),
                 Some(_) => return Err(err("ERR DB index is out of range")),
@@ -1282,6 +1290,7 @@ fn set_name(session: &mut Session, name: &[u8]) -> Result<(), Fail> {
         ));
     }
     session.name = (!name.is_empty()).then(|| name.to_vec());
+    session.entry.named(session.name.clone());
     Ok(())
 }
 
@@ -1350,8 +1359,13 @@ fn config(args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
     }
 }
 
-/// `CLIENT ID|GETNAME|SETNAME|SETINFO|INFO`.
-fn client(session: &mut Session, args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
+/// `CLIENT ID|GETNAME|SETNAME|SETINFO|INFO|LIST`.
+fn client(
+    session: &mut Session,
+    clients: &Clients,
+    args: Args<'_>,
+    out: &mut Out,
+) -> Result<(), Fail> {
     let sub = args.get(1);
     let arity = |n: usize, name: &str| {
         if args.len() == n {
@@ -1382,16 +1396,43 @@ fn client(session: &mut Session, args: Args<'_>, out: &mut Out) -> Result<(), Fa
         out.ok();
     } else if sub.eq_ignore_ascii_case(b"INFO") {
         arity(2, "client|info")?;
-        let line = format!(
-            "id={} addr={} name={} db=0 resp={}\n",
-            session.id,
-            session
-                .peer
-                .map_or_else(|| "?".to_owned(), |p| p.to_string()),
-            String::from_utf8_lossy(session.name.as_deref().unwrap_or_default()),
-            if out.resp3 { 3 } else { 2 },
+        session.entry.ran(
+            "client|info",
+            out.resp3,
+            session.transaction.as_ref().map(Transaction::len),
         );
-        out.verbatim(&line);
+        out.verbatim(&session.entry.line(Instant::now()));
+    } else if sub.eq_ignore_ascii_case(b"LIST") {
+        // `CLIENT LIST [TYPE normal] [ID id …]`: every client is normal.
+        let mut ids: Option<Vec<u64>> = None;
+        let mut other_type = false;
+        let mut i = 2;
+        while i < args.len() {
+            let option = args.get(i);
+            if option.eq_ignore_ascii_case(b"TYPE") && i + 1 < args.len() {
+                other_type = !args.get(i + 1).eq_ignore_ascii_case(b"normal");
+                i += 2;
+            } else if option.eq_ignore_ascii_case(b"ID") && i + 1 < args.len() {
+                let mut list = Vec::new();
+                for arg in args.iter().skip(i + 1) {
+                    let id = std::str::from_utf8(arg)
+                        .ok()
+                        .and_then(|a| a.parse::<u64>().ok())
+                        .ok_or_else(|| err("ERR Invalid client ID"))?;
+                    list.push(id);
+                }
+                ids = Some(list);
+                i = args.len();
+            } else {
+                return Err(syntax_error());
+            }
+        }
+        let text = if other_type {
+            String::new()
+        } else {
+            clients.list(ids.as_deref())
+        };
+        out.verbatim(&text);
     } else {
         return Err(unknown_subcommand(sub, "CLIENT"));
     }

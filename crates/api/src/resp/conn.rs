@@ -35,12 +35,13 @@ const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
 const HANG_UP_GRACE: Duration = Duration::from_millis(200);
 const HANG_UP_DISCARD: usize = 1 << 20;
 
-/// Counts a connection while it lives.
-struct Connected<'a, B>(&'a Server<B>);
+/// Counts a connection, and lists it, while it lives.
+struct Connected<'a, B>(&'a Server<B>, u64);
 
 impl<B> Drop for Connected<'_, B> {
     fn drop(&mut self) {
         self.0.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        self.0.clients.close(self.1);
     }
 }
 
@@ -58,9 +59,11 @@ pub(crate) async fn run<B: Backend>(
     }
     server.connections_received.fetch_add(1, Ordering::Relaxed);
     server.connected_clients.fetch_add(1, Ordering::Relaxed);
-    let _connected = Connected(&server);
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let mut session = Session::new(id, stream.peer_addr().ok(), &server.config);
+    let peer = stream.peer_addr().ok();
+    let entry = server.clients.open(id, peer);
+    let _connected = Connected(&server, id);
+    let mut session = Session::new(id, &server.config, entry);
     let mut parser = Parser::new();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Out::new();

@@ -17,7 +17,7 @@
 //! | `MSET key value [key value …]` | `+OK` |
 //! | `PING [msg]`, `ECHO msg`, `QUIT`, `SELECT 0` | as Redis |
 //! | `AUTH [user] password`, `HELLO [2\|3] [AUTH user pass] [SETNAME name]` | as Redis (the one user is `default`) |
-//! | `INFO [section …]`, `COMMAND [COUNT\|DOCS\|INFO\|LIST]`, `CONFIG GET param …`, `CLIENT ID\|GETNAME\|SETNAME\|SETINFO\|INFO` | enough for tools and client libraries |
+//! | `INFO [section …]`, `COMMAND [COUNT\|DOCS\|INFO\|LIST]`, `CONFIG GET param …`, `CLIENT ID\|GETNAME\|SETNAME\|SETINFO\|INFO\|LIST` | enough for tools and client libraries |
 //! | `GYRE.BUCKET [name]` | selects the connection's bucket (it must exist); without a name, shows it |
 //! | `GYRE.GET key [BUCKET b] [R n]` | `[context, [value …]]`: every sibling |
 //! | `GYRE.PUT key context value [BUCKET b] [W n]` | the context after the write |
@@ -133,6 +133,7 @@
 //! [`Metrics`]: crate::Metrics
 //! [`Metrics::read_values`]: crate::Metrics::read_values
 
+mod clients;
 mod command;
 mod conn;
 mod expire;
