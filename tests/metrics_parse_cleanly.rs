@@ -65,6 +65,14 @@ fn metrics_parse_as_openmetrics() {
         "gyre_tombstones_purged",
         "gyre_expired_purged",
         "gyre_hints_pending",
+        "gyre_hints_pending_by_target",
+        "gyre_peers",
+        "gyre_peer_up",
+        "gyre_peer_phi",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_threads",
+        "process_cpu_seconds",
     ] {
         assert!(
             families.iter().any(|f| f == want),

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KeyPage,
-    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PlanSummary,
+    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PeerStats, PlanSummary,
     TransferDone, TransferStatus, TreeRoot,
 };
 use gyre_membership::{Change, NodeStatus, Plan};
@@ -454,10 +454,25 @@ impl Backend for NodeBackend {
     fn stats(&self) -> NodeStats {
         let replication = self.node.replication();
         let c = replication.counters();
+        let backlog = replication.replica().store().hint_backlog();
+        let me = self.node.membership().id();
+        let peers = self.node.membership().with(|core, now| {
+            core.members(now)
+                .filter(|m| m.id != me && !m.removed)
+                .map(|m| PeerStats {
+                    id: m.id.to_string(),
+                    up: m.up,
+                    phi: m.phi.filter(|p| p.is_finite()),
+                })
+                .collect()
+        });
         NodeStats {
             fallbacks: c.fallbacks.load(Ordering::Relaxed),
             hints_delivered: c.hints_delivered.load(Ordering::Relaxed),
-            hints_pending: replication.replica().store().hint_backlog().values().sum(),
+            hints_pending: backlog.values().sum(),
+            hints_by_target: backlog.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            peers,
+            process: crate::process::stats(),
             read_repairs: c.read_repairs.load(Ordering::Relaxed),
             anti_entropy_keys: c.ae_keys.load(Ordering::Relaxed),
             quorum_failures: c.unavailable.load(Ordering::Relaxed),

@@ -26,6 +26,7 @@ mod cert;
 mod client;
 mod config;
 mod demo;
+mod process;
 mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -428,8 +428,8 @@ pub struct MemberStatus {
 }
 
 /// Counts of what replication did on this node, since it started (hints
-/// pending: now).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// pending: now), and gauges of the node's view and process.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeStats {
     /// Writes that went to a fallback as a hint (sloppy quorum).
     pub fallbacks: u64,
@@ -457,4 +457,34 @@ pub struct NodeStats {
     pub layouts_in_use: u64,
     /// This node's partition transfers.
     pub transfers: TransferStatus,
+    /// Hints held now, per target node.
+    pub hints_by_target: Vec<(String, u64)>,
+    /// Every other member as this node's failure detector sees it.
+    pub peers: Vec<PeerStats>,
+    /// The node's process, if the platform tells.
+    pub process: Option<ProcessStats>,
+}
+
+/// One peer, as a node's failure detector sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerStats {
+    /// Its node id.
+    pub id: String,
+    /// Whether it is judged up.
+    pub up: bool,
+    /// Its phi (suspicion), when known and finite.
+    pub phi: Option<f64>,
+}
+
+/// What the operating system says of the node's process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// Resident memory, bytes.
+    pub resident_bytes: u64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// Threads.
+    pub threads: u64,
+    /// CPU time used, user and system, in milliseconds.
+    pub cpu_ms: u64,
 }

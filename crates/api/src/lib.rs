@@ -33,8 +33,8 @@ pub mod resp;
 
 pub use backend::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KeyPage,
-    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PlanSummary,
-    TransferDone, TransferStatus, TreeRoot,
+    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PeerStats, PlanSummary,
+    ProcessStats, TransferDone, TransferStatus, TreeRoot,
 };
 pub use metrics::{Front, Metrics, Op};
 

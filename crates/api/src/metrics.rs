@@ -282,7 +282,65 @@ impl Metrics {
                 "gyre_handoff_partitions{{stage=\"{stage}\"}} {n}\n"
             ));
         }
+        render_view(&mut out, stats);
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
+    }
+}
+
+/// A label value as the exposition format wants it: `\`, `"` and newlines
+/// escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The node's view of its peers and hints, and its process.
+fn render_view(out: &mut String, stats: &NodeStats) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    out.push_str("# HELP gyre_hints_pending_by_target Hints this node holds, per node they are for.\n# TYPE gyre_hints_pending_by_target gauge\n");
+    for (target, n) in &stats.hints_by_target {
+        let _ = writeln!(
+            out,
+            "gyre_hints_pending_by_target{{target=\"{}\"}} {n}",
+            label(target)
+        );
+    }
+    let up = stats.peers.iter().filter(|p| p.up).count();
+    let _ = write!(
+        out,
+        "# HELP gyre_peers Other members, by whether this node's failure detector judges them up.\n# TYPE gyre_peers gauge\ngyre_peers{{state=\"up\"}} {up}\ngyre_peers{{state=\"down\"}} {}\n",
+        stats.peers.len() - up
+    );
+    out.push_str("# HELP gyre_peer_up Whether this node judges the peer up (1) or down (0).\n# TYPE gyre_peer_up gauge\n");
+    for p in &stats.peers {
+        let _ = writeln!(
+            out,
+            "gyre_peer_up{{peer=\"{}\"}} {}",
+            label(&p.id),
+            u8::from(p.up)
+        );
+    }
+    out.push_str("# HELP gyre_peer_phi The failure detector's suspicion of the peer (phi; 8 convicts).\n# TYPE gyre_peer_phi gauge\n");
+    for p in &stats.peers {
+        if let Some(phi) = p.phi {
+            let _ = writeln!(out, "gyre_peer_phi{{peer=\"{}\"}} {phi}", label(&p.id));
+        }
+    }
+    if let Some(p) = &stats.process {
+        let _ = write!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n\
+             # HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {}\n\
+             # HELP process_threads Number of OS threads in the process.\n# TYPE process_threads gauge\nprocess_threads {}\n\
+             # HELP process_cpu_seconds Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total {}\n",
+            p.resident_bytes,
+            p.open_fds,
+            p.threads,
+            p.cpu_ms as f64 / 1000.0,
+        );
     }
 }
