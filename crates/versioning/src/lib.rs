@@ -15,6 +15,14 @@
 //!   context is [`DvvSet::put_blind`]. Deletes write tombstones.
 //! - **Replication** of any kind — quorum writes, read repair, hinted
 //!   handoff, anti-entropy — merges with [`DvvSet::sync`], never replaces.
+//! - **Expiry** is part of a write: [`DvvSet::put_expiring`] stores an
+//!   absolute expiry with the value, the same on every replica.
+//!   [`DvvSet::read_at`] leaves expired values out (its context still covers
+//!   them) and [`DvvSet::is_deleted_at`] counts them as tombstones; merging
+//!   never reads a clock.
+//! - **Counters** (`ConflictMode::Counter`) version like siblings; the
+//!   replication crate keeps one sibling of running totals per coordinating
+//!   node, so the ordinary merge is a PN-counter's.
 //!
 //! # Laws
 //!
