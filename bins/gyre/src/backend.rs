@@ -190,12 +190,7 @@ fn kv_error(e: gyre_replication::Error) -> KvError {
 
 impl Backend for NodeBackend {
     async fn kv(&self, op: ClientOp) -> Result<ClientReply, KvError> {
-        let bucket = match &op {
-            ClientOp::Get { bucket, .. }
-            | ClientOp::Put { bucket, .. }
-            | ClientOp::Delete { bucket, .. }
-            | ClientOp::Increment { bucket, .. } => bucket,
-        };
+        let (bucket, _) = op.target();
         if self.node.buckets().props(bucket).is_none() {
             return Err(KvError::UnknownBucket(bucket.to_string()));
         }

@@ -314,11 +314,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         op: ClientOp,
         forwarded: Option<Forwarded>,
     ) -> Result<ClientReply> {
-        let (bucket, key) = match &op {
-            ClientOp::Get { bucket, key, .. }
-            | ClientOp::Put { bucket, key, .. }
-            | ClientOp::Delete { bucket, key, .. }
-            | ClientOp::Increment { bucket, key, .. } => (bucket.clone(), key.clone()),
+        let (bucket, key) = {
+            let (bucket, key) = op.target();
+            (bucket.clone(), key.clone())
         };
         let routing = self.routing()?;
         let props = self.replica.props(&bucket);
@@ -554,57 +552,12 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         .collect(),
                 })
             }
-            ClientOp::Put {
-                bucket,
-                key,
-                context,
-                value,
-                expiry,
-                ..
-            } => {
+            write @ (ClientOp::Put { .. }
+            | ClientOp::Delete { .. }
+            | ClientOp::Increment { .. }) => {
                 let write = Write {
                     wall,
-                    bucket,
-                    key,
-                    value: Some(value),
-                    delta: None,
-                    expiry,
-                    context,
-                    w: quorum,
-                    permit,
-                };
-                self.write(write, routing).await
-            }
-            ClientOp::Delete {
-                bucket,
-                key,
-                context,
-                ..
-            } => {
-                let write = Write {
-                    wall,
-                    bucket,
-                    key,
-                    value: None,
-                    delta: None,
-                    expiry: Expiry::Never,
-                    context,
-                    w: quorum,
-                    permit,
-                };
-                self.write(write, routing).await
-            }
-            ClientOp::Increment {
-                bucket, key, delta, ..
-            } => {
-                let write = Write {
-                    wall,
-                    bucket,
-                    key,
-                    value: None,
-                    delta: Some(delta),
-                    expiry: Expiry::Never,
-                    context: None,
+                    op: write,
                     w: quorum,
                     permit,
                 };
@@ -616,23 +569,25 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     async fn write(self: &Arc<Self>, write: Write, routing: &Routing) -> Result<ClientReply> {
         let Write {
             wall,
-            bucket,
-            key,
-            value,
-            delta,
-            expiry,
-            context,
+            op,
             w,
             permit,
         } = write;
         let started = Instant::now();
+        let (bucket, key) = {
+            let (bucket, key) = op.target();
+            (bucket.clone(), key.clone())
+        };
         let props = self.replica.props(&bucket);
         let sets = routing.write_sets(&bucket, &key, &props)?;
+        let context = match &op {
+            ClientOp::Put { context, .. } | ClientOp::Delete { context, .. } => context.as_ref(),
+            ClientOp::Get { .. } | ClientOp::Increment { .. } => None,
+        };
         let context = context
-            .map(|c| {
-                Context::from_bytes(&c).map_err(|e| Error::BadRequest(format!("context: {e}")))
-            })
+            .map(|c| Context::from_bytes(c).map_err(|e| Error::BadRequest(format!("context: {e}"))))
             .transpose()?;
+        let is_increment = matches!(op, ClientOp::Increment { .. });
         // A forwarded write starts only with its forwarder's permit: the
         // forwarder may have given it to another primary already.
         if let Some(Forwarded { from, ticket }) = permit {
@@ -646,17 +601,27 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
         let written = {
             let (bucket, key) = (bucket.clone(), key.clone());
-            self.on_store(true, move |replica| match delta {
-                Some(delta) => replica.increment(wall, &bucket, &key, delta),
-                None => {
-                    replica.write_expiring(wall, &bucket, &key, value, context.as_ref(), expiry)
+            self.on_store(true, move |replica| match op {
+                ClientOp::Increment { delta, .. } => replica.increment(wall, &bucket, &key, delta),
+                ClientOp::Put { value, expiry, .. } => {
+                    let ctx = context.as_ref();
+                    replica.write_expiring(wall, &bucket, &key, Some(value), ctx, expiry)
                 }
+                ClientOp::Delete { .. } => replica.write_expiring(
+                    wall,
+                    &bucket,
+                    &key,
+                    None,
+                    context.as_ref(),
+                    Expiry::Never,
+                ),
+                ClientOp::Get { .. } => Err(Error::BadRequest("a read is not a write".into())),
             })
             .await?
         };
         let context = Bytes::from(written.item.object.context().to_bytes());
-        let receipt = match delta {
-            Some(_) => {
+        let receipt = match is_increment {
+            true => {
                 let now = gyre_replication::read_time(wall);
                 let value = counter::value(&written.item.object, now);
                 ClientReply::Counted {
@@ -665,7 +630,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     context,
                 }
             }
-            None => ClientReply::Written {
+            false => ClientReply::Written {
                 dot: written.dot,
                 supersedes: Bytes::from(written.supersedes.to_bytes()),
                 context,
@@ -1075,15 +1040,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
 struct Write {
     /// Wall-clock milliseconds at its start.
     wall: u64,
-    bucket: BucketName,
-    key: Key,
-    /// `None`: a delete, or an increment.
-    value: Option<Bytes>,
-    /// An increment of a counter by this much.
-    delta: Option<i64>,
-    /// When the value expires (ignored for a delete).
-    expiry: Expiry,
-    context: Option<Bytes>,
+    /// A put, a delete or an increment.
+    op: ClientOp,
     w: u8,
     /// The forwarder whose permit the write needs, and its ticket.
     permit: Option<Forwarded>,

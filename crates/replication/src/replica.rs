@@ -188,26 +188,44 @@ impl<S: Store> Replica<S> {
             )));
         }
         let policy = Policy::from(&props);
-        let id = ObjectId::new(bucket.clone(), key.clone());
-        let n_val = props.n_val();
         let me = self.id;
-        let done = self.store.update(&id, n_val, |current| {
-            let mut object = current.cloned().unwrap_or_default();
-            let ts = self.stamp(&object, wall_ms);
+        self.mint(wall_ms, bucket, key, props.n_val(), |object, ts| {
             let supersedes = context.cloned().unwrap_or_else(|| object.context());
             let result = match value {
                 Some(v) => {
-                    let at = expires(expiry, ts, &props, &object, &supersedes);
+                    let at = expires(expiry, ts, &props, object, &supersedes);
                     object.put_expiring(&supersedes, v, at, me, ts, &policy)
                 }
                 None => object.delete(&supersedes, me, ts, &policy),
             };
-            match result {
-                Ok(dot) => Change::Write(object.clone(), Ok((object, dot, supersedes))),
-                Err(e) => Change::Keep(Err(Error::BadRequest(e.to_string()))),
+            let dot = result.map_err(|e| Error::BadRequest(e.to_string()))?;
+            Ok((dot, supersedes))
+        })
+    }
+
+    /// Makes one write of `bucket`/`key` under the object's lock: `f`
+    /// changes the state as of the write's timestamp and names the new dot
+    /// and the context written with; the new state is stored durably. If
+    /// `f` fails, nothing is written.
+    fn mint(
+        &self,
+        wall_ms: u64,
+        bucket: &BucketName,
+        key: &Key,
+        n_val: u8,
+        f: impl FnOnce(&mut Object, Timestamp) -> Result<(Dot, Context)>,
+    ) -> Result<Written> {
+        let id = ObjectId::new(bucket.clone(), key.clone());
+        let (object, dot, supersedes) = self.store.update(&id, n_val, |current| {
+            let mut object = current.cloned().unwrap_or_default();
+            let ts = self.stamp(&object, wall_ms);
+            match f(&mut object, ts) {
+                Ok((dot, supersedes)) => {
+                    Change::Write(object.clone(), Ok((object, dot, supersedes)))
+                }
+                Err(e) => Change::Keep(Err(e)),
             }
         })??;
-        let (object, dot, supersedes) = done;
         Ok(Written::new(bucket, key, n_val, object, dot, supersedes))
     }
 
@@ -245,21 +263,10 @@ impl<S: Store> Replica<S> {
             )));
         }
         let policy = Policy::from(&props);
-        let id = ObjectId::new(bucket.clone(), key.clone());
-        let n_val = props.n_val();
         let me = self.id;
-        let done = self.store.update(&id, n_val, |current| {
-            let mut object = current.cloned().unwrap_or_default();
-            let ts = self.stamp(&object, wall_ms);
-            match counter::increment(&mut object, me, delta, ts, read_time(wall_ms), &policy) {
-                Ok((dot, supersedes)) => {
-                    Change::Write(object.clone(), Ok((object, dot, supersedes)))
-                }
-                Err(e) => Change::Keep(Err(e)),
-            }
-        })??;
-        let (object, dot, supersedes) = done;
-        Ok(Written::new(bucket, key, n_val, object, dot, supersedes))
+        self.mint(wall_ms, bucket, key, props.n_val(), |object, ts| {
+            counter::increment(object, me, delta, ts, read_time(wall_ms), &policy)
+        })
     }
 
     /// Merges a state into the local replica (DVV sync: never replaces);

@@ -219,6 +219,18 @@ pub enum ClientOp {
     },
 }
 
+impl ClientOp {
+    /// The bucket and key the operation is about.
+    pub fn target(&self) -> (&BucketName, &Key) {
+        match self {
+            Self::Get { bucket, key, .. }
+            | Self::Put { bucket, key, .. }
+            | Self::Delete { bucket, key, .. }
+            | Self::Increment { bucket, key, .. } => (bucket, key),
+        }
+    }
+}
+
 /// When a written value expires, as the client asked. The coordinator turns
 /// it into an absolute expiry stored with the version (see
 /// [`gyre_versioning::Sibling::expires`]).
