@@ -1,6 +1,8 @@
 //! Three nodes driven by Debian's `redis-tools`, unmodified: `redis-cli`
 //! reads and writes through every node, and `redis-benchmark` runs its
-//! SET, GET and MSET tests without an error.
+//! PING, SET, GET and MSET tests, and INCR in a counter bucket picked by
+//! database number (`--dbnum`), without an error: every test of its
+//! default list whose data type Gyre has.
 //!
 //! One of the system tests (`tests/system.sh`): it needs `redis-cli` and
 //! `redis-benchmark` on the PATH, so it is built only with the `gyre`
@@ -141,4 +143,33 @@ fn redis_cli_and_redis_benchmark_work_unmodified() {
         b.label()
     );
     assert_eq!(redis_cli(c.ep.resp, &["GET", "key:__rand_int__"]), at_a);
+
+    // The rest of its default list that Gyre has: PING, and INCR in a
+    // counter bucket chosen by database number (SELECT 1: bucket db1).
+    benchmark(
+        a.ep.resp,
+        &["-t", "ping", "-n", "20000"],
+        &["PING_INLINE: ", "PING_MBULK: "],
+    );
+    let made = a.call(
+        "PUT",
+        "/v1/buckets/db1",
+        &[],
+        Some(br#"{"conflict_mode": "counter"}"#),
+    );
+    assert_eq!(made.status, 200, "{}", made.text());
+    benchmark(
+        a.ep.resp,
+        &["-t", "incr", "-n", "5000", "--dbnum", "1"],
+        &["INCR: "],
+    );
+    // Every increment counted once, whichever node reads it.
+    for node in [a, b, c] {
+        assert_eq!(
+            redis_cli(node.ep.resp, &["-n", "1", "GET", "counter:__rand_int__"]),
+            "5000",
+            "through {}",
+            node.label()
+        );
+    }
 }

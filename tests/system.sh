@@ -7,7 +7,17 @@
 #                                 redis-tools) against three real nodes
 #   metrics_parse_cleanly         /metrics read by the OpenMetrics parser of
 #                                 the Prometheus Python client (PyPI), in a
-#                                 virtualenv under target/system-venv
+#                                 virtualenv under target/system-venv; the
+#                                 Grafana dashboard's queries checked
+#                                 against the families served
+#   http_api_matches_its_openapi  schemathesis (PyPI, in target/schemathesis-venv)
+#                                 fuzzes the HTTP API of three real nodes from
+#                                 /v1/openapi.json: no 5xx, every answer as
+#                                 documented
+#   deploy/kubernetes/validate.sh the Kubernetes manifests against the API
+#                                 schemas and a security linter (PyPI:
+#                                 kubernetes-validate, checkov), offline, in
+#                                 target/k8s-venv
 #
 # Usage: tests/system.sh [--install]
 #   --install  installs what is missing first (apt-get, as root; what CI does)
@@ -77,10 +87,32 @@ if ! "$venv/bin/python" -c "import prometheus_client" >/dev/null 2>&1; then
 fi
 export GYRE_PYTHON=$PWD/$venv/bin/python
 
+# The API fuzzer, from the OpenAPI document, in a virtualenv of its own.
+st_venv=target/schemathesis-venv
+if ! [[ -x $st_venv/bin/schemathesis ]]; then
+    python3 -m venv "$st_venv"
+    "$st_venv/bin/pip" install -q "schemathesis==4.32.5"
+fi
+export GYRE_SCHEMATHESIS=$PWD/$st_venv/bin/schemathesis
+
+# The Kubernetes manifest validators, in a virtualenv of their own (pinned;
+# checkov brings many dependencies that need not meet the parser's).
+k8s_venv=target/k8s-venv
+if ! [[ -x $k8s_venv/bin/checkov && -x $k8s_venv/bin/kubernetes-validate ]]; then
+    python3 -m venv "$k8s_venv"
+    "$k8s_venv/bin/pip" install -q "kubernetes-validate==1.37.0" "checkov==3.3.30"
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     run=(cargo nextest run --locked --profile ci)
 else
     run=(cargo test --locked)
 fi
 "${run[@]}" -p gyre --features system-tests --test redis_tools_work_unmodified \
-    --test metrics_parse_cleanly
+    --test metrics_parse_cleanly --test http_api_matches_its_openapi
+
+# The Kubernetes manifests, offline: API schemas and the security linter,
+# with the Secrets the gyre binary just built makes.
+cargo build --locked -p gyre --features system-tests
+GYRE=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/gyre \
+    VALIDATORS=$PWD/$k8s_venv/bin deploy/kubernetes/validate.sh

@@ -3,6 +3,8 @@
 #
 # Usage: deploy/docker/build.sh [TAG]        (TAG defaults to gyre:latest)
 # Environment: CARGO_TARGET_DIR (as cargo reads it), GYRE_IMAGE (the tag).
+# The image is also tagged gyre:<version> (the workspace version), the tag
+# the Kubernetes manifests name.
 set -euo pipefail
 
 TAG=${1:-${GYRE_IMAGE:-gyre:latest}}
@@ -35,5 +37,6 @@ CONTEXT=$(mktemp -d)
 trap 'rm -rf "$CONTEXT"' EXIT
 cp "$HERE/Dockerfile" "$BIN" "$CONTEXT/"
 mkdir "$CONTEXT/data" "$CONTEXT/certs"
-docker build -t "$TAG" "$CONTEXT"
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -1)
+docker build -t "$TAG" -t "gyre:$VERSION" "$CONTEXT"
 docker run --rm "$TAG" --version

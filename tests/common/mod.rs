@@ -693,12 +693,15 @@ impl Cluster {
                 },
             );
         }
+        // What an operator (or the Kubernetes Job) runs: join every node
+        // seen up, commit; run again, it finds the layout and does nothing.
         let admin = cluster.nodes[0].url("");
-        for id in &ids {
-            cli(&["cluster", "join", id, "--node", &admin]);
-        }
-        cli(&["cluster", "commit", "--node", &admin]);
+        let expect = n.to_string();
+        let form = ["cluster", "form", "--expect", &expect, "--node", &admin];
+        cli(&form);
         cluster.wait_layout_agreed(&all, 1);
+        let again = cli(&form);
+        assert!(again.contains("nothing to form"), "{again}");
         cluster
     }
 

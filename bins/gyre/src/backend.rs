@@ -264,14 +264,7 @@ impl Backend for NodeBackend {
                         client_addrs: state.map(|s| s.client_addrs.clone()).unwrap_or_default(),
                         zone: state.map(|s| s.zone.to_string()),
                         capacity: state.map(|s| s.capacity),
-                        status: match (m.removed, state.map(|s| s.status)) {
-                            (true, _) => "removed",
-                            (_, Some(NodeStatus::Joining)) => "joining",
-                            (_, Some(NodeStatus::Member)) => "member",
-                            (_, Some(NodeStatus::Leaving)) => "leaving",
-                            (_, None) => "unknown",
-                        }
-                        .to_owned(),
+                        status: member_status(&m).to_owned(),
                         in_layout: m.in_layout,
                         up: m.up,
                         phi: m.phi.filter(|p| p.is_finite()),
@@ -451,25 +444,35 @@ impl Backend for NodeBackend {
         let c = replication.counters();
         let backlog = replication.replica().store().hint_backlog();
         let me = self.node.membership().id();
-        let peers = self.node.membership().with(|core, now| {
-            core.members(now)
-                .filter(|m| m.id != me && !m.removed)
-                .map(|m| PeerStats {
-                    id: m.id.to_string(),
-                    up: m.up,
-                    phi: m.phi.filter(|p| p.is_finite()),
-                })
-                .collect()
+        let (status, peers) = self.node.membership().with(|core, now| {
+            let mut status = "unknown";
+            let mut peers = Vec::new();
+            for m in core.members(now) {
+                if m.id == me {
+                    status = member_status(&m);
+                } else if !m.removed {
+                    peers.push(PeerStats {
+                        id: m.id.to_string(),
+                        status: member_status(&m).to_owned(),
+                        up: m.up,
+                        phi: m.phi.filter(|p| p.is_finite()),
+                    });
+                }
+            }
+            (status.to_owned(), peers)
         });
         NodeStats {
             fallbacks: c.fallbacks.load(Ordering::Relaxed),
             hints_delivered: c.hints_delivered.load(Ordering::Relaxed),
             hints_pending: backlog.values().sum(),
             hints_by_target: backlog.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            status,
             peers,
             process: crate::process::stats(),
             read_repairs: c.read_repairs.load(Ordering::Relaxed),
             anti_entropy_keys: c.ae_keys.load(Ordering::Relaxed),
+            anti_entropy_sessions: c.ae_sessions.load(Ordering::Relaxed),
+            anti_entropy_failures: c.ae_failures.load(Ordering::Relaxed),
             quorum_failures: c.unavailable.load(Ordering::Relaxed),
             hedged: c.hedged.load(Ordering::Relaxed),
             purges: c.purges.load(Ordering::Relaxed),
@@ -481,5 +484,16 @@ impl Backend for NodeBackend {
                 .with(|core, _| core.history().len() as u64),
             transfers: transfers(&self.node.transfers().progress()),
         }
+    }
+}
+
+/// A member's status as the API and metrics name it.
+fn member_status(m: &gyre_membership::MemberView<'_>) -> &'static str {
+    match (m.removed, m.state.map(|s| s.status)) {
+        (true, _) => "removed",
+        (_, Some(NodeStatus::Joining)) => "joining",
+        (_, Some(NodeStatus::Member)) => "member",
+        (_, Some(NodeStatus::Leaving)) => "leaving",
+        (_, None) => "unknown",
     }
 }

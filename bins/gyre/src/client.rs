@@ -67,6 +67,17 @@ pub(crate) enum ClusterCommand {
         #[arg(long)]
         zone: Option<String>,
     },
+    /// Form a new cluster: wait until the node sees `--expect` nodes up,
+    /// then join them all and commit the first layout. Does nothing if a
+    /// layout exists (so a Job or a script may run it again).
+    Form {
+        /// How many nodes the first layout holds.
+        #[arg(long)]
+        expect: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Forget the staged changes.
     Clear,
     /// Show what committing the staged changes would do: partitions and
@@ -510,6 +521,10 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
             capacity,
             zone,
         },
+        ClusterCommand::Form {
+            expect,
+            timeout_secs,
+        } => return form(target, expect, Duration::from_secs(timeout_secs)),
         ClusterCommand::Clear => AdminCommand::Clear,
         ClusterCommand::Plan => AdminCommand::Plan,
         ClusterCommand::Commit { force, wait } => {
@@ -564,6 +579,43 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
     };
     print_reply(admin(target, &command)?);
     Ok(())
+}
+
+/// `gyre cluster form`: the first layout, of the `expect` nodes that
+/// `target` sees up.
+fn form(target: &Target, expect: usize, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        // A node that does not answer yet (starting, or its name not in
+        // DNS yet) is waited for like one that sees too few others.
+        let seen = match status(target) {
+            Ok(status) => {
+                if let Some(v) = status.layout_version {
+                    out!("the cluster has a layout (version {v}): nothing to form");
+                    return Ok(());
+                }
+                let up: Vec<String> = status
+                    .members
+                    .iter()
+                    .filter(|m| m.up && m.status != "removed")
+                    .map(|m| m.id.clone())
+                    .collect();
+                if up.len() >= expect {
+                    for id in up {
+                        admin(target, &AdminCommand::Join { node: id })?;
+                    }
+                    print_reply(admin(target, &AdminCommand::Commit { force: false })?);
+                    return Ok(());
+                }
+                format!("{} of {expect} nodes up", up.len())
+            }
+            Err(e) => format!("no answer: {e:#}"),
+        };
+        if std::time::Instant::now() >= deadline {
+            bail!("no cluster formed within {timeout:?}: {seen}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn print_reply(reply: AdminReply) {

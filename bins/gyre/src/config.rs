@@ -44,7 +44,8 @@ pub(crate) struct NodeArgs {
     /// comma-separated).
     #[arg(long = "seed", env = "GYRE_SEEDS", value_delimiter = ',')]
     pub(crate) seeds: Vec<String>,
-    /// Failure domain (rack, room, availability zone) [default: default].
+    /// Failure domain (rack, room, availability zone) [default: default;
+    /// empty is the default too].
     #[arg(long, env = "GYRE_ZONE")]
     pub(crate) zone: Option<String>,
     /// Relative capacity: the share of data this node takes [default: 100].
@@ -279,8 +280,11 @@ impl Settings {
                 .or(file.http_listen)
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
             seeds,
+            // Empty is unset: a Kubernetes pod gets its zone from a label
+            // that a cluster without zones leaves empty.
             zone: args
                 .zone
+                .filter(|z| !z.is_empty())
                 .or(file.zone)
                 .unwrap_or_else(|| "default".to_owned()),
             capacity: args.capacity.or(file.capacity).unwrap_or(100),
@@ -376,7 +380,7 @@ mod tests {
         )
         .unwrap();
         let args = NodeArgs {
-            config: Some(path),
+            config: Some(path.clone()),
             capacity: Some(70),
             ..NodeArgs::default()
         };
@@ -395,6 +399,14 @@ mod tests {
             (5, 3, 3)
         );
         assert!(matches!(s.credentials, Credentials::CaKey { .. }));
+
+        // An empty zone flag (an empty GYRE_ZONE) leaves the file's.
+        let args = NodeArgs {
+            config: Some(path),
+            zone: Some(String::new()),
+            ..NodeArgs::default()
+        };
+        assert_eq!(Settings::resolve(args).unwrap().zone, "rack1");
     }
 
     #[test]

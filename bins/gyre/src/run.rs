@@ -217,7 +217,10 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
     );
 
     let backend = Arc::new(NodeBackend::new(Arc::clone(&node)));
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    metrics.register_collector(Box::new(store.collector()));
+    metrics.register_collector(Box::new(transport.collector()));
+    let metrics = Arc::new(metrics);
     let (stop_front, stopped) = watch::channel(false);
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

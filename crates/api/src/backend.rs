@@ -81,7 +81,7 @@ pub struct KeyPage {
 }
 
 /// The root of one of a node's Merkle trees.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TreeRoot {
     /// The partition.
     pub partition: u32,
@@ -147,7 +147,7 @@ pub enum AdminError {
 }
 
 /// The outcome of [`Backend::set_bucket`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BucketSet {
     /// The bucket.
     pub bucket: String,
@@ -158,7 +158,7 @@ pub struct BucketSet {
 }
 
 /// A layout change, a plan, or a commit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum AdminCommand {
     /// Stage: make a node that gossip knows a member.
@@ -213,7 +213,7 @@ pub enum AdminCommand {
 }
 
 /// The answer to an [`AdminCommand`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AdminReply {
     /// The changes staged so far (after the command).
@@ -234,7 +234,7 @@ pub enum AdminReply {
 }
 
 /// A plan: the staged changes and what they would move.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanSummary {
     /// The staged changes, readable.
     pub changes: Vec<String>,
@@ -269,7 +269,7 @@ pub struct PlanSummary {
 }
 
 /// What a plan moves to and from one node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeMoves {
     /// The node.
     pub node: String,
@@ -282,7 +282,7 @@ pub struct NodeMoves {
 }
 
 /// The cluster as one node sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// The node answering.
     pub node: String,
@@ -305,7 +305,7 @@ pub struct ClusterStatus {
 }
 
 /// A layout change in flight, as one node sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeStatus {
     /// The version reads used before the change.
     pub from: u64,
@@ -324,7 +324,7 @@ pub struct ChangeStatus {
 }
 
 /// One node's partition transfers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferStatus {
     /// The layout version being filled.
     pub layout: Option<u64>,
@@ -361,7 +361,7 @@ pub struct TransferStatus {
 }
 
 /// One partition replica being filled.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartitionTransferStatus {
     /// The partition.
     pub partition: u32,
@@ -380,7 +380,7 @@ pub struct PartitionTransferStatus {
 }
 
 /// A change a node finished filling.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferDone {
     /// The layout version.
     pub layout: u64,
@@ -400,7 +400,7 @@ pub struct TransferDone {
 }
 
 /// One node as another sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberStatus {
     /// Its id.
     pub id: String,
@@ -441,6 +441,10 @@ pub struct NodeStats {
     pub read_repairs: u64,
     /// Keys exchanged by anti-entropy.
     pub anti_entropy_keys: u64,
+    /// Anti-entropy sessions run to the end.
+    pub anti_entropy_sessions: u64,
+    /// Anti-entropy sessions that failed.
+    pub anti_entropy_failures: u64,
     /// Operations refused for lack of replicas.
     pub quorum_failures: u64,
     /// Replica requests that did not answer within their hedge delay, so
@@ -459,6 +463,8 @@ pub struct NodeStats {
     pub transfers: TransferStatus,
     /// Hints held now, per target node.
     pub hints_by_target: Vec<(String, u64)>,
+    /// This node's own membership status (`member`, `joining`, ...).
+    pub status: String,
     /// Every other member as this node's failure detector sees it.
     pub peers: Vec<PeerStats>,
     /// The node's process, if the platform tells.
@@ -470,6 +476,8 @@ pub struct NodeStats {
 pub struct PeerStats {
     /// Its node id.
     pub id: String,
+    /// Its membership status (`member`, `joining`, `leaving`, `unknown`).
+    pub status: String,
     /// Whether it is judged up.
     pub up: bool,
     /// Its phi (suspicion), when known and finite.

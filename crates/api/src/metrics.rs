@@ -134,6 +134,15 @@ impl Metrics {
         }
     }
 
+    /// Adds metrics read on each scrape (a store's, a transport's) to the
+    /// exposition. Their names get the `gyre_` prefix.
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
+    }
+
     /// Counts one key operation that took `elapsed`. `Err` outcomes are
     /// classified by the error.
     pub fn observe(
@@ -172,7 +181,7 @@ impl Metrics {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "gyre_sloppy_quorum_fallbacks",
                 "Writes that went to a fallback node as a hint",
@@ -192,6 +201,16 @@ impl Metrics {
                 "gyre_anti_entropy_keys",
                 "Keys exchanged by anti-entropy",
                 stats.anti_entropy_keys,
+            ),
+            (
+                "gyre_anti_entropy_sessions",
+                "Anti-entropy sessions (one partition's trees compared with one peer) run to the end",
+                stats.anti_entropy_sessions,
+            ),
+            (
+                "gyre_anti_entropy_failures",
+                "Anti-entropy sessions that failed (the peer failed or answered nonsense)",
+                stats.anti_entropy_failures,
             ),
             (
                 "gyre_quorum_failures",
@@ -315,6 +334,21 @@ fn render_view(out: &mut String, stats: &NodeStats) {
         "# HELP gyre_peers Other members, by whether this node's failure detector judges them up.\n# TYPE gyre_peers gauge\ngyre_peers{{state=\"up\"}} {up}\ngyre_peers{{state=\"down\"}} {}\n",
         stats.peers.len() - up
     );
+    let mut members: std::collections::BTreeMap<(&str, &str), u64> =
+        std::collections::BTreeMap::new();
+    *members.entry((stats.status.as_str(), "up")).or_default() += 1;
+    for p in &stats.peers {
+        let liveness = if p.up { "up" } else { "down" };
+        *members.entry((p.status.as_str(), liveness)).or_default() += 1;
+    }
+    out.push_str("# HELP gyre_members Members of the cluster this node knows of (itself included), by status and by whether it judges them up.\n# TYPE gyre_members gauge\n");
+    for ((status, liveness), n) in members {
+        let _ = writeln!(
+            out,
+            "gyre_members{{status=\"{}\",liveness=\"{liveness}\"}} {n}",
+            label(status)
+        );
+    }
     out.push_str("# HELP gyre_peer_up Whether this node judges the peer up (1) or down (0).\n# TYPE gyre_peer_up gauge\n");
     for p in &stats.peers {
         let _ = writeln!(

@@ -812,6 +812,14 @@ async fn a_node_without_layout_is_not_ready_and_unhealthy() {
         health.json(),
         json!({"status": "no_layout", "node": common::NODE.to_string(), "layout_version": null})
     );
+    // Not ready, but alive: a liveness probe must not restart a node that
+    // waits for its first layout.
+    let live = s.send(req("GET", "/health/live")).await;
+    assert_eq!(live.status, 200);
+    assert_eq!(
+        live.json(),
+        json!({"status": "alive", "node": common::NODE.to_string(), "layout_version": null})
+    );
     let metrics = s.send(req("GET", "/metrics")).await;
     let text = String::from_utf8(metrics.body).unwrap();
     assert!(text.contains("gyre_hints_pending 7"), "{text}");
@@ -1077,4 +1085,64 @@ async fn keep_alive_serves_many_requests_and_shutdown_still_returns() {
         .expect("the server closed the idle connection")
         .unwrap_or(0);
     assert_eq!(n, 0);
+}
+
+// --------------------------------------------------------------- openapi
+
+/// `crates/api/openapi.json` is the document the code generates.
+/// `GYRE_UPDATE_OPENAPI=1 cargo test -p gyre-api --test http openapi`
+/// rewrites it.
+#[test]
+fn the_checked_in_openapi_document_is_the_generated_one() {
+    let generated = gyre_api::http::openapi_json();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    if std::env::var_os("GYRE_UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "{path} is not what the code generates: run `GYRE_UPDATE_OPENAPI=1 cargo test -p \
+         gyre-api --test http openapi` and commit the file"
+    );
+}
+
+/// The document is served, and every operation it describes is routed
+/// (none answers `no_route` or `method_not_allowed`).
+#[tokio::test]
+async fn the_openapi_document_is_served_and_describes_routed_operations() {
+    let s = start().await;
+    let served = s.send(req("GET", "/v1/openapi.json")).await;
+    assert_eq!(served.status, 200);
+    let doc = served.json();
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(gyre_api::http::openapi_json()).unwrap()
+    );
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "{:?}", paths.keys());
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{bucket}", "default").replace("{key}", "k");
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            let mut request = req(&method, &concrete);
+            if method == "POST" && concrete == "/v1/cluster/admin" {
+                request = request.body(r#"{"command": "plan"}"#);
+            }
+            let reply = s.send(request).await;
+            let kind = serde_json::from_slice::<Value>(&reply.body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned));
+            assert!(
+                !matches!(kind.as_deref(), Some("no_route" | "method_not_allowed")),
+                "{method} {path} is documented but not routed: {reply:?}"
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations >= 16, "{operations} operations");
+    s.shutdown().await;
 }

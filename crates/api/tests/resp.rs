@@ -98,6 +98,31 @@ async fn gyre_bucket_selects_the_bucket_of_plain_commands() {
 }
 
 #[tokio::test]
+async fn select_picks_the_bucket_of_a_database_number() {
+    let (server, model) = start().await;
+    model
+        .set_bucket(BucketName::new("db3").unwrap(), BucketProps::default())
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    assert_eq!(c.call(&["SELECT", "3"]).await, ok());
+    assert_eq!(c.call(&["GYRE.BUCKET"]).await, bulk("db3"));
+    assert_eq!(c.call(&["SET", "k", "in-3"]).await, ok());
+    assert_eq!(model.values("db3", b"k"), [Bytes::from("in-3")]);
+    assert!(model.values("default", b"k").is_empty());
+    assert!(
+        c.call(&["SELECT", "4"])
+            .await
+            .is_error_starting("ERR DB index is out of range: database 4 is the bucket 'db4'")
+    );
+    assert_eq!(c.call(&["GYRE.BUCKET"]).await, bulk("db3"));
+    assert_eq!(c.call(&["SELECT", "0"]).await, ok());
+    assert_eq!(c.call(&["GYRE.BUCKET"]).await, bulk("default"));
+    assert_eq!(c.call(&["GET", "k"]).await, Reply::Nil);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_hundred_pipelined_commands_are_answered_in_order() {
     let (server, _model) = start().await;
     let mut c = server.client().await;
@@ -469,7 +494,7 @@ async fn bad_input_is_an_error_that_reaches_nothing_and_keeps_the_connection() {
             .is_error_starting("ERR bad context: ")
     );
     assert_eq!(
-        c.call(&["SELECT", "1"]).await,
+        c.call(&["SELECT", "-1"]).await,
         error("ERR DB index is out of range")
     );
     assert_eq!(

@@ -51,6 +51,11 @@ pub struct Counters {
     pub swept: std::sync::atomic::AtomicU64,
     /// Keys synced by anti-entropy.
     pub ae_keys: std::sync::atomic::AtomicU64,
+    /// Anti-entropy sessions that compared their trees to the end.
+    pub ae_sessions: std::sync::atomic::AtomicU64,
+    /// Anti-entropy sessions that failed (the peer failed or answered
+    /// nonsense).
+    pub ae_failures: std::sync::atomic::AtomicU64,
     /// Operations refused for lack of replicas.
     pub unavailable: std::sync::atomic::AtomicU64,
     /// Replica requests that did not answer within their hedge delay, so
@@ -951,23 +956,32 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         partition: PartitionId,
         n_val: u8,
     ) -> Result<SyncStats> {
-        let (mut session, mut request) = SyncSession::start(&self.replica, peer, partition, n_val)?;
-        loop {
-            let answer = self
-                .ask(peer, request)
-                .await
-                .map_err(|what| Error::Protocol { peer, what })?;
-            match session.on_response(&self.replica, self.view.wall_ms(), answer)? {
-                SyncStep::Send(next) => request = next,
-                SyncStep::Done(stats) => {
-                    bump(
-                        &self.counters.ae_keys,
-                        stats.keys_fetched + stats.keys_pushed,
-                    );
-                    return Ok(stats);
+        let result = async {
+            let (mut session, mut request) =
+                SyncSession::start(&self.replica, peer, partition, n_val)?;
+            loop {
+                let answer = self
+                    .ask(peer, request)
+                    .await
+                    .map_err(|what| Error::Protocol { peer, what })?;
+                match session.on_response(&self.replica, self.view.wall_ms(), answer)? {
+                    SyncStep::Send(next) => request = next,
+                    SyncStep::Done(stats) => return Ok(stats),
                 }
             }
         }
+        .await;
+        match &result {
+            Ok(stats) => {
+                bump(&self.counters.ae_sessions, 1);
+                bump(
+                    &self.counters.ae_keys,
+                    stats.keys_fetched + stats.keys_pushed,
+                );
+            }
+            Err(_) => bump(&self.counters.ae_failures, 1),
+        }
+        result
     }
 
     /// Every n_val in use: trees held here (none on a wiped node), the

@@ -164,10 +164,10 @@ async fn bench(keys: u64, value_bytes: usize, writers: u64) -> Result<(), String
 
     let get = |k: &str| traffic.get(k).copied().unwrap_or_default();
     let (merkle, list, fetch, push) = (
-        get("Merkle"),
-        get("ListKeys"),
-        get("Fetch"),
-        get("DeliverHints"),
+        get("merkle"),
+        get("list_keys"),
+        get("fetch"),
+        get("deliver_hints"),
     );
     let wire = |t: KindTraffic| t.request_bytes + t.answer_bytes;
     let moved_keys = fetch.items + push.items;

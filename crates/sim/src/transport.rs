@@ -67,27 +67,6 @@ impl Traffic {
     }
 }
 
-fn kind(request: &Request) -> &'static str {
-    match request {
-        Request::Ping => "Ping",
-        Request::ReplicaGet { .. } => "ReplicaGet",
-        Request::ReplicaPut { .. } => "ReplicaPut",
-        Request::StoreHint { .. } => "StoreHint",
-        Request::DeliverHints { .. } => "DeliverHints",
-        Request::Coordinate { .. } => "Coordinate",
-        Request::PullLayout { .. } => "PullLayout",
-        Request::Merkle { .. } => "Merkle",
-        Request::ListKeys { .. } => "ListKeys",
-        Request::Fetch { .. } => "Fetch",
-        Request::Purge { .. } => "Purge",
-        Request::Buckets { .. } => "Buckets",
-        Request::HandoffChunk { .. } => "HandoffChunk",
-        Request::PartitionSizes => "PartitionSizes",
-        Request::Permit { .. } => "Permit",
-        Request::ScanKeys { .. } => "ScanKeys",
-    }
-}
-
 /// A message's size on the wire: its postcard frame, header included.
 fn encoded_len<T: serde::Serialize>(msg: &T) -> u64 {
     gyre_wire::frame::encode(msg, FrameLimit::default()).map_or(0, |b| b.len() as u64)
@@ -162,7 +141,7 @@ impl Transport for SimTransport {
     }
 
     async fn request(&self, peer: NodeId, request: Request, timeout: Duration) -> Result<Response> {
-        let kind = kind(&request);
+        let kind = request.kind();
         let bytes = self.traffic.bytes.load(Ordering::Relaxed);
         let request_bytes = if bytes { encoded_len(&request) } else { 0 };
         let pushed = match &request {
@@ -194,7 +173,7 @@ impl Transport for SimTransport {
     }
 
     async fn send(&self, peer: NodeId, message: OneWay) -> Result<()> {
-        self.traffic.record("OneWay", |t| t.requests += 1);
+        self.traffic.record("one_way", |t| t.requests += 1);
         self.inner.send(peer, message).await
     }
 

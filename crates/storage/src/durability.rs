@@ -7,9 +7,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, SyncMode};
+use crate::metrics::SyncMetrics;
 use crate::{Durability, Error, Result};
 
 #[derive(Default)]
@@ -30,6 +31,7 @@ struct Shared {
     /// Signals waiters that `synced` moved (or the store failed).
     done: Condvar,
     failed: AtomicBool,
+    metrics: SyncMetrics,
 }
 
 impl Shared {
@@ -62,6 +64,7 @@ impl<E: Engine> Syncer<E> {
             work: Condvar::new(),
             done: Condvar::new(),
             failed: AtomicBool::new(false),
+            metrics: SyncMetrics::new(),
         });
         let thread = match mode {
             Durability::Group => {
@@ -80,6 +83,11 @@ impl<E: Engine> Syncer<E> {
             shared,
             thread,
         })
+    }
+
+    /// fsync latency and group size, as recorded so far.
+    pub(crate) fn metrics(&self) -> &SyncMetrics {
+        &self.shared.metrics
     }
 
     /// Refuses to start a write once the store has failed.
@@ -150,11 +158,19 @@ impl<E: Engine> Syncer<E> {
 
     fn sync_now(&self, mode: SyncMode) -> Result<()> {
         self.check()?;
-        let target = self.shared.lock().written;
+        let (target, before) = {
+            let state = self.shared.lock();
+            (state.written, state.synced)
+        };
+        let started = Instant::now();
         let result = self.engine.sync(mode);
         let mut state = self.shared.lock();
         match result {
             Ok(()) => {
+                if mode == SyncMode::Disk {
+                    let batches = target.saturating_sub(before.max(state.synced));
+                    self.shared.metrics.synced(batches, started.elapsed());
+                }
                 if mode == SyncMode::Disk && target > state.synced {
                     state.synced = target;
                     self.shared.done.notify_all();
@@ -195,12 +211,16 @@ fn group_commit<E: Engine>(engine: &E, shared: &Shared, window: Duration) {
             std::thread::sleep(window);
             state = shared.lock();
         }
-        let target = state.written;
+        let (target, before) = (state.written, state.synced);
         drop(state);
+        let started = Instant::now();
         let result = engine.sync(SyncMode::DiskOverlapped);
         state = shared.lock();
         match result {
             Ok(()) => {
+                shared
+                    .metrics
+                    .synced(target.saturating_sub(before), started.elapsed());
                 state.synced = state.synced.max(target);
                 shared.done.notify_all();
             }

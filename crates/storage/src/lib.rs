@@ -64,16 +64,18 @@ mod fjall_engine;
 #[cfg(feature = "fjall")]
 mod format_fixture;
 mod meta;
+mod metrics;
 mod model;
 mod node_store;
 mod store;
 mod verify;
 
 pub use config::{Durability, Limits, StoreConfig};
-pub use engine::{Engine, MemEngine};
+pub use engine::{Engine, EngineStats, MemEngine};
 pub use error::{Error, Result};
 #[cfg(feature = "fjall")]
 pub use fjall_engine::FjallEngine;
+pub use metrics::StoreCollector;
 pub use model::{Change, Hint, HintId, Object, ObjectId, ScanPage, Stored, TreeMismatch, Value};
 #[cfg(feature = "fjall")]
 pub use node_store::FjallStore;

@@ -89,6 +89,15 @@ impl<E: Engine> NodeStore<E> {
         })
     }
 
+    /// The store's metrics, for a prometheus-client registry: engine
+    /// figures read on each scrape, fsync latency and group size.
+    pub fn collector(&self) -> crate::StoreCollector<E> {
+        crate::StoreCollector {
+            engine: Arc::clone(&self.engine),
+            sync: self.syncer.metrics().clone(),
+        }
+    }
+
     #[cfg(all(test, feature = "fjall"))]
     pub(crate) fn engine(&self) -> &E {
         &self.engine

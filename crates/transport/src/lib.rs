@@ -54,6 +54,7 @@ mod error;
 mod inbound;
 mod lane;
 mod mem;
+mod metrics;
 mod quic;
 pub mod tls;
 
@@ -66,6 +67,7 @@ use gyre_wire::{OneWay, Request, Response, StreamOpen};
 pub use error::{Error, Result};
 pub use inbound::{InStream, Inbound, OutStream, Responder};
 pub use mem::{Faults, MemNetwork, MemTransport};
+pub use metrics::TransportCollector;
 pub use quic::{QuicConfig, QuicTransport};
 
 /// Sending to peers. Receiving is the [`Inbound`] channel each

@@ -35,6 +35,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::lane::{self, Lane};
+use crate::metrics::{LinkFigures, Meters, TransportCollector};
 use crate::tls::{self, NodeIdentity};
 use crate::{Error, InStream, Inbound, OutStream, Responder, Result, Transport};
 
@@ -123,6 +124,7 @@ struct Inner {
     /// Woken whenever a peer's address is learned or confirmed.
     addr_learned: tokio::sync::Notify,
     inbound: mpsc::Sender<Inbound>,
+    meters: Arc<Meters>,
 }
 
 /// A live connection to a peer and its lane.
@@ -190,6 +192,7 @@ impl QuicTransport {
             peers: Mutex::new(HashMap::new()),
             addr_learned: tokio::sync::Notify::new(),
             inbound: tx,
+            meters: Arc::new(Meters::new()),
         });
         tokio::spawn(accept_loop(Arc::clone(&inner)));
         Ok((Self { inner }, rx))
@@ -223,6 +226,39 @@ impl QuicTransport {
         }
         drop(peers);
         self.inner.addr_learned.notify_waiters();
+    }
+
+    /// The transport's metrics, for a prometheus-client registry: requests
+    /// per peer by kind and outcome with their round trips, connection
+    /// attempts, and each open connection's round-trip estimate, bytes and
+    /// lost packets.
+    pub fn collector(&self) -> TransportCollector {
+        let inner = Arc::downgrade(&self.inner);
+        TransportCollector {
+            meters: Arc::clone(&self.inner.meters),
+            links: Box::new(move || {
+                let Some(inner) = inner.upgrade() else {
+                    return Vec::new();
+                };
+                let peers = inner.peers();
+                let mut links: Vec<LinkFigures> = peers
+                    .iter()
+                    .filter_map(|(id, p)| {
+                        let link = p.link.as_ref().filter(|l| l.is_open())?;
+                        let stats = link.conn.stats();
+                        Some(LinkFigures {
+                            peer: *id,
+                            rtt: link.conn.rtt(),
+                            sent_bytes: stats.udp_tx.bytes,
+                            received_bytes: stats.udp_rx.bytes,
+                            lost_packets: stats.path.lost_packets,
+                        })
+                    })
+                    .collect();
+                links.sort_by_key(|l| l.peer);
+                links
+            }),
+        }
     }
 
     /// Closes every connection and stops accepting; waits until peers were
@@ -314,6 +350,7 @@ impl QuicTransport {
             let Some(result) = result.filter(|_| current(&peers) == Some(addr)) else {
                 continue;
             };
+            inner.meters.dialled(peer, result.is_ok());
             let p = peers.entry(peer).or_default();
             match &result {
                 Ok(link) => {
@@ -481,13 +518,18 @@ impl Transport for QuicTransport {
     }
 
     async fn request(&self, peer: NodeId, request: Request, timeout: Duration) -> Result<Response> {
-        match tokio::time::timeout(timeout, self.exchange(peer, request)).await {
+        let (kind, started) = (request.kind(), Instant::now());
+        let result = match tokio::time::timeout(timeout, self.exchange(peer, request)).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout {
                 peer,
                 after: timeout,
             }),
-        }
+        };
+        self.inner
+            .meters
+            .request(peer, kind, &result, started.elapsed());
+        result
     }
 
     async fn send(&self, peer: NodeId, message: OneWay) -> Result<()> {

@@ -1,5 +1,6 @@
 //! QuicTransport over real QUIC on loopback: many concurrent requests on
-//! one connection, reconnecting to a restarted peer, garbage datagrams and
+//! one connection, reconnecting to a restarted peer (and the metrics that
+//! tell of it), garbage datagrams and
 //! oversized frames shrugged off (on a stream of their own or on the
 //! lane), and handshakes refused for the wrong
 //! cluster or a claimed id that the certificate does not carry.
@@ -141,6 +142,50 @@ async fn a_restarted_peer_is_reconnected_without_intervention() {
             Err(e) => panic!("not reconnected within {T:?}: {e}"),
         }
     }
+
+    // The metrics tell the story: two connections (one a reconnect), pings
+    // answered and failed, one live connection with its figures.
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(a.collector()));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let peer = node(2).to_string();
+    let series = |s: &str| {
+        text.lines()
+            .find(|l| l.starts_with(s))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(
+        series(&format!("peer_connects_total{{peer=\"{peer}\"}}")),
+        format!("peer_connects_total{{peer=\"{peer}\"}} 2"),
+        "{text}"
+    );
+    assert!(
+        series(&format!(
+            "peer_requests_total{{peer=\"{peer}\",kind=\"ping\",outcome=\"ok\"}}"
+        ))
+        .ends_with(" 2"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("peer_requests_total")
+            && l.contains("kind=\"ping\"")
+            && !l.contains("outcome=\"ok\"")),
+        "{text}"
+    );
+    assert_eq!(series("peer_connections "), "peer_connections 1", "{text}");
+    assert!(
+        series(&format!(
+            "peer_request_duration_seconds_count{{peer=\"{peer}\"}}"
+        ))
+        .ends_with(" 2"),
+        "{text}"
+    );
+    assert!(
+        !series(&format!("peer_sent_bytes_total{{peer=\"{peer}\"}}")).is_empty(),
+        "{text}"
+    );
     drop(b);
 }
 

@@ -450,6 +450,30 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The request's kind, in snake case: a metrics label, a log field.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::ReplicaGet { .. } => "replica_get",
+            Self::ReplicaPut { .. } => "replica_put",
+            Self::Coordinate { .. } => "coordinate",
+            Self::DeliverHints { .. } => "deliver_hints",
+            Self::Merkle { .. } => "merkle",
+            Self::ListKeys { .. } => "list_keys",
+            Self::Fetch { .. } => "fetch",
+            Self::PullLayout { .. } => "pull_layout",
+            Self::StoreHint { .. } => "store_hint",
+            Self::Purge { .. } => "purge",
+            Self::Buckets { .. } => "buckets",
+            Self::HandoffChunk { .. } => "handoff_chunk",
+            Self::PartitionSizes => "partition_sizes",
+            Self::Permit { .. } => "permit",
+            Self::ScanKeys { .. } => "scan_keys",
+        }
+    }
+}
+
 /// The answer to a [`Request`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {

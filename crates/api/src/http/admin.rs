@@ -10,11 +10,13 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use gyre_types::{BucketName, BucketProps, ConflictMode};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Shared;
 use super::error::ApiError;
 use super::extract::{JsonBody, PathParam};
-use crate::{AdminCommand, Backend, BucketSet};
+use super::openapi::{BucketPropsSchema, ErrorBody};
+use crate::{AdminCommand, AdminReply, Backend, BucketSet, ClusterStatus, TreeRoot};
 
 /// A bucket name from the path, or 400 `bad_bucket`.
 fn bucket_name(name: String) -> Result<BucketName, ApiError> {
@@ -22,29 +24,49 @@ fn bucket_name(name: String) -> Result<BucketName, ApiError> {
 }
 
 /// One bucket in `GET /v1/buckets`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct BucketJson {
+    /// Its name.
     bucket: String,
+    /// Its properties.
+    #[schema(value_type = BucketPropsSchema)]
     props: BucketProps,
 }
 
+/// The answer to `GET /v1/buckets`.
+#[derive(Debug, Serialize, ToSchema)]
+struct BucketsJson {
+    /// Every bucket with properties set.
+    buckets: Vec<BucketJson>,
+}
+
 /// The answer to `PUT /v1/buckets/{bucket}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct BucketSetJson {
     #[serde(flatten)]
     set: BucketSet,
+    /// The properties now.
+    #[schema(value_type = BucketPropsSchema)]
     props: BucketProps,
 }
 
 /// The body of `PUT /v1/buckets/{bucket}`: any subset of the properties.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PropsPatch {
+    /// Replicas of each key, `1..=8`.
     n_val: Option<u8>,
+    /// Replicas a read waits for, `1..=n_val` [default: a majority of a
+    /// changed `n_val`, else unchanged].
     r: Option<u8>,
+    /// Replicas a write waits for, `1..=n_val` [as `r`].
     w: Option<u8>,
+    /// How concurrent writes are resolved.
+    #[schema(value_type = Option<super::openapi::ConflictModeSchema>)]
     conflict_mode: Option<ConflictMode>,
+    /// Siblings kept at most.
     max_siblings: Option<u32>,
+    /// Largest value, bytes.
     max_value_len: Option<u32>,
     /// Seconds a value written without a time to live lives; 0 removes the
     /// default (as Cassandra's `default_time_to_live`).
@@ -74,6 +96,12 @@ impl PropsPatch {
 }
 
 /// `GET /v1/buckets`.
+#[utoipa::path(
+    get,
+    path = "/v1/buckets",
+    tag = "buckets",
+    responses((status = 200, description = "Every bucket with properties set", body = BucketsJson)),
+)]
 pub(crate) async fn list_buckets<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
     let buckets: Vec<BucketJson> = shared
         .backend
@@ -84,10 +112,21 @@ pub(crate) async fn list_buckets<B: Backend>(State(shared): State<Arc<Shared<B>>
             props,
         })
         .collect();
-    Json(serde_json::json!({ "buckets": buckets })).into_response()
+    Json(BucketsJson { buckets }).into_response()
 }
 
 /// `GET /v1/buckets/{bucket}`.
+#[utoipa::path(
+    get,
+    path = "/v1/buckets/{bucket}",
+    tag = "buckets",
+    params(("bucket" = String, Path, description = "The bucket")),
+    responses(
+        (status = 200, description = "Its properties", body = BucketPropsSchema),
+        (status = 400, description = "`bad_bucket`", body = ErrorBody),
+        (status = 404, description = "`unknown_bucket`", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn get_bucket<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     PathParam(name): PathParam<String>,
@@ -101,6 +140,20 @@ pub(crate) async fn get_bucket<B: Backend>(
 }
 
 /// `PUT /v1/buckets/{bucket}`.
+#[utoipa::path(
+    put,
+    path = "/v1/buckets/{bucket}",
+    tag = "buckets",
+    description = "Creates the bucket or changes it: the properties not named keep their values. The \
+                   change reaches every member through the bucket catalogue.",
+    params(("bucket" = String, Path, description = "The bucket")),
+    request_body = PropsPatch,
+    responses(
+        (status = 200, description = "Set; how many members stored it", body = BucketSetJson),
+        (status = 400, description = "`bad_bucket`, `bad_json`, `bad_props`", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn put_bucket<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     PathParam(name): PathParam<String>,
@@ -116,11 +169,30 @@ pub(crate) async fn put_bucket<B: Backend>(
 }
 
 /// `GET /v1/cluster`.
+#[utoipa::path(
+    get,
+    path = "/v1/cluster",
+    tag = "cluster",
+    responses((status = 200, description = "The cluster as this node sees it: members, layout, the change in flight", body = ClusterStatus)),
+)]
 pub(crate) async fn cluster<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
     Json(shared.backend.status()).into_response()
 }
 
 /// `POST /v1/cluster/admin`.
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/admin",
+    tag = "cluster",
+    description = "Stages a layout change, shows the plan, commits, aborts, or sets this node's \
+                   handoff throttle.",
+    request_body = AdminCommand,
+    responses(
+        (status = 200, description = "Done", body = AdminReply),
+        (status = 400, description = "Refused (`bad_request`, with why), or a bad body", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn admin<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     JsonBody(command): JsonBody<AdminCommand>,
@@ -129,20 +201,48 @@ pub(crate) async fn admin<B: Backend>(
     Ok(Json(reply).into_response())
 }
 
+/// The answer of `GET /v1/local/trees`.
+#[derive(Debug, Serialize, ToSchema)]
+struct TreesJson {
+    /// One root per (partition, n_val) this node holds a tree of.
+    trees: Vec<TreeRoot>,
+}
+
 /// `GET /v1/local/trees`: the roots of this node's Merkle trees.
+#[utoipa::path(
+    get,
+    path = "/v1/local/trees",
+    tag = "node",
+    responses((status = 200, description = "The roots of this node's Merkle trees (equal roots: equal replicas)", body = TreesJson)),
+)]
 pub(crate) async fn local_trees<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
-    Json(serde_json::json!({ "trees": shared.backend.local_trees() })).into_response()
+    Json(TreesJson {
+        trees: shared.backend.local_trees(),
+    })
+    .into_response()
 }
 
 /// The answer of `GET /health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Health {
+    /// `ok`, `no_layout` or `alive`.
     status: &'static str,
+    /// This node's id.
     node: String,
+    /// The layout it holds, if any.
     layout_version: Option<u64>,
 }
 
 /// `GET /health`.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "node",
+    responses(
+        (status = 200, description = "Ready: the node holds a layout", body = Health),
+        (status = 503, description = "Not ready: no layout committed yet", body = Health),
+    ),
+)]
 pub(crate) async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
     let status = shared.backend.status();
     let (code, word) = match status.layout_version {
@@ -157,12 +257,36 @@ pub(crate) async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> 
     (code, Json(body)).into_response()
 }
 
+/// `GET /health/live`: 200 whenever the node answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "node",
+    responses((status = 200, description = "Alive (layout or not)", body = Health)),
+)]
+pub(crate) async fn live<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    let status = shared.backend.status();
+    let body = Health {
+        status: "alive",
+        node: status.node,
+        layout_version: status.layout_version,
+    };
+    (StatusCode::OK, Json(body)).into_response()
+}
+
 /// The media type of what `/metrics` serves: OpenMetrics text (counter
 /// families with `_total` samples, ending in `# EOF`), which Prometheus
 /// parses as such when told so.
 const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "node",
+    responses((status = 200, description = "OpenMetrics text: every family README.md lists", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")),
+)]
 pub(crate) async fn metrics<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
     let text = shared.metrics.render(&shared.backend.stats());
     ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], text).into_response()

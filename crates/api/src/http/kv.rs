@@ -4,6 +4,9 @@
 //! size) before the backend sees it, so bad input writes nothing; each one
 //! is counted in [`crate::Metrics`], bad input included.
 
+// utoipa's `path` attributes qualify the parameter types they expand.
+#![allow(unused_qualifications)]
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,9 +21,11 @@ use bytes::Bytes;
 use gyre_types::{BucketName, BucketProps, Key};
 use gyre_wire::{ClientOp, ClientReply, Expiry};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use super::extract::{percent_decode, query, read_value, wants_json};
+use super::openapi::{Binary, ErrorBody};
 use super::{CONTEXT_HEADER, EXPIRES_HEADER, Shared, TTL_HEADER};
 use crate::{Backend, Front, Op};
 
@@ -28,22 +33,27 @@ use crate::{Backend, Front, Op};
 const PREFIX: &str = "/v1/kv/";
 
 /// `?r=N`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReadParams {
+    /// Replicas to wait for, `1..=n_val` [default: the bucket's `r`].
     r: Option<u8>,
 }
 
 /// `?w=N`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct WriteParams {
+    /// Replicas to wait for, `1..=n_val` [default: the bucket's `w`].
     w: Option<u8>,
 }
 
 /// One sibling of a read, in JSON.
-#[derive(Debug, Serialize)]
-struct SiblingJson {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SiblingJson {
+    /// The value, base64.
     value_base64: String,
     /// The value as text when it is valid UTF-8.
     value: Option<String>,
@@ -53,19 +63,53 @@ struct SiblingJson {
 }
 
 /// A read in JSON (300, or 200 when the client asked for JSON).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ReadJson {
+    /// The context (base64) to write the key with.
     context: String,
+    /// The values, concurrent writes each.
     siblings: Vec<SiblingJson>,
     /// Index of the sibling written last by the hybrid clock.
     latest: Option<u32>,
 }
 
 /// A write's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct WrittenJson {
+    /// The context (base64) after the write: a later write with it
+    /// supersedes this one.
     context: String,
+    /// The write's version, `node:counter`.
     dot: String,
+}
+
+/// An increment's answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct CountedJson {
+    /// The counter as its coordinator holds it after the increment
+    /// (increments still on their way to it are not in it).
+    value: i64,
+    /// The context (base64) after the increment.
+    context: String,
+}
+
+/// A local replica's values.
+#[derive(Debug, Serialize, ToSchema)]
+struct LocalJson {
+    /// The values this node's replica holds, base64.
+    values_base64: Vec<String>,
+}
+
+/// The path of a key route (a schema: the handlers parse the raw path, so
+/// that a key may hold any byte).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct KeyPath {
+    /// The bucket.
+    bucket: String,
+    /// The key: any bytes, percent-encoded (`/` may stand as it is).
+    key: String,
 }
 
 /// The key a request names, in a bucket that exists.
@@ -107,6 +151,17 @@ const LOCAL_PREFIX: &str = "/v1/local/kv/";
 /// `GET /v1/local/kv/{bucket}/{key}`: the values this node's own replica
 /// holds (no quorum, no forwarding, no repair). `200 {"values_base64":
 /// [...]}`, or 404 `not_found` if it holds no record.
+#[utoipa::path(
+    get,
+    path = "/v1/local/kv/{bucket}/{key}",
+    tag = "node",
+    params(KeyPath),
+    responses(
+        (status = 200, description = "The values this node's own replica holds (no quorum, forwarding or repair)", body = LocalJson),
+        (status = 400, description = "A bad bucket name or key", body = ErrorBody),
+        (status = 404, description = "`unknown_bucket`, or `not_found`: this replica holds no record of the key", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn local_get<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     uri: Uri,
@@ -114,8 +169,8 @@ pub(crate) async fn local_get<B: Backend>(
     let t = target_under(&*shared.backend, &uri, LOCAL_PREFIX)?;
     match shared.backend.local_get(&t.bucket, &t.key)? {
         Some(values) => {
-            let values: Vec<String> = values.iter().map(|v| STANDARD.encode(v)).collect();
-            Ok(Json(serde_json::json!({ "values_base64": values })).into_response())
+            let values_base64 = values.iter().map(|v| STANDARD.encode(v)).collect();
+            Ok(Json(LocalJson { values_base64 }).into_response())
         }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -209,6 +264,29 @@ fn with_context_header(mut response: Response, context: &str) -> Response {
 }
 
 /// `GET /v1/kv/{bucket}/{key}`.
+#[utoipa::path(
+    get,
+    path = "/v1/kv/{bucket}/{key}",
+    tag = "keys",
+    description = "Reads a key at the read quorum. One value is the body (`application/octet-stream`); \
+                   concurrent values (siblings) are a `300` with JSON. With `Accept: application/json` \
+                   the answer is always JSON, `200`.",
+    params(KeyPath, ReadParams),
+    responses(
+        (status = 200, description = "The value", headers(
+            ("x-gyre-context" = String, description = "The context (base64) to write the key with"),
+            ("x-gyre-expires" = u64, description = "When the value expires, milliseconds since the Unix epoch (absent: never)"),
+        ), content(
+            (inline(Binary) = "application/octet-stream"),
+            (ReadJson = "application/json"),
+        )),
+        (status = 300, description = "Concurrent values (siblings); write with the context to resolve them", body = ReadJson,
+            headers(("x-gyre-context" = String, description = "The context (base64)"))),
+        (status = 400, description = "A bad bucket name, key or quorum", body = ErrorBody),
+        (status = 404, description = "`not_found` (no value; the body has the context to write with) or `unknown_bucket`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: fewer than R replicas answered; `not_ready`: no layout yet", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn get<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     uri: Uri,
@@ -288,6 +366,27 @@ pub(crate) async fn get<B: Backend>(
 }
 
 /// `PUT /v1/kv/{bucket}/{key}`.
+#[utoipa::path(
+    put,
+    path = "/v1/kv/{bucket}/{key}",
+    tag = "keys",
+    description = "Writes the body as the key's value at the write quorum. With the context of a read, \
+                   the write supersedes what that read saw; without one, it is concurrent with every \
+                   value stored (a sibling, in a `siblings` bucket).",
+    params(KeyPath, WriteParams,
+        ("x-gyre-context" = Option<String>, Header, description = "The context (base64) of the read this write follows"),
+        ("x-gyre-ttl" = Option<String>, Header, description = "Seconds the value lives (a positive integer), or `never`; absent: the bucket's `default_ttl`"),
+    ),
+    request_body(content = inline(Binary), description = "The value", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Written", body = WrittenJson,
+            headers(("x-gyre-context" = String, description = "The context after the write (base64)"))),
+        (status = 400, description = "A bad bucket name, key, quorum, context or TTL; a plain write to a counter bucket", body = ErrorBody),
+        (status = 404, description = "`unknown_bucket`", body = ErrorBody),
+        (status = 413, description = "`value_too_large`: over the bucket's `max_value_len`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: fewer than W replicas stored it; `not_ready`", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn put<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     uri: Uri,
@@ -318,16 +417,34 @@ pub(crate) async fn put<B: Backend>(
 }
 
 /// `?incr=N[&w=N]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct IncrementParams {
+    /// What to add (negative: subtract).
     incr: i64,
+    /// Replicas to wait for, `1..=n_val` [default: the bucket's `w`].
     w: Option<u8>,
 }
 
 /// `POST /v1/kv/{bucket}/{key}?incr=N`: adds N (negative: subtracts) to a
 /// counter of a `counter` bucket; `200 {"value": <the counter as its
 /// coordinator holds it after the increment>, "context": ...}`.
+#[utoipa::path(
+    post,
+    path = "/v1/kv/{bucket}/{key}",
+    tag = "keys",
+    description = "Adds `incr` to a counter of a `counter` bucket (PN-counters: every acknowledged \
+                   increment counts exactly once).",
+    params(KeyPath, IncrementParams),
+    responses(
+        (status = 200, description = "Counted", body = CountedJson,
+            headers(("x-gyre-context" = String, description = "The context after the increment (base64)"))),
+        (status = 400, description = "A bad bucket name, key, quorum or query; `not_a_counter`: the bucket does not hold counters", body = ErrorBody),
+        (status = 404, description = "`unknown_bucket`", body = ErrorBody),
+        (status = 503, description = "`unavailable`; `not_ready`", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn increment<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     uri: Uri,
@@ -359,7 +476,10 @@ pub(crate) async fn increment<B: Backend>(
         match reply {
             ClientReply::Counted { value, context } => {
                 let context = STANDARD.encode(context);
-                let body = serde_json::json!({ "value": value, "context": context });
+                let body = CountedJson {
+                    value,
+                    context: context.clone(),
+                };
                 Ok(with_context_header(Json(body).into_response(), &context))
             }
             other => Err(unexpected(other)),
@@ -369,6 +489,23 @@ pub(crate) async fn increment<B: Backend>(
 }
 
 /// `DELETE /v1/kv/{bucket}/{key}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/kv/{bucket}/{key}",
+    tag = "keys",
+    description = "Deletes the key at the write quorum: a tombstone that supersedes what the context \
+                   saw (without a context: every value stored).",
+    params(KeyPath, WriteParams,
+        ("x-gyre-context" = Option<String>, Header, description = "The context (base64) of the read this delete follows"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = WrittenJson,
+            headers(("x-gyre-context" = String, description = "The context after the delete (base64)"))),
+        (status = 400, description = "A bad bucket name, key, quorum or context", body = ErrorBody),
+        (status = 404, description = "`unknown_bucket`", body = ErrorBody),
+        (status = 503, description = "`unavailable`; `not_ready`", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn delete<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     uri: Uri,

@@ -10,6 +10,9 @@
 //! promises), so a page may hold fewer keys than the limit with a `next`
 //! still to follow.
 
+// utoipa's `path` attributes qualify the parameter types they expand.
+#![allow(unused_qualifications)]
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -20,10 +23,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gyre_types::BucketName;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::Shared;
 use super::error::ApiError;
 use super::extract::{percent_decode, query};
+use super::openapi::ErrorBody;
 use crate::Backend;
 
 /// The default page size.
@@ -35,27 +40,54 @@ const MAX_LIMIT: usize = 10_000;
 const MAX_WALK_PAGES: usize = 8;
 
 /// The query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only keys that start with these bytes (percent-encoded).
     prefix: Option<String>,
+    /// The `next` token of the previous page.
     after: Option<String>,
+    /// Keys a page holds at most, `1..=10000` [default: 1000].
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+/// One key of a page.
+#[derive(Debug, Serialize, ToSchema)]
 struct KeyJson {
+    /// The key as text (null if it is not UTF-8).
     key: Option<String>,
+    /// The key's bytes, base64.
     key_base64: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of keys.
+#[derive(Debug, Serialize, ToSchema)]
 struct ListJson {
+    /// Keys, in ring order.
     keys: Vec<KeyJson>,
+    /// The token of the next page (`?after=`); null once every key was
+    /// listed.
     next: Option<String>,
 }
 
 /// `GET /v1/kv/{bucket}`.
+#[utoipa::path(
+    get,
+    path = "/v1/kv/{bucket}",
+    tag = "keys",
+    description = "The bucket's keys, a page at a time, in ring order. Each key stored before the walk \
+                   began and not deleted is listed at least once across the pages, even while \
+                   partitions move; a page may hold fewer keys than the limit with more to follow.",
+    params(("bucket" = String, Path, description = "The bucket"), ListParams),
+    responses(
+        (status = 200, description = "A page of keys", body = ListJson),
+        (status = 400, description = "A bad bucket name or query", body = ErrorBody),
+        (status = 404, description = "`unknown_bucket`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: a partition had too few replicas up; `not_ready`", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     uri: Uri,

@@ -120,11 +120,17 @@
 //! - `GET /health`: `200` `{"status": "ok", "node": "<id>",
 //!   "layout_version": 7}` once the node holds a layout; before,
 //!   `503` `{"status": "no_layout", "node": "<id>", "layout_version":
-//!   null}`.
+//!   null}`. A readiness probe.
+//! - `GET /health/live`: `200` `{"status": "alive", ...}` whenever the node
+//!   answers, layout or not. A liveness probe: a node waiting for its first
+//!   layout is alive.
 //! - `GET /metrics`: `200`, `application/openmetrics-text;
 //!   version=1.0.0`: the OpenMetrics text of [`Metrics::render`] (request counts and latency
 //!   per front end, operation and outcome, siblings returned, and the
 //!   node's replication counters).
+//! - `GET /v1/openapi.json`: the OpenAPI 3.1 document of this API,
+//!   generated from the handlers' `#[utoipa::path]` attributes
+//!   ([`openapi_json`]), also checked in as `crates/api/openapi.json`.
 //!
 //! # This node's own replica
 //!
@@ -216,6 +222,9 @@ mod error;
 mod extract;
 mod kv;
 mod listing;
+mod openapi;
+
+pub use openapi::document_json as openapi_json;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -269,7 +278,9 @@ pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>) -> Router {
         .route("/v1/local/trees", get(admin::local_trees::<B>))
         .route("/v1/local/kv/{bucket}/{*key}", get(kv::local_get::<B>))
         .route("/health", get(admin::health::<B>))
+        .route("/health/live", get(admin::live::<B>))
         .route("/metrics", get(admin::metrics::<B>))
+        .route("/v1/openapi.json", get(openapi::document))
         // After the routes: it applies to those already added.
         .method_not_allowed_fallback(admin::method_not_allowed)
         .fallback(admin::no_route)

@@ -647,7 +647,7 @@ impl<B: Backend> Server<B> {
                 "ERR bucket '{}' does not hold counters (its conflict_mode is {}); INCR and its \
                  family work in a counter bucket: create one over HTTP with PUT \
                  /v1/buckets/<name> {{\"conflict_mode\": \"counter\"}}, then select it with \
-                 GYRE.BUCKET <name>",
+                 GYRE.BUCKET <name> (or name it db<n> and SELECT n)",
                 session.bucket,
                 props.conflict_mode().name()
             )));
@@ -970,11 +970,28 @@ impl<B: Backend> Server<B> {
             Cmd::Command => command(args, out)?,
             Cmd::Config => config(args, out)?,
             Cmd::Client => client(session, &self.clients, args, out)?,
-            Cmd::Select => match parse::integer(args.get(1)) {
-                Some(0) => out.ok(),
-                Some(_) => return Err(err("ERR DB index is out of range")),
-                None => return Err(not_integer()),
-            },
+            Cmd::Select => {
+                // Database 0 is the default bucket, database n the bucket
+                // `db<n>`: Redis's numbered keyspaces are Gyre's buckets.
+                let n = match parse::integer(args.get(1)) {
+                    Some(n) if n >= 0 => n,
+                    Some(_) => return Err(err("ERR DB index is out of range")),
+                    None => return Err(not_integer()),
+                };
+                let name = match n {
+                    0 => crate::DEFAULT_BUCKET.to_owned(),
+                    n => format!("db{n}"),
+                };
+                let bucket = BucketName::new(name).map_err(|e| err(format!("ERR {e}")))?;
+                if self.backend.bucket(&bucket).is_none() {
+                    return Err(err(format!(
+                        "ERR DB index is out of range: database {n} is the bucket '{bucket}', \
+                         which does not exist; create it with PUT /v1/buckets/{bucket}"
+                    )));
+                }
+                session.bucket = bucket;
+                out.ok();
+            }
             Cmd::Quit => {
                 session.quit = true;
                 out.ok();

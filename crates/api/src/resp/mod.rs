@@ -15,7 +15,8 @@
 //! | `EXISTS key [key …]` | how many of the keys have a value |
 //! | `MGET key [key …]` | the values, nil for each missing one |
 //! | `MSET key value [key value …]` | `+OK` |
-//! | `PING [msg]`, `ECHO msg`, `QUIT`, `SELECT 0` | as Redis |
+//! | `PING [msg]`, `ECHO msg`, `QUIT` | as Redis |
+//! | `SELECT n` | database 0 is the bucket `default`, database n the bucket `db<n>` (an error if it does not exist) |
 //! | `AUTH [user] password`, `HELLO [2\|3] [AUTH user pass] [SETNAME name]` | as Redis (the one user is `default`) |
 //! | `INFO [section …]`, `COMMAND [COUNT\|DOCS\|INFO\|LIST]`, `CONFIG GET param …`, `CLIENT ID\|GETNAME\|SETNAME\|SETINFO\|INFO\|LIST` | enough for tools and client libraries |
 //! | `GYRE.BUCKET [name]` | selects the connection's bucket (it must exist); without a name, shows it |

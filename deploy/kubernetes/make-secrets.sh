@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Makes the Secrets the StatefulSet mounts, with `gyre cert`:
+#   gyre-ca     ca.pem: the cluster CA certificate (every node trusts it)
+#   gyre-nodes  gyre-<i>.pem and gyre-<i>.key: one certificate per pod, its
+#               node id inside
+# and writes them as one manifest to apply (it holds private keys: keep it
+# out of version control, or feed it to your secret store instead).
+#
+# The CA key stays where this runs (in --ca-dir): whoever holds it can add
+# nodes to the cluster, so no node gets it.
+#
+# Usage: make-secrets.sh [--nodes N] [--cluster NAME] [--ca-dir DIR] [--out FILE]
+#   --nodes    pods to issue certificates for [3]; run again with a larger N
+#              when scaling up (existing certificates are kept)
+#   --cluster  the cluster name, as in configmap.yaml's GYRE_CLUSTER [gyre]
+#   --ca-dir   where the CA is (made there if missing) and node
+#              certificates are kept [./gyre-ca]
+#   --out      the manifest to write [./secrets.yaml]
+# Environment: GYRE, the gyre binary [gyre on PATH].
+set -euo pipefail
+
+nodes=3 cluster=gyre ca_dir=./gyre-ca out=./secrets.yaml
+while (($#)); do
+    case $1 in
+        --nodes) nodes=$2; shift 2 ;;
+        --cluster) cluster=$2; shift 2 ;;
+        --ca-dir) ca_dir=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        *) echo "usage: $0 [--nodes N] [--cluster NAME] [--ca-dir DIR] [--out FILE]" >&2; exit 2 ;;
+    esac
+done
+[[ $nodes =~ ^[1-9][0-9]*$ ]] || { echo "--nodes: a positive number, not $nodes" >&2; exit 2; }
+gyre=${GYRE:-gyre}
+
+if [[ ! -f $ca_dir/ca.key ]]; then
+    "$gyre" cert ca --cluster "$cluster" --out "$ca_dir" >/dev/null
+fi
+for ((i = 0; i < nodes; i++)); do
+    # A pod keeps its certificate (its id) as long as its volume lives.
+    if [[ ! -f $ca_dir/gyre-$i/node.pem ]]; then
+        "$gyre" cert node --ca-dir "$ca_dir" --out "$ca_dir/gyre-$i" >/dev/null
+    fi
+done
+
+b64() { base64 -w0 <"$1"; }
+umask 077
+{
+    cat <<YAML
+# Made by make-secrets.sh for cluster "$cluster": the CA certificate and
+# $nodes node certificates with their keys. Private: do not commit.
+apiVersion: v1
+kind: Secret
+metadata:
+  name: gyre-ca
+  namespace: gyre
+  labels:
+    app.kubernetes.io/name: gyre
+type: Opaque
+data:
+  ca.pem: $(b64 "$ca_dir/ca.pem")
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: gyre-nodes
+  namespace: gyre
+  labels:
+    app.kubernetes.io/name: gyre
+type: Opaque
+data:
+YAML
+    for ((i = 0; i < nodes; i++)); do
+        printf '  gyre-%d.pem: %s\n' "$i" "$(b64 "$ca_dir/gyre-$i/node.pem")"
+        printf '  gyre-%d.key: %s\n' "$i" "$(b64 "$ca_dir/gyre-$i/node.key")"
+    done
+} >"$out"
+echo "wrote $out: the CA certificate and $nodes node certificates (the CA key stays in $ca_dir)"
