@@ -1,7 +1,7 @@
 //! The HTTP API fuzzed from its own OpenAPI document: schemathesis (PyPI)
 //! reads `/v1/openapi.json` from a node of a real three-node cluster and
 //! sends it generated requests, valid and invalid, one operation at a time
-//! and in stateful sequences. No answer may be a 5xx, and every answer must
+//! and in stateful sequences, authenticated as an admin of the nodes' users. No answer may be a 5xx, and every answer must
 //! match the document (status code, content type, headers, body schema).
 //!
 //! One of the system tests (`tests/system.sh`, which sets
@@ -13,7 +13,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Cluster;
+use common::{Cluster, Options, add_user};
 
 #[test]
 fn every_answer_matches_the_openapi_document() {
@@ -30,7 +30,20 @@ fn every_answer_matches_the_openapi_document() {
                 % 1_000_000
         });
     eprintln!("schemathesis seed {seed} (GYRE_SCHEMATHESIS_SEED={seed} replays it)");
-    let cluster = Cluster::start(3);
+    // Users configured: every operation that needs one gets the admin's
+    // secret (and the document says so).
+    let (lines, admin) = add_user("admin", "admin");
+    let users_dir = tempfile::tempdir().unwrap();
+    let users = users_dir.path().join("users.toml");
+    std::fs::write(&users, lines).unwrap();
+    let cluster = Cluster::start_with(
+        3,
+        &Options {
+            extra_flags: vec!["--users-file".into(), users.display().to_string()],
+            admin_token: Some(admin.clone()),
+            ..Options::default()
+        },
+    );
     let node = &cluster.nodes[0];
     node.put_kv("existing", b"value", None);
     let dir = tempfile::tempdir().unwrap();
@@ -51,6 +64,8 @@ fn every_answer_matches_the_openapi_document() {
             "--generation-database",
             "none",
             "--no-color",
+            "--header",
+            &format!("Authorization: Bearer {admin}"),
         ])
         .output()
         .unwrap();

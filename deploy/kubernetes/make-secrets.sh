@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Makes the Secrets the StatefulSet mounts, with `gyre cert`:
+# Makes the Secrets the StatefulSet and the form Job mount, with `gyre cert`
+# and `gyre user add`:
 #   gyre-ca     ca.pem: the cluster CA certificate (every node trusts it)
 #   gyre-nodes  gyre-<i>.pem and gyre-<i>.key: one certificate per pod, its
 #               node id inside
+#   gyre-users  users.toml: the client users every node accepts (an `admin`
+#               to begin with; add more with `gyre user add` and re-run)
+#   gyre-admin  token: the admin's secret, for the form Job (and you)
 # and writes them as one manifest to apply (it holds private keys: keep it
 # out of version control, or feed it to your secret store instead).
 #
@@ -42,6 +46,19 @@ for ((i = 0; i < nodes; i++)); do
     fi
 done
 
+# The first client user, an admin: without users the nodes, which listen
+# beyond loopback, refuse to start (protected mode). More users: append
+# `gyre user add NAME --role R` to $ca_dir/users.toml and run this again.
+if [[ ! -f $ca_dir/users.toml ]]; then
+    (
+        umask 077
+        "$gyre" user add admin --role admin >"$ca_dir/users.toml" 2>"$ca_dir/admin.out"
+        sed -n 's/^ *\(admin\.[A-Za-z0-9_-]*\)$/\1/p' "$ca_dir/admin.out" >"$ca_dir/admin.token"
+        rm "$ca_dir/admin.out"
+    )
+    [[ -s $ca_dir/admin.token ]] || { echo "no admin secret from gyre user add" >&2; exit 1; }
+fi
+
 b64() { base64 -w0 <"$1"; }
 umask 077
 {
@@ -73,5 +90,29 @@ YAML
         printf '  gyre-%d.pem: %s\n' "$i" "$(b64 "$ca_dir/gyre-$i/node.pem")"
         printf '  gyre-%d.key: %s\n' "$i" "$(b64 "$ca_dir/gyre-$i/node.key")"
     done
+    cat <<YAML
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: gyre-users
+  namespace: gyre
+  labels:
+    app.kubernetes.io/name: gyre
+type: Opaque
+data:
+  users.toml: $(b64 "$ca_dir/users.toml")
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: gyre-admin
+  namespace: gyre
+  labels:
+    app.kubernetes.io/name: gyre
+type: Opaque
+data:
+  token: $(b64 "$ca_dir/admin.token")
+YAML
 } >"$out"
-echo "wrote $out: the CA certificate and $nodes node certificates (the CA key stays in $ca_dir)"
+echo "wrote $out: the CA certificate, $nodes node certificates and the client users (the CA key and the admin's secret stay in $ca_dir: admin.token)"

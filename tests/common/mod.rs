@@ -88,6 +88,23 @@ pub(crate) fn cli(args: &[&str]) -> String {
     try_cli(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `gyre user add` for `name`: the `[[users]]` lines, and the secret.
+pub(crate) fn add_user(name: &str, role: &str) -> (String, String) {
+    let out = Command::new(GYRE)
+        .args(["user", "add", name, "--role", role])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let secret = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{name}.")))
+        .unwrap_or_else(|| panic!("no secret in {stderr}"))
+        .to_owned();
+    (String::from_utf8(out.stdout).unwrap(), secret)
+}
+
 /// Makes a cluster CA (`ca.pem`, `ca.key`) in `dir` with `gyre cert ca`.
 pub(crate) fn make_ca(dir: &Path) -> PathBuf {
     cli(&[
@@ -235,6 +252,8 @@ struct Spec {
     log: PathBuf,
     ca: PathBuf,
     flags: Vec<String>,
+    /// The secret the harness's own requests carry (nodes with users).
+    token: Option<String>,
 }
 
 /// One `gyre node` process (or, after [`Node::kill9`], its data directory
@@ -321,7 +340,16 @@ impl Node {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Reply, String> {
-        http(&self.agent, method, &self.url(path), headers, body)
+        let bearer = self.spec.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = headers.to_vec();
+        if let Some(bearer) = &bearer
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            headers.push(("authorization", bearer.as_str()));
+        }
+        http(&self.agent, method, &self.url(path), &headers, body)
             .map_err(|e| format!("{} ({}): {e}", self.spec.label, self.ep.id))
     }
 
@@ -581,6 +609,9 @@ pub(crate) struct Options {
     pub(crate) log_level: String,
     /// More flags for every node.
     pub(crate) extra_flags: Vec<String>,
+    /// An admin's secret, for nodes that authenticate clients: the
+    /// harness's own requests and commands carry it.
+    pub(crate) admin_token: Option<String>,
 }
 
 impl Default for Options {
@@ -589,6 +620,7 @@ impl Default for Options {
             anti_entropy_secs: 2,
             log_level: "info".to_owned(),
             extra_flags: Vec::new(),
+            admin_token: None,
         }
     }
 }
@@ -599,6 +631,8 @@ pub(crate) struct Cluster {
     pub(crate) nodes: Vec<Node>,
     ca: PathBuf,
     flags: Vec<String>,
+    /// [`Options::admin_token`].
+    token: Option<String>,
     // Last: removed after the nodes are killed.
     dir: tempfile::TempDir,
 }
@@ -661,6 +695,7 @@ impl Cluster {
             nodes: Vec::new(),
             ca,
             flags,
+            token: options.admin_token.clone(),
             dir,
         };
         for _ in 0..n {
@@ -697,7 +732,10 @@ impl Cluster {
         // seen up, commit; run again, it finds the layout and does nothing.
         let admin = cluster.nodes[0].url("");
         let expect = n.to_string();
-        let form = ["cluster", "form", "--expect", &expect, "--node", &admin];
+        let mut form = vec!["cluster", "form", "--expect", &expect, "--node", &admin];
+        if let Some(token) = &cluster.token {
+            form.extend(["--token", token]);
+        }
         cli(&form);
         cluster.wait_layout_agreed(&all, 1);
         let again = cli(&form);
@@ -717,6 +755,7 @@ impl Cluster {
             ca: ca.unwrap_or(&self.ca).to_path_buf(),
             peer_listen: "127.0.0.1:0".to_owned(),
             flags: self.flags.clone(),
+            token: self.token.clone(),
             label,
         };
         self.nodes.push(Node::start(spec, seeds));

@@ -18,6 +18,38 @@ pub(crate) struct Target {
         default_value = "http://127.0.0.1:8080"
     )]
     pub(crate) node: String,
+    /// A user's secret, sent as `Authorization: Bearer` (`gyre user add`
+    /// makes one).
+    #[arg(long, global = true, env = "GYRE_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// A file holding the secret (as `--token`; a mounted Kubernetes
+    /// Secret, say).
+    #[arg(long, global = true, env = "GYRE_TOKEN_FILE", conflicts_with = "token")]
+    pub(crate) token_file: Option<std::path::PathBuf>,
+}
+
+impl Target {
+    /// The secret to send: `--token`, or the contents of `--token-file`.
+    ///
+    /// # Errors
+    /// If the token file cannot be read.
+    pub(crate) fn secret(&self) -> anyhow::Result<Option<String>> {
+        match (&self.token, &self.token_file) {
+            (Some(t), _) => Ok(Some(t.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| Some(t.trim().to_owned()))
+                .with_context(|| format!("cannot read the token file {}", path.display())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The secret every request of this process sends, if any.
+static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sends `token` with every request of this process.
+pub(crate) fn use_token(token: Option<String>) {
+    let _ = TOKEN.set(token.filter(|t| !t.is_empty()));
 }
 
 /// `gyre cluster` subcommands.
@@ -176,6 +208,15 @@ fn call(
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Answer> {
     let agent = agent();
+    let bearer = TOKEN
+        .get()
+        .cloned()
+        .flatten()
+        .map(|t| format!("Bearer {t}"));
+    let mut headers = headers.to_vec();
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer.as_str()));
+    }
     let mut response = match method {
         "GET" | "DELETE" => {
             let mut req = if method == "GET" {
@@ -183,7 +224,7 @@ fn call(
             } else {
                 agent.delete(url)
             };
-            for (k, v) in headers {
+            for (k, v) in &headers {
                 req = req.header(*k, *v);
             }
             req.call()
@@ -194,7 +235,7 @@ fn call(
             } else {
                 agent.post(url)
             };
-            for (k, v) in headers {
+            for (k, v) in &headers {
                 req = req.header(*k, *v);
             }
             req.send(body.unwrap_or_default())
@@ -337,7 +378,12 @@ fn all_statuses(target: &Target) -> anyhow::Result<Vec<(String, Result<ClusterSt
     let mine = status(target)?;
     let mut all = Vec::new();
     for (id, url) in member_urls(&mine) {
-        let answer = status(&Target { node: url }).map_err(|e| e.to_string());
+        let answer = status(&Target {
+            node: url,
+            token: None,
+            token_file: None,
+        })
+        .map_err(|e| e.to_string());
         all.push((id, answer));
     }
     if all.is_empty() {
@@ -558,7 +604,14 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
                 member_urls(&status(target)?)
             };
             for (id, url) in targets {
-                match admin(&Target { node: url }, &command)? {
+                match admin(
+                    &Target {
+                        node: url,
+                        token: None,
+                        token_file: None,
+                    },
+                    &command,
+                )? {
                     AdminReply::Throttle {
                         rate,
                         inbound,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use gyre_api::auth::{Role, UserEntry, hash_secret};
 use gyre_storage::Durability;
 use gyre_types::{BucketProps, PartitionCount};
 use serde::{Deserialize, Serialize};
@@ -79,9 +80,23 @@ pub(crate) struct NodeArgs {
     /// Partitions of a new cluster's ring (a power of two) [default: 256].
     #[arg(long, env = "GYRE_PARTITIONS")]
     pub(crate) partitions: Option<u32>,
-    /// A password Redis clients must give with AUTH.
+    /// A password Redis clients must give with AUTH (as Redis's
+    /// `requirepass`): the secret of a user `default` with the `admin`
+    /// role. Prefer users (`gyre user add`).
     #[arg(long, env = "GYRE_RESP_PASSWORD")]
     pub(crate) resp_password: Option<String>,
+    /// A TOML file of `[[users]]` (what `gyre user add` prints), besides
+    /// those of the config file.
+    #[arg(long, env = "GYRE_USERS_FILE")]
+    pub(crate) users_file: Option<PathBuf>,
+    /// Serve every client without authentication even on a non-loopback
+    /// address (protected mode refuses to start like that otherwise).
+    #[arg(long, env = "GYRE_INSECURE_NO_AUTH")]
+    pub(crate) insecure_no_auth: bool,
+    /// `GET /metrics` needs a user too (by default it is open, for
+    /// Prometheus).
+    #[arg(long, env = "GYRE_PROTECT_METRICS")]
+    pub(crate) protect_metrics: bool,
     /// How often held hints are offered to their owners, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "GYRE_HINT_INTERVAL_MS")]
@@ -146,6 +161,10 @@ pub(crate) struct FileConfig {
     pub(crate) w: Option<u8>,
     pub(crate) partitions: Option<u32>,
     pub(crate) resp_password: Option<String>,
+    pub(crate) users: Vec<UserEntry>,
+    pub(crate) users_file: Option<PathBuf>,
+    pub(crate) insecure_no_auth: Option<bool>,
+    pub(crate) protect_metrics: Option<bool>,
     pub(crate) hint_interval_ms: Option<u64>,
     pub(crate) anti_entropy_interval_secs: Option<u64>,
     pub(crate) tombstone_grace_secs: Option<u64>,
@@ -197,7 +216,10 @@ pub(crate) struct Settings {
     pub(crate) credentials: Credentials,
     pub(crate) bucket_defaults: BucketProps,
     pub(crate) partitions: PartitionCount,
-    pub(crate) resp_password: Option<String>,
+    /// Every user: the config file's, the users file's, and `default` for
+    /// a `resp_password`.
+    pub(crate) users: Vec<UserEntry>,
+    pub(crate) protect_metrics: bool,
     pub(crate) hint_interval: Duration,
     pub(crate) anti_entropy_interval: Duration,
     pub(crate) tombstone_grace: Duration,
@@ -251,12 +273,25 @@ impl Settings {
         .context("bad replication defaults")?;
         let partitions = PartitionCount::new(args.partitions.or(file.partitions).unwrap_or(256))
             .context("bad partition count")?;
+        let mut users = file.users;
+        if let Some(path) = args.users_file.or(from_file(file.users_file)) {
+            users.extend(UsersFile::read(&path)?.users);
+        }
+        if let Some(password) = args.resp_password.or(file.resp_password) {
+            users.push(UserEntry {
+                name: "default".to_owned(),
+                role: Role::Admin,
+                buckets: None,
+                secret_hash: hash_secret(&password).context("cannot hash resp_password")?,
+            });
+        }
+        let insecure_no_auth = args.insecure_no_auth || file.insecure_no_auth.unwrap_or(false);
         let seeds = if args.seeds.is_empty() {
             file.seeds
         } else {
             args.seeds
         };
-        Ok(Self {
+        let settings = Self {
             name: args
                 .name
                 .or(file.name)
@@ -292,7 +327,8 @@ impl Settings {
             credentials,
             bucket_defaults,
             partitions,
-            resp_password: args.resp_password.or(file.resp_password),
+            users,
+            protect_metrics: args.protect_metrics || file.protect_metrics.unwrap_or(false),
             hint_interval: Duration::from_millis(
                 args.hint_interval_ms
                     .or(file.hint_interval_ms)
@@ -346,7 +382,45 @@ impl Settings {
                     ..d
                 }
             },
-        })
+        };
+        settings.check_protected(insecure_no_auth)?;
+        Ok(settings)
+    }
+
+    /// Protected mode: a node that serves clients beyond loopback with no
+    /// users refuses to start, unless told to serve everyone anyway.
+    fn check_protected(&self, insecure_no_auth: bool) -> anyhow::Result<()> {
+        if !self.users.is_empty() || insecure_no_auth {
+            return Ok(());
+        }
+        for (what, addr) in [("Redis", self.resp_listen), ("HTTP", self.http_listen)] {
+            if !addr.ip().is_loopback() {
+                bail!(
+                    "protected mode: refusing to serve {what} clients on {addr} with no users \
+                     configured, as anyone who reaches it could read and write every key and \
+                     change the cluster. Add a user (`gyre user add NAME --role admin` prints \
+                     the lines for the config file or a users file), listen on 127.0.0.1 only, \
+                     or pass --insecure-no-auth to serve everyone anyway"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A users file: `[[users]]` entries, as `gyre user add` prints them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: Vec<UserEntry>,
+}
+
+impl UsersFile {
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read users file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("bad users file {}", path.display()))
     }
 }
 
@@ -407,6 +481,17 @@ mod tests {
             ..NodeArgs::default()
         };
         assert_eq!(Settings::resolve(args).unwrap().zone, "rack1");
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/node.toml");
+        let file = FileConfig::read(&path).unwrap();
+        assert_eq!(file.users_file.as_deref(), Some(Path::new("users.toml")));
+        assert_eq!(
+            file.resp_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 6379)))
+        );
     }
 
     #[test]

@@ -186,6 +186,8 @@ async fn add(dir: &Path) -> anyhow::Result<()> {
     out!("joining {id} through http://{first} …");
     let target = crate::client::Target {
         node: format!("http://{first}"),
+        token: None,
+        token_file: None,
     };
     let joined = tokio::task::spawn_blocking(move || {
         // Until gossip has brought the new node to the first one.
@@ -243,7 +245,8 @@ fn settings(dir: &Path, file: &DemoFile, node: &DemoNode) -> anyhow::Result<Sett
         },
         bucket_defaults: defaults,
         partitions: gyre_types::PartitionCount::new(64)?,
-        resp_password: None,
+        users: Vec::new(),
+        protect_metrics: false,
         hint_interval: Duration::from_secs(2),
         anti_entropy_interval: Duration::from_secs(60),
         tombstone_grace: Duration::from_secs(3600),

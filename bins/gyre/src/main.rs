@@ -28,6 +28,7 @@ mod config;
 mod demo;
 mod process;
 mod run;
+mod user;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -67,6 +68,10 @@ enum Command {
     /// Make the cluster CA and node certificates.
     #[command(subcommand)]
     Cert(cert::CertCommand),
+    /// Make client users (their secrets and the config lines with their
+    /// hashes).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Cluster status and layout changes.
     Cluster {
         #[command(flatten)]
@@ -143,12 +148,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format, cli.log_level.as_deref());
+    if let Command::Cluster { target, .. }
+    | Command::Get { target, .. }
+    | Command::Put { target, .. }
+    | Command::Del { target, .. } = &cli.command
+    {
+        match target.secret() {
+            Ok(token) => client::use_token(token),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
     let result = match cli.command {
         Command::Node(args) => {
             config::Settings::resolve(*args).and_then(|s| runtime()?.block_on(run::node(s)))
         }
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Cert(command) => cert::run(command),
+        Command::User(command) => user::run(command),
         Command::Cluster { target, command } => client::cluster(&target, command),
         Command::Get { target, key, r } => match client::get(&target, &key, r) {
             Ok(client::Found::No) => return std::process::ExitCode::from(1),

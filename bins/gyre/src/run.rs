@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use gyre_api::Metrics;
+use gyre_api::auth::{Gate, Users};
 use gyre_membership::{Membership, NodeInfo};
 use gyre_node::{Node, NodeConfig, boot};
 use gyre_replication::Replica;
@@ -225,12 +226,20 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let users = Users::new(settings.users.clone()).context("bad users")?;
+    let gate = Arc::new(if users.is_empty() {
+        tracing::warn!("no users configured: every client is served without authentication");
+        Gate::open()
+    } else {
+        tracing::info!(users = users.len(), "clients authenticate");
+        Gate::new(users, !settings.protect_metrics)
+    });
     let mut fronts = JoinSet::new();
     {
         let (backend, metrics, stopped) =
             (Arc::clone(&backend), Arc::clone(&metrics), stopped.clone());
         let config = gyre_api::resp::RespConfig {
-            password: settings.resp_password.clone(),
+            gate: Arc::clone(&gate),
             ..gyre_api::resp::RespConfig::default()
         };
         fronts.spawn(async move {
@@ -242,7 +251,8 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         });
     }
     fronts.spawn(async move {
-        if let Err(e) = gyre_api::http::serve(http_listener, backend, metrics, stop(stopped)).await
+        if let Err(e) =
+            gyre_api::http::serve(http_listener, backend, metrics, gate, stop(stopped)).await
         {
             tracing::error!(error = %e, "the HTTP front end failed");
         }

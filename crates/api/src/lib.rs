@@ -26,6 +26,7 @@
 //! # let _ = BucketName::new(gyre_api::DEFAULT_BUCKET).unwrap();
 //! ```
 
+pub mod auth;
 mod backend;
 pub mod http;
 mod metrics;

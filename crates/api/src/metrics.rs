@@ -73,6 +73,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FrontLabel {
+    front: Front,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
     front: Front,
     op: Op,
@@ -85,6 +90,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
     siblings: Counter,
+    auth_failures: Family<FrontLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,11 +132,18 @@ impl Metrics {
             "Values returned by reads beyond the first (concurrent writes shown to clients)",
             siblings.clone(),
         );
+        let auth_failures = Family::<FrontLabel, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Failed authentications (a wrong secret or an unknown user), by front end",
+            auth_failures.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             siblings,
+            auth_failures,
         }
     }
 
@@ -166,6 +179,13 @@ impl Metrics {
         self.latency
             .get_or_create(&LatencyLabels { front, op })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a failed authentication on `front`.
+    pub fn auth_failed(&self, front: Front) {
+        self.auth_failures
+            .get_or_create(&FrontLabel { front })
+            .inc();
     }
 
     /// Counts a read that returned `values` siblings.

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use common::ModelBackend;
+use gyre_api::auth::{Gate, Role, UserEntry, Users, hash_secret};
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KeyPage, KvError,
     Metrics, NodeStats,
@@ -178,6 +179,10 @@ struct Server<B> {
 }
 
 async fn start_with<B: Backend>(backend: B) -> Server<B> {
+    start_guarded(backend, Gate::open()).await
+}
+
+async fn start_guarded<B: Backend>(backend: B, gate: Gate) -> Server<B> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let backend = Arc::new(backend);
@@ -186,6 +191,7 @@ async fn start_with<B: Backend>(backend: B) -> Server<B> {
         listener,
         backend.clone(),
         Arc::new(Metrics::new()),
+        Arc::new(gate),
         async move {
             let _ = stopped.await;
         },
@@ -1144,5 +1150,115 @@ async fn the_openapi_document_is_served_and_describes_routed_operations() {
         }
     }
     assert!(operations >= 16, "{operations} operations");
+    s.shutdown().await;
+}
+
+// ------------------------------------------------------------------ auth
+
+/// Every route × every role × {no credential, a wrong one, the right one
+/// as Bearer or Basic}: the status the role table says, and nothing run on
+/// refusal (the backend's calls are counted).
+#[tokio::test]
+async fn each_route_answers_each_role_as_the_table_says() {
+    let entry = |name: &str, role: Role, buckets: Option<Vec<String>>| UserEntry {
+        name: name.into(),
+        role,
+        buckets,
+        secret_hash: hash_secret(&format!("{name}.secret")).unwrap(),
+    };
+    let users = Users::new(vec![
+        entry("root", Role::Admin, None),
+        entry("app", Role::ReadWrite, Some(vec!["default".into()])),
+        entry("viewer", Role::ReadOnly, None),
+    ])
+    .unwrap();
+    let s = start_guarded(ModelBackend::new(), Gate::new(users, false)).await;
+    // (method, path, body, the least role: 0 none, 1 any user, 2 readonly
+    // on default, 3 readwrite on default, 4 admin).
+    let routes: [(&str, &str, &str, u8); 14] = [
+        ("GET", "/health", "", 0),
+        ("GET", "/health/live", "", 0),
+        ("GET", "/v1/openapi.json", "", 0),
+        ("GET", "/metrics", "", 1),
+        ("GET", "/v1/cluster", "", 1),
+        ("GET", "/v1/buckets", "", 1),
+        ("GET", "/v1/buckets/default", "", 1),
+        ("GET", "/v1/kv/default/k", "", 2),
+        ("GET", "/v1/kv/default", "", 2),
+        ("PUT", "/v1/kv/default/k", "v", 3),
+        ("DELETE", "/v1/kv/default/k", "", 3),
+        ("PUT", "/v1/buckets/other", "{}", 4),
+        ("POST", "/v1/cluster/admin", r#"{"command": "plan"}"#, 4),
+        ("GET", "/v1/local/trees", "", 4),
+    ];
+    let basic =
+        |user: &str, secret: &str| format!("Basic {}", STANDARD.encode(format!("{user}:{secret}")));
+    // (credential, the level it reaches: 0 refused with 401).
+    let credentials: [(Option<String>, u8); 8] = [
+        (None, 0),
+        (Some("Bearer root.wrong".into()), 0),
+        (Some(basic("root", "nope")), 0),
+        (Some("Bearer nobody.secret".into()), 0),
+        (Some("Bearer root.secret".into()), 4),
+        (Some(basic("app", "app.secret")), 3),
+        (Some("Bearer app.secret".into()), 3),
+        (Some("Bearer viewer.secret".into()), 2),
+    ];
+    for (method, path, body, needs) in routes {
+        for (credential, level) in &credentials {
+            let mut request = req(method, path).body(body);
+            if let Some(c) = credential {
+                request = request.header("Authorization", c.clone());
+            }
+            let calls_before = s.backend.calls.load(Ordering::Relaxed);
+            let reply = s.send(request).await;
+            let want = if needs == 0 || *level >= needs {
+                None
+            } else if *level == 0 {
+                Some(401)
+            } else {
+                Some(403)
+            };
+            match want {
+                None => assert!(
+                    reply.status != 401 && reply.status != 403,
+                    "{method} {path} with {credential:?}: {reply:?}"
+                ),
+                Some(status) => {
+                    let kind = if status == 401 {
+                        "unauthorized"
+                    } else {
+                        "forbidden"
+                    };
+                    reply.error(status, kind);
+                    if status == 401 {
+                        assert!(reply.header("www-authenticate").is_some(), "{reply:?}");
+                    }
+                    assert_eq!(
+                        s.backend.calls.load(Ordering::Relaxed),
+                        calls_before,
+                        "{method} {path} with {credential:?} reached the backend"
+                    );
+                }
+            }
+        }
+    }
+    // A scoped user stays in its buckets.
+    s.backend
+        .set_bucket(BucketName::new("other").unwrap(), BucketProps::default())
+        .await
+        .unwrap();
+    let put = s
+        .send(
+            req("PUT", "/v1/kv/other/k")
+                .header("Authorization", "Bearer app.secret")
+                .body("v"),
+        )
+        .await;
+    put.error(403, "forbidden");
+    let viewer = s
+        .send(req("GET", "/v1/kv/other/k").header("Authorization", "Bearer viewer.secret"))
+        .await;
+    viewer.error(404, "not_found");
     s.shutdown().await;
 }

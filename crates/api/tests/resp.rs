@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::ModelBackend;
+use gyre_api::auth::{Gate, Role, UserEntry, Users, hash_secret};
 use gyre_api::resp::RespConfig;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KvError, NodeStats,
@@ -716,8 +717,15 @@ async fn tool_commands_answer_as_redis_tools_expect() {
 #[tokio::test]
 async fn authentication_flows_as_in_redis() {
     let model = Arc::new(ModelBackend::new());
+    let users = Users::new(vec![UserEntry {
+        name: "default".into(),
+        role: Role::Admin,
+        buckets: None,
+        secret_hash: hash_secret("s3cret").unwrap(),
+    }])
+    .unwrap();
     let config = RespConfig {
-        password: Some("s3cret".into()),
+        gate: Arc::new(Gate::new(users, true)),
         ..RespConfig::default()
     };
     let server = start_with(model.clone(), config).await;
@@ -782,6 +790,11 @@ async fn authentication_flows_as_in_redis() {
     let mut c = server.client().await;
     assert_eq!(c.call(&["QUIT"]).await, ok());
     assert!(c.closed().await);
+    let failures = server.metrics.render(&NodeStats::default());
+    assert!(
+        failures.contains("gyre_auth_failures_total{front=\"resp\"} 3"),
+        "{failures}"
+    );
     server.shutdown().await;
 
     // Without a password, AUTH is an error (but AUTH default anything is not).
@@ -1072,4 +1085,108 @@ fn random_bytes_and_fragmented_commands_over_tcp() {
         })
         .unwrap();
     runtime.block_on(server.shutdown());
+}
+
+/// Each role runs what it may, on the buckets it may touch, and nothing
+/// else: `-NOPERM`, and the backend never sees the refused command.
+#[tokio::test]
+async fn each_user_runs_what_its_role_allows() {
+    let model = Arc::new(ModelBackend::new());
+    for bucket in ["other", "db1"] {
+        model
+            .set_bucket(BucketName::new(bucket).unwrap(), BucketProps::default())
+            .await
+            .unwrap();
+    }
+    let entry = |name: &str, role: Role, buckets: Option<Vec<String>>| UserEntry {
+        name: name.into(),
+        role,
+        buckets,
+        secret_hash: hash_secret(&format!("{name}-secret")).unwrap(),
+    };
+    let users = Users::new(vec![
+        entry("root", Role::Admin, None),
+        entry("app", Role::ReadWrite, Some(vec!["default".into()])),
+        entry("viewer", Role::ReadOnly, None),
+    ])
+    .unwrap();
+    let config = RespConfig {
+        gate: Arc::new(Gate::new(users, true)),
+        ..RespConfig::default()
+    };
+    let server = start_with(model.clone(), config).await;
+    let login = |name: &'static str| {
+        let server = &server;
+        async move {
+            let mut c = server.client().await;
+            assert_eq!(
+                c.call(&["AUTH", name, &format!("{name}-secret")]).await,
+                ok()
+            );
+            c
+        }
+    };
+    // What each command needs: (command, a write?).
+    let commands: [(&[&str], bool); 8] = [
+        (&["SET", "k", "v"], true),
+        (&["GET", "k"], false),
+        (&["DEL", "k"], true),
+        (&["EXPIRE", "k", "10"], true),
+        (&["TTL", "k"], false),
+        (&["SCAN", "0"], false),
+        (&["GYRE.PUT", "k", "", "v"], true),
+        (&["GYRE.GET", "k"], false),
+    ];
+    for (user, may_write, may_read) in [
+        ("root", true, true),
+        ("app", true, true),
+        ("viewer", false, true),
+    ] {
+        let mut c = login(user).await;
+        for (command, write) in commands {
+            let allowed = if write { may_write } else { may_read };
+            let before = calls(&model);
+            let reply = c.call(command).await;
+            if allowed {
+                assert!(
+                    !matches!(&reply, Reply::Error(e) if e.starts_with("NOPERM")),
+                    "{user} {command:?}: {reply:?}"
+                );
+            } else {
+                assert!(
+                    reply
+                        .is_error_starting(&format!("NOPERM user '{user}' (readonly) may not run")),
+                    "{user} {command:?}: {reply:?}"
+                );
+                assert_eq!(
+                    calls(&model),
+                    before,
+                    "{user} {command:?} reached the backend"
+                );
+            }
+        }
+    }
+    // A user limited to the default bucket cannot reach another, whether
+    // by GYRE.BUCKET, SELECT or a BUCKET option.
+    let mut app = login("app").await;
+    assert_eq!(app.call(&["SELECT", "1"]).await, ok());
+    assert!(app.call(&["GET", "k"]).await.is_error_starting(
+        "NOPERM user 'app' (readwrite) may not run 'get': it needs reading bucket 'db1'"
+    ));
+    assert_eq!(app.call(&["GYRE.BUCKET", "default"]).await, ok());
+    assert!(
+        app.call(&["GYRE.GET", "k", "BUCKET", "other"])
+            .await
+            .is_error_starting("NOPERM")
+    );
+    assert!(
+        app.call(&["GYRE.PUT", "k", "", "v", "BUCKET", "other"])
+            .await
+            .is_error_starting("NOPERM")
+    );
+    let mut root = login("root").await;
+    assert_eq!(root.call(&["GYRE.BUCKET", "other"]).await, ok());
+    assert_eq!(root.call(&["SET", "k", "root's"]).await, ok());
+    assert_eq!(model.values("other", b"k"), [Bytes::from("root's")]);
+    server.shutdown().await;
 }

@@ -145,6 +145,17 @@
 //!   the live values of the local record (empty if it is a tombstone), or
 //!   `404` `not_found` if there is no record.
 //!
+//! # Authentication
+//!
+//! With users configured ([`crate::auth`]), a request names its user with
+//! `Authorization: Bearer <secret>` or `Basic` (user and secret), and each
+//! route needs a role: the table is in `http/auth.rs`. In short: keys need
+//! `readonly` (reads) or `readwrite` (writes) on their bucket, bucket and
+//! layout changes and `/v1/local/…` need `admin`, and `/health`,
+//! `/health/live`, `/v1/openapi.json` and (unless protected) `/metrics` are
+//! open. Without a valid credential: `401 unauthorized`; a role that does
+//! not allow the route: `403 forbidden`.
+//!
 //! # Errors
 //!
 //! Every failure is JSON: `{"error": "<kind>", "message": "<for humans>"}`,
@@ -153,6 +164,8 @@
 //!
 //! | status | `error` | when |
 //! |---|---|---|
+//! | 401 | `unauthorized` | users are configured and the request has no valid credential |
+//! | 403 | `forbidden` | the user's role does not allow the route (or the bucket) |
 //! | 400 | `bad_bucket` | the bucket name breaks the naming rules |
 //! | 400 | `bad_key` | the key is empty or has a broken `%` escape |
 //! | 400 | `bad_query` | an unknown query parameter, or `r`/`w` not a number in `0..=255` |
@@ -191,7 +204,9 @@
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //!     println!("HTTP API on {}", listener.local_addr()?);
 //!     let metrics = Arc::new(Metrics::new());
-//!     gyre_api::http::serve(listener, backend, metrics, async {
+//!     // Everyone is served: no users (see `gyre_api::auth`).
+//!     let gate = Arc::new(gyre_api::auth::Gate::open());
+//!     gyre_api::http::serve(listener, backend, metrics, gate, async {
 //!         let _ = stop.await;
 //!     })
 //!     .await
@@ -218,6 +233,7 @@
 //! [`ClusterStatus`]: crate::ClusterStatus
 
 mod admin;
+mod auth;
 mod error;
 mod extract;
 mod kv;
@@ -234,6 +250,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use crate::auth::Gate;
 use crate::{Backend, Metrics};
 
 /// The header that carries a context, base64 (standard alphabet).
@@ -257,8 +274,9 @@ struct Shared<B> {
     metrics: Arc<Metrics>,
 }
 
-/// The HTTP API over `backend`, counting key operations in `metrics`.
-pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>) -> Router {
+/// The HTTP API over `backend`, counting key operations in `metrics`,
+/// serving the clients `gate` lets in (see the module documentation).
+pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>, gate: Arc<Gate>) -> Router {
     let key = get(kv::get::<B>)
         .put(kv::put::<B>)
         .delete(kv::delete::<B>)
@@ -285,6 +303,10 @@ pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>) -> Router {
         .method_not_allowed_fallback(admin::method_not_allowed)
         .fallback(admin::no_route)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            (gate, Arc::clone(&metrics)),
+            auth::guard,
+        ))
         .with_state(Arc::new(Shared { backend, metrics }))
 }
 
@@ -298,9 +320,12 @@ pub async fn serve<B: Backend>(
     listener: TcpListener,
     backend: Arc<B>,
     metrics: Arc<Metrics>,
+    gate: Arc<Gate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(backend, metrics))
+    let app = router(backend, metrics, gate)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -2,7 +2,7 @@
 //! `#[utoipa::path]` attributes and the types' `ToSchema` derives: served
 //! at `GET /v1/openapi.json` and checked into the repository
 //! (`crates/api/openapi.json`; a test fails when the two differ, and
-//! `GYRE_UPDATE_OPENAPI=1 cargo test -p gyre-api --test openapi` rewrites
+//! `GYRE_UPDATE_OPENAPI=1 cargo test -p gyre-api --test http openapi` rewrites
 //! the file).
 
 use std::sync::OnceLock;
@@ -10,8 +10,11 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::content::Content;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Ref, Schema, SchemaFormat, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{admin, kv, listing};
 
@@ -120,8 +123,73 @@ impl ToSchema for Binary {}
         (name = "cluster", description = "Membership, layout changes and partition transfers"),
         (name = "node", description = "This node: health, metrics, its own replica"),
     ),
+    modifiers(&Security),
 )]
 struct ApiDoc;
+
+/// The routes open without a credential (`/metrics` is, unless the node
+/// protects it).
+const OPEN: [&str; 4] = ["/health", "/health/live", "/v1/openapi.json", "/metrics"];
+
+/// Adds what authentication means to every operation that needs a user:
+/// the bearer and basic schemes, and the `401` and `403` answers.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        let refused = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            if OPEN.contains(&path.as_str()) {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.head,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation.security = Some(vec![
+                    SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    SecurityRequirement::new("basic", Vec::<String>::new()),
+                ]);
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "401".to_owned(),
+                    refused(
+                        "`unauthorized`: users are configured and the request has no valid \
+                         credential",
+                    )
+                    .into(),
+                );
+                responses.insert(
+                    "403".to_owned(),
+                    refused("`forbidden`: the user's role does not allow this (or this bucket)")
+                        .into(),
+                );
+            }
+        }
+    }
+}
 
 /// The document, as served (pretty JSON, ending in a newline).
 pub fn document_json() -> &'static str {

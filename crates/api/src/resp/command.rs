@@ -6,6 +6,7 @@
 //! reaches the backend, and leaves the connection usable.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -23,6 +24,7 @@ use super::parse::{self, Args, Limits};
 use super::pattern::Pattern;
 use super::reply::Out;
 use super::transaction::Transaction;
+use crate::auth::{Access, User};
 use crate::{Backend, Front, KvError, Metrics, Op};
 
 /// The Redis version Gyre answers as (in `HELLO` and `INFO`), for clients
@@ -71,6 +73,10 @@ pub(crate) struct Session {
     pub(crate) id: u64,
     pub(crate) name: Option<Vec<u8>>,
     pub(crate) authenticated: bool,
+    /// Who authenticated (`None` while the gate is open, or before `AUTH`).
+    pub(crate) user: Option<User>,
+    /// The client's address, for the failure throttle.
+    pub(crate) peer: IpAddr,
     pub(crate) bucket: BucketName,
     /// Set by `QUIT`: close once the reply is written.
     pub(crate) quit: bool,
@@ -81,11 +87,18 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(id: u64, config: &RespConfig, entry: Arc<ClientEntry>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        config: &RespConfig,
+        entry: Arc<ClientEntry>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Self {
         Self {
             id,
             name: None,
-            authenticated: config.password.is_none(),
+            authenticated: config.gate.is_open(),
+            user: None,
+            peer: peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip()),
             bucket: BucketName::default(),
             quit: false,
             transaction: None,
@@ -420,6 +433,19 @@ impl Cmd {
         }
     }
 
+    /// What it needs of a user's role, on the connection's bucket
+    /// (`None`: any user).
+    fn access(self, bucket: &BucketName) -> Option<Access<'_>> {
+        match self.op() {
+            Some(Op::Get) => Some(Access::Read(bucket)),
+            Some(Op::Put | Op::Delete | Op::Increment) => Some(Access::Write(bucket)),
+            None if matches!(self, Self::Scan | Self::Keys | Self::Dbsize) => {
+                Some(Access::Read(bucket))
+            }
+            None => None,
+        }
+    }
+
     /// Whether a client may send it before it authenticates.
     fn no_auth(self) -> bool {
         matches!(self, Self::Auth | Self::Hello | Self::Quit)
@@ -444,6 +470,19 @@ impl From<KvError> for Fail {
 
 pub(crate) fn err(message: impl Into<String>) -> Fail {
     Fail::Msg(message.into())
+}
+
+/// Whether the session's user may do `access` (with the gate open there
+/// is no user, and everything is allowed): `-NOPERM` if not.
+fn permit(session: &Session, command: &str, access: Access<'_>) -> Result<(), Fail> {
+    match &session.user {
+        Some(user) if !user.allows(access) => Err(err(format!(
+            "NOPERM user '{}' ({}) may not run '{command}': it needs {access}",
+            user.name(),
+            user.role()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn unknown_bucket(bucket: &BucketName) -> Fail {
@@ -509,11 +548,6 @@ fn context(arg: &[u8]) -> Result<Option<Bytes>, Fail> {
         .decode(arg)
         .map(|bytes| Some(Bytes::from(bytes)))
         .map_err(|e| err(format!("ERR bad context: {e}")))
-}
-
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A client name as Redis accepts it: printable ASCII, no spaces.
@@ -784,6 +818,9 @@ impl<B: Backend> Server<B> {
         if !session.authenticated && !cmd.no_auth() {
             return Err(err("NOAUTH Authentication required."));
         }
+        if let Some(access) = cmd.access(&session.bucket) {
+            permit(session, cmd.name(), access)?;
+        }
         Ok(cmd)
     }
 
@@ -1001,16 +1038,16 @@ impl<B: Backend> Server<B> {
                     2 => (None, args.get(1)),
                     _ => (Some(args.get(1)), args.get(2)),
                 };
-                if self.config.password.is_none() && user.is_none() {
+                if self.config.gate.is_open() && user.is_none() {
                     return Err(err(
                         "ERR AUTH <password> called without any password configured for the \
                          default user. Are you sure your configuration is correct?",
                     ));
                 }
-                self.authenticate(session, user, password)?;
+                self.authenticate(session, user, password).await?;
                 out.ok();
             }
-            Cmd::Hello => self.hello(session, args, out)?,
+            Cmd::Hello => self.hello(session, args, out).await?,
             Cmd::Multi => {
                 session.transaction = Some(Transaction::default());
                 out.ok();
@@ -1084,32 +1121,52 @@ impl<B: Backend> Server<B> {
         Ok(())
     }
 
-    /// Checks `AUTH [user] password` (also `HELLO … AUTH`). Only the
-    /// `default` user exists; without a configured password it takes any.
-    fn authenticate(
+    /// Checks `AUTH [user] password` (also `HELLO … AUTH`): `AUTH password`
+    /// is the user `default`'s, as in Redis 6. With the gate open, the
+    /// `default` user takes any password.
+    async fn authenticate(
         &self,
         session: &mut Session,
         user: Option<&[u8]>,
         password: &[u8],
     ) -> Result<(), Fail> {
-        let user_ok = user.is_none_or(|u| u == b"default");
-        let password_ok = self
+        let wrong = || err("WRONGPASS invalid username-password pair or user is disabled.");
+        if self.config.gate.is_open() {
+            if user.is_none_or(|u| u == b"default") {
+                session.authenticated = true;
+                return Ok(());
+            }
+            return Err(wrong());
+        }
+        let name = match user {
+            None => "default",
+            Some(u) => std::str::from_utf8(u).map_err(|_| wrong())?,
+        };
+        match self
             .config
-            .password
-            .as_ref()
-            .is_none_or(|p| same_secret(p.as_bytes(), password));
-        if user_ok && password_ok {
-            session.authenticated = true;
-            Ok(())
-        } else {
-            Err(err(
-                "WRONGPASS invalid username-password pair or user is disabled.",
-            ))
+            .gate
+            .login(session.peer, Some(name), password)
+            .await
+        {
+            Some(user) => {
+                session.user = Some(user);
+                session.authenticated = true;
+                Ok(())
+            }
+            None => {
+                self.metrics.auth_failed(Front::Resp);
+                Err(wrong())
+            }
         }
     }
 
     /// `HELLO [protover [AUTH user password] [SETNAME name]]`.
-    fn hello(&self, session: &mut Session, args: Args<'_>, out: &mut Out) -> Result<(), Fail> {
+    async fn hello(
+        &self,
+        session: &mut Session,
+        args: Args<'_>,
+        out: &mut Out,
+    ) -> Result<(), Fail> {
         let mut resp3 = out.resp3;
         if args.len() > 1 {
             match parse::integer(args.get(1)) {
@@ -1143,7 +1200,7 @@ impl<B: Backend> Server<B> {
             }
         }
         if let Some((user, password)) = auth {
-            self.authenticate(session, Some(user), password)?;
+            self.authenticate(session, Some(user), password).await?;
         }
         if !session.authenticated {
             return Err(err(
@@ -1209,7 +1266,18 @@ impl<B: Backend> Server<B> {
             }
             i += 2;
         }
-        let bucket = bucket.unwrap_or_else(|| session.bucket.clone());
+        let bucket = match bucket {
+            Some(b) => {
+                let (command, access) = if quorum_name == "R" {
+                    ("gyre.get", Access::Read(&b))
+                } else {
+                    ("gyre.put", Access::Write(&b))
+                };
+                permit(session, command, access)?;
+                b
+            }
+            None => session.bucket.clone(),
+        };
         let props = self
             .backend
             .bucket(&bucket)
@@ -1478,12 +1546,5 @@ mod tests {
         assert!(matches!(context(b"-"), Ok(None)));
         assert!(matches!(context(b"AQA="), Ok(Some(b)) if b[..] == [1, 0]));
         assert!(matches!(context(b"!!"), Err(Fail::Msg(m)) if m.starts_with("ERR bad context: ")));
-    }
-
-    #[test]
-    fn secrets_compare_by_content() {
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"abc", b"ab"));
     }
 }

@@ -63,7 +63,7 @@ pub(crate) async fn run<B: Backend>(
     let peer = stream.peer_addr().ok();
     let entry = server.clients.open(id, peer);
     let _connected = Connected(&server, id);
-    let mut session = Session::new(id, &server.config, entry);
+    let mut session = Session::new(id, &server.config, entry, peer);
     let mut parser = Parser::new();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Out::new();

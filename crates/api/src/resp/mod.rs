@@ -17,7 +17,7 @@
 //! | `MSET key value [key value …]` | `+OK` |
 //! | `PING [msg]`, `ECHO msg`, `QUIT` | as Redis |
 //! | `SELECT n` | database 0 is the bucket `default`, database n the bucket `db<n>` (an error if it does not exist) |
-//! | `AUTH [user] password`, `HELLO [2\|3] [AUTH user pass] [SETNAME name]` | as Redis (the one user is `default`) |
+//! | `AUTH [user] secret`, `HELLO [2\|3] [AUTH user secret] [SETNAME name]` | as Redis 6: the node's users ([`crate::auth`]); `AUTH secret` is user `default`'s |
 //! | `INFO [section …]`, `COMMAND [COUNT\|DOCS\|INFO\|LIST]`, `CONFIG GET param …`, `CLIENT ID\|GETNAME\|SETNAME\|SETINFO\|INFO\|LIST` | enough for tools and client libraries |
 //! | `GYRE.BUCKET [name]` | selects the connection's bucket (it must exist); without a name, shows it |
 //! | `GYRE.GET key [BUCKET b] [R n]` | `[context, [value …]]`: every sibling |
@@ -95,9 +95,14 @@
 //! | `NotReady(msg)` | `-CLUSTERDOWN not ready: msg` |
 //! | `Internal(msg)` | `-ERR internal error: msg` |
 //!
-//! With a password configured, a client must `AUTH` (or `HELLO … AUTH`)
-//! before any command but `AUTH`, `HELLO` and `QUIT`; until then it may send
-//! only small commands (10 arguments of 16 KiB, as Redis allows).
+//! With users configured ([`crate::auth`]), a client must `AUTH [user]
+//! secret` (or `HELLO … AUTH user secret`) before any command but `AUTH`,
+//! `HELLO` and `QUIT` (`-NOAUTH Authentication required.`); until then it
+//! may send only small commands (10 arguments of 16 KiB, as Redis allows).
+//! A wrong secret is `-WRONGPASS …`, and each address's failures slow its
+//! next attempts. A user runs the commands of its role on the buckets it
+//! may touch; others answer `-NOPERM …`: reads need `readonly`, writes,
+//! deletes and increments `readwrite`.
 //!
 //! Every key operation is counted in [`Metrics`] (front end `resp`), and
 //! every read's values with [`Metrics::read_values`].
@@ -116,8 +121,9 @@
 //!     stop: tokio::sync::oneshot::Receiver<()>,
 //! ) -> std::io::Result<()> {
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:6379").await?;
+//!     // Everyone is served; `Gate::new(users, …)` checks users instead.
 //!     let config = RespConfig {
-//!         password: Some("secret".into()),
+//!         gate: Arc::new(gyre_api::auth::Gate::open()),
 //!         ..RespConfig::default()
 //!     };
 //!     let shutdown = async move {
@@ -152,14 +158,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::auth::Gate;
 use crate::{Backend, Metrics};
 
 /// How the Redis front end treats its clients.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct RespConfig {
-    /// The password of the `default` user. `None`: no authentication, and
-    /// `AUTH password` is an error, as in Redis.
-    pub password: Option<String>,
+    /// Who may connect and what each user may do (shared with the HTTP
+    /// front end). An open gate (no users): no authentication, and `AUTH
+    /// password` is an error, as in Redis. `AUTH password` is `AUTH default
+    /// password`, as in Redis 6.
+    pub gate: Arc<Gate>,
     /// The longest argument (key or value) a client may send, in bytes;
     /// longer is a protocol error. Like Redis's `proto-max-bulk-len`.
     /// Buckets have their own, usually smaller, value limit.
@@ -170,11 +179,11 @@ pub struct RespConfig {
 }
 
 impl Default for RespConfig {
-    /// No password, arguments up to 64 MiB (the largest value a bucket
-    /// may allow), up to 1 Mi arguments per command (Redis's limit).
+    /// No authentication, arguments up to 64 MiB (the largest value a
+    /// bucket may allow), up to 1 Mi arguments per command (Redis's limit).
     fn default() -> Self {
         Self {
-            password: None,
+            gate: Arc::new(Gate::open()),
             max_value_len: 64 << 20,
             max_args: 1024 * 1024,
         }
