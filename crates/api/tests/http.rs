@@ -1153,6 +1153,56 @@ async fn the_openapi_document_is_served_and_describes_routed_operations() {
     s.shutdown().await;
 }
 
+/// Changing `n_val` or `conflict_mode` of a bucket that holds data is
+/// refused unless forced, with why; an empty bucket, or a safe change,
+/// goes through.
+#[tokio::test]
+async fn risky_changes_to_a_bucket_with_data_need_force() {
+    let s = start().await;
+    s.make_bucket("carts", json!({"n_val": 3})).await;
+    // Empty: any change goes.
+    s.make_bucket("carts", json!({"n_val": 2})).await;
+    s.make_bucket("carts", json!({"n_val": 3, "conflict_mode": "lww"}))
+        .await;
+    s.make_bucket("carts", json!({"conflict_mode": "siblings"}))
+        .await;
+    let put = s.send(req("PUT", "/v1/kv/carts/k").body("v")).await;
+    assert_eq!(put.status, 200, "{put:?}");
+    for (body, why) in [
+        (r#"{"n_val": 5}"#, "changing n_val from 3 to 5"),
+        (
+            r#"{"conflict_mode": "lww"}"#,
+            "switching conflict_mode from siblings to lww",
+        ),
+        (
+            r#"{"conflict_mode": "counter"}"#,
+            "switching conflict_mode from siblings to counter",
+        ),
+    ] {
+        let refused = s.send(req("PUT", "/v1/buckets/carts").body(body)).await;
+        let e = refused.error(409, "risky_change");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains(why) && message.contains("?force=true"),
+            "{message}"
+        );
+    }
+    let props = s.send(req("GET", "/v1/buckets/carts")).await.json();
+    assert_eq!(
+        (props["n_val"].clone(), props["conflict_mode"].clone()),
+        (json!(3), json!("siblings"))
+    );
+    // A safe change needs nothing; a forced one goes through.
+    s.make_bucket("carts", json!({"w": 1, "max_siblings": 10}))
+        .await;
+    let forced = s
+        .send(req("PUT", "/v1/buckets/carts?force=true").body(r#"{"n_val": 5}"#))
+        .await;
+    assert_eq!(forced.status, 200, "{forced:?}");
+    assert_eq!(forced.json()["props"]["n_val"], json!(5));
+    s.shutdown().await;
+}
+
 // ------------------------------------------------------------------ auth
 
 /// Every route × every role × {no credential, a wrong one, the right one

@@ -2,6 +2,9 @@
 //! administration, health, Prometheus metrics, and the JSON answers to
 //! unknown routes and methods.
 
+// utoipa's `path` attributes qualify the parameter types they expand.
+#![allow(unused_qualifications)]
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -10,11 +13,11 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use gyre_types::{BucketName, BucketProps, ConflictMode};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::Shared;
 use super::error::ApiError;
-use super::extract::{JsonBody, PathParam};
+use super::extract::{JsonBody, PathParam, query};
 use super::openapi::{BucketPropsSchema, ErrorBody};
 use crate::{AdminCommand, AdminReply, Backend, BucketSet, ClusterStatus, TreeRoot};
 
@@ -146,26 +149,93 @@ pub(crate) async fn get_bucket<B: Backend>(
     tag = "buckets",
     description = "Creates the bucket or changes it: the properties not named keep their values. The \
                    change reaches every member through the bucket catalogue.",
-    params(("bucket" = String, Path, description = "The bucket")),
+    params(("bucket" = String, Path, description = "The bucket"), PutBucketParams),
     request_body = PropsPatch,
     responses(
         (status = 200, description = "Set; how many members stored it", body = BucketSetJson),
         (status = 400, description = "`bad_bucket`, `bad_json`, `bad_props`", body = ErrorBody),
+        (status = 409, description = "`risky_change`: the bucket holds data and the change (n_val, conflict_mode) needs ?force=true", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
     ),
 )]
 pub(crate) async fn put_bucket<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
     PathParam(name): PathParam<String>,
+    uri: Uri,
     JsonBody(patch): JsonBody<PropsPatch>,
 ) -> Result<Response, ApiError> {
     let bucket = bucket_name(name)?;
-    let base = shared.backend.bucket(&bucket).unwrap_or_default();
+    let PutBucketParams { force } = query(&uri)?;
+    let existing = shared.backend.bucket(&bucket);
+    let base = existing.unwrap_or_default();
     let props = patch
         .apply(base)
         .map_err(|e| ApiError::bad("bad_props", e.to_string()))?;
+    if let Some(why) = existing.and_then(|old| risky(&old, &props)) {
+        if force.unwrap_or(false) {
+            tracing::warn!(bucket = %bucket, why, "a risky bucket change was forced");
+        } else if holds_data(&*shared.backend, &bucket).await? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "risky_change",
+                format!(
+                    "bucket '{bucket}' holds data, and {why}; send the change again with \
+                     ?force=true to make it anyway"
+                ),
+            ));
+        }
+    }
     let set = shared.backend.set_bucket(bucket, props).await?;
     Ok(Json(BucketSetJson { set, props }).into_response())
+}
+
+/// `?force=true`: make a risky change to a bucket that holds data.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct PutBucketParams {
+    /// Change `n_val` or `conflict_mode` of a bucket that holds data.
+    force: Option<bool>,
+}
+
+/// Why changing `old` to `new` is risky once the bucket holds data, if it
+/// is (Riak warns of the same changes).
+fn risky(old: &BucketProps, new: &BucketProps) -> Option<String> {
+    if new.n_val() != old.n_val() {
+        return Some(format!(
+            "changing n_val from {} to {} changes which nodes hold each key: reads may miss \
+             values written before until read repair and anti-entropy copy them, and copies \
+             beyond a lower n_val stay",
+            old.n_val(),
+            new.n_val()
+        ));
+    }
+    if new.conflict_mode() != old.conflict_mode() {
+        return Some(format!(
+            "switching conflict_mode from {} to {} changes what the stored versions mean: \
+             siblings become last-writer-wins (concurrent values are dropped by timestamp) or \
+             the reverse, and a counter's totals are not a value",
+            old.conflict_mode().name(),
+            new.conflict_mode().name()
+        ));
+    }
+    None
+}
+
+/// Whether any key of `bucket` has a value (a walk of the bucket's keys
+/// until one is found).
+async fn holds_data<B: Backend>(backend: &B, bucket: &BucketName) -> Result<bool, ApiError> {
+    let mut cursor = 0;
+    loop {
+        let page = backend.list_keys(bucket, cursor, 1).await?;
+        if !page.keys.is_empty() {
+            return Ok(true);
+        }
+        if page.cursor == 0 {
+            return Ok(false);
+        }
+        cursor = page.cursor;
+    }
 }
 
 /// `GET /v1/cluster`.

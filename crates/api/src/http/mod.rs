@@ -106,7 +106,10 @@
 //!   `{"bucket": ..., "acknowledged": <members that stored it>, "members":
 //!   ..., "props": {...}}`; `400` `bad_props` if the result breaks a rule
 //!   (`1 ≤ r, w ≤ n_val ≤ 9`, `max_siblings ≥ 1`, `1 ≤ max_value_len ≤
-//!   64 MiB`, `default_ttl` at most ten years).
+//!   64 MiB`, `default_ttl` at most ten years); `409` `risky_change` if
+//!   the bucket holds data and the change is to its `n_val` or
+//!   `conflict_mode`, unless the request says `?force=true` (a forced
+//!   change is logged).
 //!
 //! # Cluster
 //!
@@ -166,6 +169,7 @@
 //! |---|---|---|
 //! | 401 | `unauthorized` | users are configured and the request has no valid credential |
 //! | 403 | `forbidden` | the user's role does not allow the route (or the bucket) |
+//! | 409 | `risky_change` | `n_val` or `conflict_mode` of a bucket that holds data, without `?force=true` |
 //! | 400 | `bad_bucket` | the bucket name breaks the naming rules |
 //! | 400 | `bad_key` | the key is empty or has a broken `%` escape |
 //! | 400 | `bad_query` | an unknown query parameter, or `r`/`w` not a number in `0..=255` |
