@@ -97,6 +97,14 @@ pub(crate) struct NodeArgs {
     /// Prometheus).
     #[arg(long, env = "GYRE_PROTECT_METRICS")]
     pub(crate) protect_metrics: bool,
+    /// Clients each front end serves at once (Redis's `maxclients`); more
+    /// are refused with an error [default: 10000].
+    #[arg(long, env = "GYRE_MAX_CLIENTS")]
+    pub(crate) max_clients: Option<usize>,
+    /// Close a Redis connection that completes no command for this many
+    /// seconds (Redis's `timeout`; 0: never) [default: 0].
+    #[arg(long, env = "GYRE_RESP_IDLE_TIMEOUT_SECS")]
+    pub(crate) resp_idle_timeout_secs: Option<u64>,
     /// How often held hints are offered to their owners, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "GYRE_HINT_INTERVAL_MS")]
@@ -165,6 +173,8 @@ pub(crate) struct FileConfig {
     pub(crate) users_file: Option<PathBuf>,
     pub(crate) insecure_no_auth: Option<bool>,
     pub(crate) protect_metrics: Option<bool>,
+    pub(crate) max_clients: Option<usize>,
+    pub(crate) resp_idle_timeout_secs: Option<u64>,
     pub(crate) hint_interval_ms: Option<u64>,
     pub(crate) anti_entropy_interval_secs: Option<u64>,
     pub(crate) tombstone_grace_secs: Option<u64>,
@@ -220,6 +230,10 @@ pub(crate) struct Settings {
     /// a `resp_password`.
     pub(crate) users: Vec<UserEntry>,
     pub(crate) protect_metrics: bool,
+    /// Clients each front end serves at once.
+    pub(crate) max_clients: usize,
+    /// When an idle Redis connection is closed (`None`: never).
+    pub(crate) resp_idle_timeout: Option<Duration>,
     pub(crate) hint_interval: Duration,
     pub(crate) anti_entropy_interval: Duration,
     pub(crate) tombstone_grace: Duration,
@@ -329,6 +343,16 @@ impl Settings {
             partitions,
             users,
             protect_metrics: args.protect_metrics || file.protect_metrics.unwrap_or(false),
+            max_clients: args
+                .max_clients
+                .or(file.max_clients)
+                .unwrap_or(10_000)
+                .max(1),
+            resp_idle_timeout: args
+                .resp_idle_timeout_secs
+                .or(file.resp_idle_timeout_secs)
+                .filter(|&s| s > 0)
+                .map(Duration::from_secs),
             hint_interval: Duration::from_millis(
                 args.hint_interval_ms
                     .or(file.hint_interval_ms)

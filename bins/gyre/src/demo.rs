@@ -247,6 +247,8 @@ fn settings(dir: &Path, file: &DemoFile, node: &DemoNode) -> anyhow::Result<Sett
         partitions: gyre_types::PartitionCount::new(64)?,
         users: Vec::new(),
         protect_metrics: false,
+        max_clients: 10_000,
+        resp_idle_timeout: None,
         hint_interval: Duration::from_secs(2),
         anti_entropy_interval: Duration::from_secs(60),
         tombstone_grace: Duration::from_secs(3600),

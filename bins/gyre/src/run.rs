@@ -240,6 +240,8 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
             (Arc::clone(&backend), Arc::clone(&metrics), stopped.clone());
         let config = gyre_api::resp::RespConfig {
             gate: Arc::clone(&gate),
+            max_clients: settings.max_clients,
+            idle_timeout: settings.resp_idle_timeout,
             ..gyre_api::resp::RespConfig::default()
         };
         fronts.spawn(async move {
@@ -250,9 +252,14 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
             }
         });
     }
+    let config = gyre_api::http::HttpConfig {
+        gate,
+        max_connections: settings.max_clients,
+        ..gyre_api::http::HttpConfig::default()
+    };
     fronts.spawn(async move {
         if let Err(e) =
-            gyre_api::http::serve(http_listener, backend, metrics, gate, stop(stopped)).await
+            gyre_api::http::serve(http_listener, backend, metrics, config, stop(stopped)).await
         {
             tracing::error!(error = %e, "the HTTP front end failed");
         }

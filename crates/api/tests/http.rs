@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use common::ModelBackend;
 use gyre_api::auth::{Gate, Role, UserEntry, Users, hash_secret};
+use gyre_api::http::HttpConfig;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KeyPage, KvError,
     Metrics, NodeStats,
@@ -183,6 +184,17 @@ async fn start_with<B: Backend>(backend: B) -> Server<B> {
 }
 
 async fn start_guarded<B: Backend>(backend: B, gate: Gate) -> Server<B> {
+    start_configured(
+        backend,
+        HttpConfig {
+            gate: Arc::new(gate),
+            ..HttpConfig::default()
+        },
+    )
+    .await
+}
+
+async fn start_configured<B: Backend>(backend: B, config: HttpConfig) -> Server<B> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let backend = Arc::new(backend);
@@ -191,7 +203,7 @@ async fn start_guarded<B: Backend>(backend: B, gate: Gate) -> Server<B> {
         listener,
         backend.clone(),
         Arc::new(Metrics::new()),
-        Arc::new(gate),
+        config,
         async move {
             let _ = stopped.await;
         },
@@ -1310,5 +1322,110 @@ async fn each_route_answers_each_role_as_the_table_says() {
         .send(req("GET", "/v1/kv/other/k").header("Authorization", "Bearer viewer.secret"))
         .await;
     viewer.error(404, "not_found");
+    s.shutdown().await;
+}
+
+// ---------------------------------------------------------------- limits
+
+/// Reads until the server closes the connection (at most 5 s).
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all))
+        .await
+        .expect("the server did not close the connection")
+        .ok();
+    all
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused_and_the_others_served() {
+    let s = start_configured(
+        ModelBackend::new(),
+        HttpConfig {
+            max_connections: 2,
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    let mut a = TcpStream::connect(s.addr).await.unwrap();
+    let mut b = TcpStream::connect(s.addr).await.unwrap();
+    // Both are served (a keep-alive request each).
+    for conn in [&mut a, &mut b] {
+        conn.write_all(b"GET /health/live HTTP/1.1\r\nHost: gyre\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+    }
+    // The third is refused with a JSON 503, and closed.
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let refused = String::from_utf8(until_closed(&mut c).await).unwrap();
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    let body = refused.split("\r\n\r\n").nth(1).unwrap();
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"], "too_many_connections");
+    // Once one leaves, a new client is served again.
+    drop(a);
+    let mut served = false;
+    for _ in 0..100 {
+        let reply = s.send(req("GET", "/health/live")).await;
+        if reply.status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "no client served after one left");
+    drop(b);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_slow_with_its_headers_or_its_body_is_cut_off() {
+    let s = start_configured(
+        ModelBackend::new(),
+        HttpConfig {
+            header_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(300),
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    // Headers that never finish: disconnected, with nothing answered.
+    let mut slow = TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHo").await.unwrap();
+    let started = std::time::Instant::now();
+    let got = until_closed(&mut slow).await;
+    assert!(
+        got.is_empty() || got.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // An idle keep-alive connection is closed the same way.
+    let mut idle = TcpStream::connect(s.addr).await.unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: gyre\r\n\r\n")
+        .await
+        .unwrap();
+    let got = until_closed(&mut idle).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // A body that trickles: 408, and nothing written.
+    let calls = s.backend.calls.load(Ordering::Relaxed);
+    let mut trickle = TcpStream::connect(s.addr).await.unwrap();
+    trickle
+        .write_all(
+            b"PUT /v1/kv/default/k HTTP/1.1\r\nHost: gyre\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+    let got = String::from_utf8(until_closed(&mut trickle).await).unwrap();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("request_timeout"), "{got}");
+    assert_eq!(s.backend.calls.load(Ordering::Relaxed), calls);
     s.shutdown().await;
 }

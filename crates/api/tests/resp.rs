@@ -1190,3 +1190,39 @@ async fn each_user_runs_what_its_role_allows() {
     assert_eq!(model.values("other", b"k"), [Bytes::from("root's")]);
     server.shutdown().await;
 }
+
+/// Over `max_clients`, a client is told so and closed, and the others keep
+/// being served; a connection that completes no command within the idle
+/// timeout is closed, whether silent or trickling a command.
+#[tokio::test]
+async fn max_clients_and_the_idle_timeout_protect_the_node() {
+    let model = Arc::new(ModelBackend::new());
+    let config = RespConfig {
+        max_clients: 1,
+        ..RespConfig::default()
+    };
+    let server = start_with(model.clone(), config).await;
+    let mut first = server.client().await;
+    assert_eq!(first.call(&["PING"]).await, Reply::Simple("PONG".into()));
+    let mut second = server.client().await;
+    assert_eq!(
+        second.reply().await,
+        error("ERR max number of clients reached")
+    );
+    assert!(second.closed().await);
+    assert_eq!(first.call(&["SET", "k", "v"]).await, ok());
+    server.shutdown().await;
+
+    let config = RespConfig {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..RespConfig::default()
+    };
+    let server = start_with(model, config).await;
+    let mut silent = server.client().await;
+    assert_eq!(silent.call(&["PING"]).await, Reply::Simple("PONG".into()));
+    assert!(silent.closed().await);
+    let mut trickling = server.client().await;
+    trickling.send(b"*1\r\n$4\r\nPI").await;
+    assert!(trickling.closed().await);
+    server.shutdown().await;
+}

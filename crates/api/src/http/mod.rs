@@ -208,9 +208,9 @@
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //!     println!("HTTP API on {}", listener.local_addr()?);
 //!     let metrics = Arc::new(Metrics::new());
-//!     // Everyone is served: no users (see `gyre_api::auth`).
-//!     let gate = Arc::new(gyre_api::auth::Gate::open());
-//!     gyre_api::http::serve(listener, backend, metrics, gate, async {
+//!     // Everyone served (no users; see `gyre_api::auth`), default limits.
+//!     let config = gyre_api::http::HttpConfig::default();
+//!     gyre_api::http::serve(listener, backend, metrics, config, async {
 //!         let _ = stop.await;
 //!     })
 //!     .await
@@ -243,8 +243,10 @@ mod extract;
 mod kv;
 mod listing;
 mod openapi;
+mod serve;
 
 pub use openapi::document_json as openapi_json;
+pub use serve::HttpConfig;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -254,7 +256,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-use crate::auth::Gate;
 use crate::{Backend, Metrics};
 
 /// The header that carries a context, base64 (standard alphabet).
@@ -279,8 +280,9 @@ struct Shared<B> {
 }
 
 /// The HTTP API over `backend`, counting key operations in `metrics`,
-/// serving the clients `gate` lets in (see the module documentation).
-pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>, gate: Arc<Gate>) -> Router {
+/// serving the clients `config`'s gate lets in (see the module
+/// documentation), each request within `config.request_timeout`.
+pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>, config: &HttpConfig) -> Router {
     let key = get(kv::get::<B>)
         .put(kv::put::<B>)
         .delete(kv::delete::<B>)
@@ -308,28 +310,31 @@ pub fn router<B: Backend>(backend: Arc<B>, metrics: Arc<Metrics>, gate: Arc<Gate
         .fallback(admin::no_route)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn_with_state(
-            (gate, Arc::clone(&metrics)),
+            config.request_timeout,
+            serve::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (Arc::clone(&config.gate), Arc::clone(&metrics)),
             auth::guard,
         ))
         .with_state(Arc::new(Shared { backend, metrics }))
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then stops
-/// accepting, lets requests in flight finish, closes idle connections and
-/// returns.
+/// accepting, lets requests in flight finish (a few seconds at most) and
+/// returns. Clients beyond `config.max_connections` are answered `503` and
+/// closed; one that does not send its request headers within
+/// `config.header_timeout` is disconnected.
 ///
 /// # Errors
-/// Whatever accepting on `listener` fails with for good.
+/// None so far: failures to accept a connection are logged and retried.
 pub async fn serve<B: Backend>(
     listener: TcpListener,
     backend: Arc<B>,
     metrics: Arc<Metrics>,
-    gate: Arc<Gate>,
+    config: HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(backend, metrics, gate)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(backend, metrics, &config);
+    serve::run(listener, app, &config, shutdown).await
 }

@@ -67,6 +67,7 @@ pub(crate) async fn run<B: Backend>(
     let mut parser = Parser::new();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Out::new();
+    let mut last_command = tokio::time::Instant::now();
     loop {
         // Answer every command complete in the input.
         let mut close = false;
@@ -101,6 +102,7 @@ pub(crate) async fn run<B: Backend>(
             }
         }
         if commands > 0 {
+            last_command = tokio::time::Instant::now();
             server
                 .commands_processed
                 .fetch_add(commands, Ordering::Relaxed);
@@ -137,8 +139,31 @@ pub(crate) async fn run<B: Backend>(
             },
             // An idle connection closes at shutdown (a dropped sender too).
             () = stopped(&mut stop) => return,
+            () = idle(server.config.idle_timeout.map(|t| last_command + t)) => {
+                tracing::debug!(client = id, "resp: idle too long; closing");
+                return;
+            }
         }
     }
+}
+
+/// Sleeps until `deadline`; without one, for ever.
+async fn idle(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers a connection over `maxclients` as Redis does, and closes it.
+pub(crate) async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Writes the pending replies: `false` if the connection is gone.

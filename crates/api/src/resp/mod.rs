@@ -152,6 +152,7 @@ mod transaction;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -176,16 +177,26 @@ pub struct RespConfig {
     /// The most arguments in one command, the name included; more is a
     /// protocol error.
     pub max_args: usize,
+    /// Clients connected at most (Redis's `maxclients`); one more is
+    /// answered `-ERR max number of clients reached` and closed.
+    pub max_clients: usize,
+    /// A connection that completes no command for this long is closed
+    /// (Redis's `timeout`; `None`, the default as in Redis: never). It also
+    /// cuts off a client that trickles a command in.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for RespConfig {
     /// No authentication, arguments up to 64 MiB (the largest value a
-    /// bucket may allow), up to 1 Mi arguments per command (Redis's limit).
+    /// bucket may allow), up to 1 Mi arguments per command (Redis's limit),
+    /// 10,000 clients (Redis's `maxclients`), no idle timeout.
     fn default() -> Self {
         Self {
             gate: Arc::new(Gate::open()),
             max_value_len: 64 << 20,
             max_args: 1024 * 1024,
+            max_clients: 10_000,
+            idle_timeout: None,
         }
     }
 }
@@ -216,8 +227,14 @@ pub async fn serve<B: Backend>(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(conn::run(server.clone(), stream, stopped.clone()));
+                Ok((stream, addr)) => {
+                    let connected = server.connected_clients.load(Ordering::Relaxed);
+                    if connected >= server.config.max_clients as u64 {
+                        tracing::warn!(client = %addr, "resp: max number of clients reached; refusing one");
+                        tokio::spawn(conn::refuse(stream));
+                    } else {
+                        connections.spawn(conn::run(server.clone(), stream, stopped.clone()));
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait, retry.
