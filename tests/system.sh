@@ -14,6 +14,8 @@
 #                                 fuzzes the HTTP API of three real nodes from
 #                                 /v1/openapi.json: no 5xx, every answer as
 #                                 documented
+#   clients_use_tls               redis-cli --tls and curl --cacert against a
+#                                 node whose client listeners speak TLS
 #   deploy/kubernetes/validate.sh the Kubernetes manifests against the API
 #                                 schemas and a security linter (PyPI:
 #                                 kubernetes-validate, checkov), offline, in
@@ -42,6 +44,7 @@ NEEDS=(
     "redis-cli redis-tools"
     "redis-benchmark redis-tools"
     "python3 python3"
+    "curl curl"
 )
 
 missing_packages() {
@@ -109,7 +112,7 @@ else
     run=(cargo test --locked)
 fi
 "${run[@]}" -p gyre --features system-tests --test redis_tools_work_unmodified \
-    --test metrics_parse_cleanly --test http_api_matches_its_openapi
+    --test metrics_parse_cleanly --test http_api_matches_its_openapi --test clients_use_tls
 
 # The Kubernetes manifests, offline: API schemas and the security linter,
 # with the Secrets the gyre binary just built makes.

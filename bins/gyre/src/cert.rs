@@ -35,6 +35,21 @@ pub(crate) enum CertCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Issue a certificate for the client-facing listeners (Redis, HTTP):
+    /// `client-tls.pem` and `client-tls.key`, for the names and addresses
+    /// clients connect to. Clients trust it by trusting `ca.pem`
+    /// (`redis-cli --tls --cacert ca.pem`, `curl --cacert ca.pem`).
+    ClientTls {
+        /// The directory holding `ca.pem` and `ca.key`.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// A host name or IP address clients use (repeatable).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// The directory to write to.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Writes `contents` to `dir/name`, private to its owner if `secret`;
@@ -73,6 +88,15 @@ pub(crate) fn make_ca(cluster: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The CA in `dir` (`ca.pem`, `ca.key`).
+fn read_ca(dir: &Path) -> anyhow::Result<ClusterCa> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    Ok(ClusterCa::from_pem(&read("ca.pem")?, &read("ca.key")?)?)
+}
+
 /// Runs a `gyre cert` command.
 pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
     match command {
@@ -83,13 +107,18 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
                 out.display()
             );
         }
+        CertCommand::ClientTls { ca_dir, names, out } => {
+            let cert = read_ca(&ca_dir)?.issue_server(&names)?;
+            write_new(&out, "client-tls.pem", &cert.cert_pem, false)?;
+            write_new(&out, "client-tls.key", &cert.key_pem, true)?;
+            out!(
+                "client TLS certificate for {} written to {1}/client-tls.pem and {1}/client-tls.key",
+                names.join(", "),
+                out.display()
+            );
+        }
         CertCommand::Node { ca_dir, id, out } => {
-            let read = |name: &str| {
-                let path = ca_dir.join(name);
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))
-            };
-            let ca = ClusterCa::from_pem(&read("ca.pem")?, &read("ca.key")?)?;
+            let ca = read_ca(&ca_dir)?;
             let id = match id {
                 Some(id) => id,
                 None => NodeId::new(getrandom::u64().context("no randomness for a node id")?),

@@ -105,6 +105,14 @@ pub(crate) struct NodeArgs {
     /// seconds (Redis's `timeout`; 0: never) [default: 0].
     #[arg(long, env = "GYRE_RESP_IDLE_TIMEOUT_SECS")]
     pub(crate) resp_idle_timeout_secs: Option<u64>,
+    /// TLS for clients: the certificate (chain, PEM) the Redis and HTTP
+    /// listeners present (`gyre cert client-tls` makes one). With it both
+    /// speak only TLS.
+    #[arg(long, env = "GYRE_CLIENT_TLS_CERT", requires = "client_tls_key")]
+    pub(crate) client_tls_cert: Option<PathBuf>,
+    /// The key of `client_tls_cert` (PEM).
+    #[arg(long, env = "GYRE_CLIENT_TLS_KEY", requires = "client_tls_cert")]
+    pub(crate) client_tls_key: Option<PathBuf>,
     /// How often held hints are offered to their owners, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "GYRE_HINT_INTERVAL_MS")]
@@ -175,6 +183,8 @@ pub(crate) struct FileConfig {
     pub(crate) protect_metrics: Option<bool>,
     pub(crate) max_clients: Option<usize>,
     pub(crate) resp_idle_timeout_secs: Option<u64>,
+    pub(crate) client_tls_cert: Option<PathBuf>,
+    pub(crate) client_tls_key: Option<PathBuf>,
     pub(crate) hint_interval_ms: Option<u64>,
     pub(crate) anti_entropy_interval_secs: Option<u64>,
     pub(crate) tombstone_grace_secs: Option<u64>,
@@ -234,6 +244,8 @@ pub(crate) struct Settings {
     pub(crate) max_clients: usize,
     /// When an idle Redis connection is closed (`None`: never).
     pub(crate) resp_idle_timeout: Option<Duration>,
+    /// TLS for clients: certificate and key files.
+    pub(crate) client_tls: Option<(PathBuf, PathBuf)>,
     pub(crate) hint_interval: Duration,
     pub(crate) anti_entropy_interval: Duration,
     pub(crate) tombstone_grace: Duration,
@@ -353,6 +365,14 @@ impl Settings {
                 .or(file.resp_idle_timeout_secs)
                 .filter(|&s| s > 0)
                 .map(Duration::from_secs),
+            client_tls: match (
+                args.client_tls_cert.or(from_file(file.client_tls_cert)),
+                args.client_tls_key.or(from_file(file.client_tls_key)),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => bail!("client TLS needs both client_tls_cert and client_tls_key"),
+            },
             hint_interval: Duration::from_millis(
                 args.hint_interval_ms
                     .or(file.hint_interval_ms)

@@ -249,6 +249,7 @@ fn settings(dir: &Path, file: &DemoFile, node: &DemoNode) -> anyhow::Result<Sett
         protect_metrics: false,
         max_clients: 10_000,
         resp_idle_timeout: None,
+        client_tls: None,
         hint_interval: Duration::from_secs(2),
         anti_entropy_interval: Duration::from_secs(60),
         tombstone_grace: Duration::from_secs(3600),

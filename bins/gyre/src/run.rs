@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use gyre_api::Metrics;
 use gyre_api::auth::{Gate, Users};
+use gyre_api::tls::ClientTls;
 use gyre_membership::{Membership, NodeInfo};
 use gyre_node::{Node, NodeConfig, boot};
 use gyre_replication::Replica;
@@ -234,6 +235,12 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         tracing::info!(users = users.len(), "clients authenticate");
         Gate::new(users, !settings.protect_metrics)
     });
+    let tls = match &settings.client_tls {
+        None => None,
+        Some((cert, key)) => Some(Arc::new(
+            ClientTls::from_pem(&read(cert)?, &read(key)?).context("cannot set up client TLS")?,
+        )),
+    };
     let mut fronts = JoinSet::new();
     {
         let (backend, metrics, stopped) =
@@ -242,6 +249,7 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
             gate: Arc::clone(&gate),
             max_clients: settings.max_clients,
             idle_timeout: settings.resp_idle_timeout,
+            tls: tls.clone(),
             ..gyre_api::resp::RespConfig::default()
         };
         fronts.spawn(async move {
@@ -255,6 +263,7 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
     let config = gyre_api::http::HttpConfig {
         gate,
         max_connections: settings.max_clients,
+        tls,
         ..gyre_api::http::HttpConfig::default()
     };
     fronts.spawn(async move {

@@ -31,6 +31,7 @@ mod backend;
 pub mod http;
 mod metrics;
 pub mod resp;
+pub mod tls;
 
 pub use backend::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KeyPage,

@@ -356,6 +356,55 @@ impl ClusterCa {
         })
     }
 
+    /// Issues a certificate and fresh key for the client-facing listeners
+    /// (Redis, HTTP): server authentication only, for the host names and IP
+    /// addresses in `names` that clients connect to, valid from an hour ago
+    /// for [`DEFAULT_NODE_CERT_VALIDITY`]. Clients trust it by trusting this
+    /// CA's certificate.
+    ///
+    /// # Errors
+    /// [`TlsError::Rcgen`] for a name that is neither a DNS name nor an IP
+    /// address, or none at all.
+    pub fn issue_server(&self, names: &[String]) -> Result<ServerCert> {
+        if names.is_empty() {
+            return Err(TlsError::InvalidValidity(
+                "a client-facing certificate needs at least one name or address",
+            ));
+        }
+        let now = SystemTime::now();
+        let not_after = now
+            .checked_add(DEFAULT_NODE_CERT_VALIDITY)
+            .ok_or(TlsError::InvalidValidity("certificate expiry overflows"))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("gyre clients {}", names[0]));
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => Ok(SanType::DnsName(n.clone().try_into()?)),
+            })
+            .collect::<Result<_>>()?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(
+            &mut params,
+            now.checked_sub(BACKDATE).unwrap_or(now),
+            not_after,
+        )?;
+        params.serial_number = Some(random_serial()?);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
     /// Issues a certificate for `node` and returns it ready to use, trusting
     /// this CA: [`ClusterCa::issue_node`] then [`NodeCert::to_identity`].
     pub fn identity(&self, node: NodeId) -> Result<NodeIdentity> {
@@ -419,6 +468,16 @@ fn set_validity(
 // ---------------------------------------------------------------------------
 // Node certificates and identities
 // ---------------------------------------------------------------------------
+
+/// A certificate for the client-facing listeners and its private key, PEM
+/// ([`ClusterCa::issue_server`]).
+#[derive(Clone)]
+pub struct ServerCert {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key, PKCS#8 PEM. Secret.
+    pub key_pem: String,
+}
 
 /// A freshly issued node certificate and its private key, PEM-encoded, as
 /// they would be written to a node's files.

@@ -25,6 +25,7 @@ use tower::ServiceExt as _;
 
 use super::error::ApiError;
 use crate::auth::Gate;
+use crate::tls::ClientTls;
 
 /// How the HTTP front end treats its clients.
 #[derive(Clone, Debug)]
@@ -40,6 +41,8 @@ pub struct HttpConfig {
     /// How long a request may take, body included, before it is answered
     /// `408`.
     pub request_timeout: Duration,
+    /// HTTPS on the listener; `None`: plain HTTP.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +54,7 @@ impl Default for HttpConfig {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -103,13 +107,34 @@ pub(crate) async fn run(
                 request.extensions_mut().insert(ConnectInfo(addr));
                 request
             });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.header_timeout)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let (watcher, tls, header_timeout) = (
+            graceful.watcher(),
+            config.tls.clone(),
+            config.header_timeout,
+        );
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut http1 = hyper::server::conn::http1::Builder::new();
+            http1
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let service = TowerToHyperService::new(service);
+            let ended = match tls {
+                None => {
+                    let connection = http1.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => {
+                        let connection = http1.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection).await
+                    }
+                    Err(e) => {
+                        tracing::debug!(client = %addr, error = %e, "http: TLS handshake failed");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(client = %addr, error = %e, "http: connection ended");
             }
             drop(slot);

@@ -1,11 +1,13 @@
 //! One client connection: read, answer every complete command in order,
 //! write the replies once per batch, repeat.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -47,20 +49,15 @@ impl<B> Drop for Connected<'_, B> {
 
 /// Serves one connection until the client leaves, sends `QUIT` or breaks
 /// the protocol, or `stop` turns true (then after the current command).
-pub(crate) async fn run<B: Backend>(
+pub(crate) async fn run<B: Backend, S: Stream>(
     server: Arc<Server<B>>,
-    mut stream: TcpStream,
+    mut stream: S,
+    peer: Option<SocketAddr>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Without Nagle's algorithm a reply leaves at once, not after the
-    // client's delayed ACK.
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "resp: cannot set TCP_NODELAY");
-    }
     server.connections_received.fetch_add(1, Ordering::Relaxed);
     server.connected_clients.fetch_add(1, Ordering::Relaxed);
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let peer = stream.peer_addr().ok();
     let entry = server.clients.open(id, peer);
     let _connected = Connected(&server, id);
     let mut session = Session::new(id, &server.config, entry, peer);
@@ -155,6 +152,11 @@ async fn idle(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// What a connection runs over: TCP, or TLS over TCP.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// Answers a connection over `maxclients` as Redis does, and closes it.
 pub(crate) async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -167,7 +169,7 @@ pub(crate) async fn refuse(mut stream: TcpStream) {
 }
 
 /// Writes the pending replies: `false` if the connection is gone.
-async fn flush(stream: &mut TcpStream, out: &mut Out, stop: &mut watch::Receiver<bool>) -> bool {
+async fn flush<S: Stream>(stream: &mut S, out: &mut Out, stop: &mut watch::Receiver<bool>) -> bool {
     let written = {
         let write = stream.write_all(&out.buf);
         tokio::pin!(write);
@@ -188,7 +190,7 @@ async fn flush(stream: &mut TcpStream, out: &mut Out, stop: &mut watch::Receiver
 /// unread input would reset the connection, and the client could lose the
 /// error it was just sent. So: end our side, then discard what the client
 /// still sends, for a short while.
-async fn hang_up(stream: &mut TcpStream) {
+async fn hang_up<S: Stream>(stream: &mut S) {
     let _ = stream.shutdown().await;
     let mut discard = [0u8; 4096];
     let mut budget = HANG_UP_DISCARD;

@@ -160,6 +160,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::auth::Gate;
+use crate::tls::ClientTls;
 use crate::{Backend, Metrics};
 
 /// How the Redis front end treats its clients.
@@ -184,6 +185,8 @@ pub struct RespConfig {
     /// (Redis's `timeout`; `None`, the default as in Redis: never). It also
     /// cuts off a client that trickles a command in.
     pub idle_timeout: Option<Duration>,
+    /// TLS on the listener (as Redis's `tls-port`); `None`: plaintext.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 impl Default for RespConfig {
@@ -197,6 +200,7 @@ impl Default for RespConfig {
             max_args: 1024 * 1024,
             max_clients: 10_000,
             idle_timeout: None,
+            tls: None,
         }
     }
 }
@@ -232,8 +236,26 @@ pub async fn serve<B: Backend>(
                     if connected >= server.config.max_clients as u64 {
                         tracing::warn!(client = %addr, "resp: max number of clients reached; refusing one");
                         tokio::spawn(conn::refuse(stream));
-                    } else {
-                        connections.spawn(conn::run(server.clone(), stream, stopped.clone()));
+                        continue;
+                    }
+                    // Without Nagle's algorithm a reply leaves at once, not
+                    // after the client's delayed ACK.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %e, "resp: cannot set TCP_NODELAY");
+                    }
+                    let (server, stopped) = (server.clone(), stopped.clone());
+                    match server.config.tls.clone() {
+                        None => {
+                            connections.spawn(conn::run(server, stream, Some(addr), stopped));
+                        }
+                        Some(tls) => {
+                            connections.spawn(async move {
+                                match tls.accept(stream).await {
+                                    Ok(stream) => conn::run(server, stream, Some(addr), stopped).await,
+                                    Err(e) => tracing::debug!(client = %addr, error = %e, "resp: TLS handshake failed"),
+                                }
+                            });
+                        }
                     }
                 }
                 Err(e) => {

@@ -1,0 +1,145 @@
+//! TLS for clients, end to end on loopback: an HTTPS request and a Redis
+//! PING over TLS, with a certificate issued under a cluster CA; a client
+//! that does not trust the CA is refused at the handshake, and plaintext to
+//! a TLS listener gets no answer in its own protocol, only a closed
+//! connection.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::ModelBackend;
+use gyre_api::Metrics;
+use gyre_api::http::HttpConfig;
+use gyre_api::resp::RespConfig;
+use gyre_api::tls::ClientTls;
+use gyre_transport::tls::ClusterCa;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+
+/// A connector trusting `roots` (none: trusts nothing).
+fn connector(roots: &[CertificateDer<'static>]) -> TlsConnector {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// Reads what the server sends until it closes (at most 5 s).
+async fn rest<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all)).await;
+    all
+}
+
+#[tokio::test]
+async fn clients_speak_tls_and_others_are_refused() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let cert = ca
+        .issue_server(&["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap();
+    let tls = Arc::new(ClientTls::from_pem(&cert.cert_pem, &cert.key_pem).unwrap());
+    let ca_cert = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let backend = Arc::new(ModelBackend::new());
+
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_addr = http.local_addr().unwrap();
+    let resp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resp_addr = resp.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http_task = tokio::spawn(gyre_api::http::serve(
+        http,
+        backend.clone(),
+        Arc::new(Metrics::new()),
+        HttpConfig {
+            tls: Some(tls.clone()),
+            ..HttpConfig::default()
+        },
+        until(stopped.clone()),
+    ));
+    let resp_task = tokio::spawn(gyre_api::resp::serve(
+        resp,
+        backend,
+        Arc::new(Metrics::new()),
+        RespConfig {
+            tls: Some(tls),
+            ..RespConfig::default()
+        },
+        until(stopped),
+    ));
+
+    // HTTPS, trusting the CA.
+    let trusting = connector(std::slice::from_ref(&ca_cert));
+    let mut https = trusting
+        .connect(name.clone(), TcpStream::connect(http_addr).await.unwrap())
+        .await
+        .unwrap();
+    https
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: gyre\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = String::from_utf8(rest(&mut https).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"status\":\"alive\""), "{answer}");
+
+    // Redis over TLS.
+    let mut redis = trusting
+        .connect(name.clone(), TcpStream::connect(resp_addr).await.unwrap())
+        .await
+        .unwrap();
+    redis.write_all(b"*1\r\n$4\r\nPING\r\n").await.unwrap();
+    let mut pong = [0u8; 7];
+    redis.read_exact(&mut pong).await.unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+
+    // A client that does not trust the CA: refused at the handshake.
+    for addr in [http_addr, resp_addr] {
+        let refused = connector(&[])
+            .connect(name.clone(), TcpStream::connect(addr).await.unwrap())
+            .await;
+        assert!(refused.is_err(), "{addr}: an untrusting client got through");
+    }
+
+    // Plaintext to a TLS listener: no HTTP or RESP answer, a closed
+    // connection (at most a TLS alert).
+    let mut plain = TcpStream::connect(http_addr).await.unwrap();
+    plain
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: gyre\r\n\r\n")
+        .await
+        .unwrap();
+    let got = rest(&mut plain).await;
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    let mut plain = TcpStream::connect(resp_addr).await.unwrap();
+    plain.write_all(b"*1\r\n$4\r\nPING\r\n").await.unwrap();
+    let got = rest(&mut plain).await;
+    assert!(
+        !got.starts_with(b"+PONG"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+
+    stop.send(true).unwrap();
+    http_task.await.unwrap().unwrap();
+    resp_task.await.unwrap().unwrap();
+}
