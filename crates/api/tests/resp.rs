@@ -1185,6 +1185,8 @@ async fn each_user_runs_what_its_role_allows() {
             .is_error_starting("NOPERM")
     );
     let mut root = login("root").await;
+    let info = root.call(&["CLIENT", "INFO"]).await.text();
+    assert!(info.contains(" user=root "), "{info}");
     assert_eq!(root.call(&["GYRE.BUCKET", "other"]).await, ok());
     assert_eq!(root.call(&["SET", "k", "root's"]).await, ok());
     assert_eq!(model.values("other", b"k"), [Bytes::from("root's")]);

@@ -22,6 +22,8 @@ pub(crate) struct ClientEntry {
 #[derive(Debug)]
 struct ClientState {
     name: Option<Vec<u8>>,
+    /// The user it authenticated as (`default` until then, as in Redis).
+    user: String,
     last_active: Instant,
     last_command: &'static str,
     resp3: bool,
@@ -43,6 +45,11 @@ impl ClientEntry {
         s.multi = multi;
     }
 
+    /// Records the user the connection authenticated as.
+    pub(crate) fn authenticated(&self, user: &str) {
+        user.clone_into(&mut self.state().user);
+    }
+
     /// Records the connection's new name.
     pub(crate) fn named(&self, name: Option<Vec<u8>>) {
         self.state().name = name;
@@ -53,7 +60,7 @@ impl ClientEntry {
     pub(crate) fn line(&self, now: Instant) -> String {
         let s = self.state();
         format!(
-            "id={} addr={} name={} age={} idle={} flags=N db=0 multi={} cmd={} user=default resp={}\n",
+            "id={} addr={} name={} age={} idle={} flags=N db=0 multi={} cmd={} user={} resp={}\n",
             self.id,
             self.addr.map_or_else(|| "?".to_owned(), |a| a.to_string()),
             String::from_utf8_lossy(s.name.as_deref().unwrap_or_default()),
@@ -61,6 +68,7 @@ impl ClientEntry {
             now.saturating_duration_since(s.last_active).as_secs(),
             s.multi.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
             s.last_command,
+            s.user,
             if s.resp3 { 3 } else { 2 },
         )
     }
@@ -86,6 +94,7 @@ impl Clients {
             connected: now,
             state: Mutex::new(ClientState {
                 name: None,
+                user: "default".to_owned(),
                 last_active: now,
                 last_command: "NULL",
                 resp3: false,

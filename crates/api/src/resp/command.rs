@@ -1149,6 +1149,7 @@ impl<B: Backend> Server<B> {
             .await
         {
             Some(user) => {
+                session.entry.authenticated(user.name());
                 session.user = Some(user);
                 session.authenticated = true;
                 Ok(())
