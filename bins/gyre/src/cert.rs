@@ -39,6 +39,22 @@ pub(crate) enum CertCommand {
     /// `client-tls.pem` and `client-tls.key`, for the names and addresses
     /// clients connect to. Clients trust it by trusting `ca.pem`
     /// (`redis-cli --tls --cacert ca.pem`, `curl --cacert ca.pem`).
+    /// Issue a client certificate for a user: `client.pem` and
+    /// `client.key`. Presented to a node's TLS listener (`redis-cli --tls
+    /// --cert client.pem --key client.key`, `curl --cert … --key …`), it
+    /// authenticates as that user, with the role the node's config gives
+    /// it; no secret needed.
+    Client {
+        /// The directory holding `ca.pem` and `ca.key`.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The user's name (as in the nodes' users; at most 31 bytes).
+        #[arg(long)]
+        user: String,
+        /// The directory to write to.
+        #[arg(long)]
+        out: PathBuf,
+    },
     ClientTls {
         /// The directory holding `ca.pem` and `ca.key`.
         #[arg(long)]
@@ -114,6 +130,15 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
             out!(
                 "client TLS certificate for {} written to {1}/client-tls.pem and {1}/client-tls.key",
                 names.join(", "),
+                out.display()
+            );
+        }
+        CertCommand::Client { ca_dir, user, out } => {
+            let cert = read_ca(&ca_dir)?.issue_user(&user)?;
+            write_new(&out, "client.pem", &cert.cert_pem, false)?;
+            write_new(&out, "client.key", &cert.key_pem, true)?;
+            out!(
+                "client certificate of user {user} written to {0}/client.pem and {0}/client.key",
                 out.display()
             );
         }

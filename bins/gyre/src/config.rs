@@ -219,6 +219,15 @@ pub(crate) enum Credentials {
     },
 }
 
+impl Credentials {
+    /// The cluster CA certificate.
+    pub(crate) fn ca_cert(&self) -> &Path {
+        match self {
+            Self::CaKey { ca_cert, .. } | Self::NodeCert { ca_cert, .. } => ca_cert,
+        }
+    }
+}
+
 /// Every setting of a node, resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -429,6 +438,11 @@ impl Settings {
         };
         settings.check_protected(insecure_no_auth)?;
         Ok(settings)
+    }
+
+    /// The cluster CA certificate.
+    pub(crate) fn ca_cert(&self) -> &Path {
+        self.credentials.ca_cert()
     }
 
     /// Protected mode: a node that serves clients beyond loopback with no

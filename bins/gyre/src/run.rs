@@ -238,7 +238,10 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
     let tls = match &settings.client_tls {
         None => None,
         Some((cert, key)) => Some(Arc::new(
-            ClientTls::from_pem(&read(cert)?, &read(key)?).context("cannot set up client TLS")?,
+            // Client certificates of users (`gyre cert client`) chain to
+            // the cluster CA.
+            ClientTls::from_pem(&read(cert)?, &read(key)?, Some(&read(settings.ca_cert())?))
+                .context("cannot set up client TLS")?,
         )),
     };
     let mut fronts = JoinSet::new();

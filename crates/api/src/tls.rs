@@ -1,12 +1,13 @@
 //! TLS for clients: the Redis and HTTP listeners can speak TLS (1.2 and
 //! 1.3, the *ring* provider), with a certificate the operator gives or
-//! `gyre cert client-tls` issues under the cluster CA.
+//! `gyre cert client-tls` issues under the cluster CA; optionally a client
+//! certificate (`gyre cert client`) authenticates its user.
 //!
 //! ```
 //! use gyre_api::tls::ClientTls;
 //!
 //! // A certificate and key, PEM (here: garbage, refused with why).
-//! let err = ClientTls::from_pem("not a certificate", "not a key").unwrap_err();
+//! let err = ClientTls::from_pem("not a certificate", "not a key", None).unwrap_err();
 //! assert!(err.to_string().contains("certificate"));
 //! ```
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -52,11 +54,19 @@ impl std::fmt::Debug for ClientTls {
 
 impl ClientTls {
     /// TLS with the certificate chain `cert_pem` (the server's first) and
-    /// its private key `key_pem`. Clients present no certificate.
+    /// its private key `key_pem`. With `client_ca_pem`, a client may also
+    /// present a certificate, which must chain to that CA: one issued for a
+    /// user (`gyre cert client`, named `<hex>.user.gyre`) authenticates the
+    /// connection as that user, if the node's config has it. Clients without
+    /// one authenticate as usual.
     ///
     /// # Errors
     /// [`TlsSetupError`] saying what is wrong with which.
-    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsSetupError> {
+    pub fn from_pem(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: Option<&str>,
+    ) -> Result<Self, TlsSetupError> {
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(cert_pem.as_bytes())
                 .collect::<Result<_, _>>()
@@ -69,10 +79,28 @@ impl ClientTls {
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| TlsSetupError::Key(e.to_string()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsSetupError::Config(e.to_string()))?
-            .with_no_client_auth()
+            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        let builder = match client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                    let cert = cert.map_err(|e| TlsSetupError::Certificate(e.to_string()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| TlsSetupError::Certificate(e.to_string()))?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .allow_unauthenticated()
+                        .build()
+                        .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
             .with_single_cert(chain, key)
             .map_err(|e| TlsSetupError::Config(e.to_string()))?;
         Ok(Self {
@@ -95,4 +123,20 @@ impl ClientTls {
             )),
         }
     }
+}
+
+/// The user a verified client certificate names (`<hex of the name>.user.gyre`),
+/// if the client presented one.
+pub(crate) fn peer_user<S>(stream: &TlsStream<S>) -> Option<String> {
+    let cert = stream.get_ref().1.peer_certificates()?.first()?;
+    let parsed = webpki::EndEntityCert::try_from(cert).ok()?;
+    let names: Vec<&str> = parsed.valid_dns_names().collect();
+    names.into_iter().find_map(|name| {
+        let hex = name.strip_suffix(".user.gyre")?;
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        String::from_utf8(bytes?).ok()
+    })
 }

@@ -51,7 +51,7 @@ async fn clients_speak_tls_and_others_are_refused() {
     let cert = ca
         .issue_server(&["127.0.0.1".to_owned(), "localhost".to_owned()])
         .unwrap();
-    let tls = Arc::new(ClientTls::from_pem(&cert.cert_pem, &cert.key_pem).unwrap());
+    let tls = Arc::new(ClientTls::from_pem(&cert.cert_pem, &cert.key_pem, None).unwrap());
     let ca_cert = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let backend = Arc::new(ModelBackend::new());
@@ -138,6 +138,146 @@ async fn clients_speak_tls_and_others_are_refused() {
         "{}",
         String::from_utf8_lossy(&got)
     );
+
+    stop.send(true).unwrap();
+    http_task.await.unwrap().unwrap();
+    resp_task.await.unwrap().unwrap();
+}
+
+/// A connector trusting `root` and presenting `cert` (PEM) as its client
+/// certificate.
+fn connector_as(root: &CertificateDer<'static>, cert_pem: &str, key_pem: &str) -> TlsConnector {
+    let mut store = rustls::RootCertStore::empty();
+    store.add(root.clone()).unwrap();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_client_auth_cert(chain, key)
+    .unwrap();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// One HTTP request over `stream`; the status line.
+async fn status_of<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &str,
+) -> String {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = String::from_utf8(rest(&mut stream).await).unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_client_certificate_authenticates_its_user() {
+    use gyre_api::auth::{Gate, Role, UserEntry, Users, hash_secret};
+
+    let ca = ClusterCa::generate("test").unwrap();
+    let server = ca.issue_server(&["127.0.0.1".to_owned()]).unwrap();
+    let tls = Arc::new(
+        ClientTls::from_pem(&server.cert_pem, &server.key_pem, Some(ca.cert_pem())).unwrap(),
+    );
+    let users = Users::new(vec![UserEntry {
+        name: "viewer".into(),
+        role: Role::ReadOnly,
+        buckets: None,
+        secret_hash: hash_secret("viewer.secret").unwrap(),
+    }])
+    .unwrap();
+    let gate = Arc::new(Gate::new(users, true));
+    let ca_cert = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let backend = Arc::new(ModelBackend::new());
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_addr = http.local_addr().unwrap();
+    let resp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resp_addr = resp.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http_task = tokio::spawn(gyre_api::http::serve(
+        http,
+        backend.clone(),
+        Arc::new(Metrics::new()),
+        HttpConfig {
+            gate: gate.clone(),
+            tls: Some(tls.clone()),
+            ..HttpConfig::default()
+        },
+        until(stopped.clone()),
+    ));
+    let resp_task = tokio::spawn(gyre_api::resp::serve(
+        resp,
+        backend,
+        Arc::new(Metrics::new()),
+        RespConfig {
+            gate,
+            tls: Some(tls),
+            ..RespConfig::default()
+        },
+        until(stopped),
+    ));
+    let viewer = ca.issue_user("viewer").unwrap();
+    let as_viewer = connector_as(&ca_cert, &viewer.cert_pem, &viewer.key_pem);
+    let ghost = ca.issue_user("ghost").unwrap();
+    let as_ghost = connector_as(&ca_cert, &ghost.cert_pem, &ghost.key_pem);
+    let stranger_ca = ClusterCa::generate("other").unwrap();
+    let stranger = stranger_ca.issue_user("viewer").unwrap();
+    let as_stranger = connector_as(&ca_cert, &stranger.cert_pem, &stranger.key_pem);
+    let get = "GET /v1/cluster HTTP/1.1\r\nHost: gyre\r\nConnection: close\r\n\r\n";
+    let put = "PUT /v1/buckets/b HTTP/1.1\r\nHost: gyre\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    let dial = |connector: TlsConnector| {
+        let name = name.clone();
+        async move {
+            connector
+                .connect(name, TcpStream::connect(http_addr).await.unwrap())
+                .await
+        }
+    };
+
+    // The viewer's certificate: its reads, no admin change, no header needed.
+    let status = status_of(dial(as_viewer.clone()).await.unwrap(), get).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let status = status_of(dial(as_viewer.clone()).await.unwrap(), put).await;
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    // No certificate, or one of a user the node does not have: 401.
+    let status = status_of(dial(connector(std::slice::from_ref(&ca_cert))).await.unwrap(), get).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    let status = status_of(dial(as_ghost).await.unwrap(), get).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    // A certificate of another CA: refused at the handshake (or right
+    // after it, as TLS 1.3 checks the client's certificate late).
+    if let Ok(stream) = dial(as_stranger).await {
+        let status = status_of(stream, get).await;
+        assert!(!status.starts_with("HTTP/1.1 200"), "{status}");
+    }
+
+    // Redis: authenticated by the certificate, with the viewer's role.
+    let mut redis = as_viewer
+        .connect(name.clone(), TcpStream::connect(resp_addr).await.unwrap())
+        .await
+        .unwrap();
+    redis
+        .write_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        .await
+        .unwrap();
+    let mut nil = [0u8; 5];
+    redis.read_exact(&mut nil).await.unwrap();
+    assert_eq!(&nil, b"$-1\r\n");
+    redis
+        .write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        .await
+        .unwrap();
+    let mut noperm = [0u8; 7];
+    redis.read_exact(&mut noperm).await.unwrap();
+    assert_eq!(&noperm, b"-NOPERM");
 
     stop.send(true).unwrap();
     http_task.await.unwrap().unwrap();

@@ -89,6 +89,18 @@ pub const ALPN: &[u8] = b"gyre/1";
 /// The DNS suffix under which node names live: `<16 hex digits>.node.gyre`.
 pub const NODE_DNS_SUFFIX: &str = "node.gyre";
 
+/// The DNS name suffix of a client user's certificate: its only subject
+/// alternative name is `<hex of the user name>.user.gyre`
+/// ([`user_dns_name`]).
+pub const USER_DNS_SUFFIX: &str = "user.gyre";
+
+/// The name a client certificate of user `name` carries: the name in hex
+/// (so that any user name is a valid DNS label) under [`USER_DNS_SUFFIX`].
+pub fn user_dns_name(name: &str) -> String {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.{USER_DNS_SUFFIX}")
+}
+
 /// How long a CA made by [`ClusterCa::generate`] is valid: ten years.
 pub const DEFAULT_CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
@@ -365,7 +377,7 @@ impl ClusterCa {
     /// # Errors
     /// [`TlsError::Rcgen`] for a name that is neither a DNS name nor an IP
     /// address, or none at all.
-    pub fn issue_server(&self, names: &[String]) -> Result<ServerCert> {
+    pub fn issue_server(&self, names: &[String]) -> Result<IssuedCert> {
         if names.is_empty() {
             return Err(TlsError::InvalidValidity(
                 "a client-facing certificate needs at least one name or address",
@@ -399,7 +411,49 @@ impl ClusterCa {
         params.serial_number = Some(random_serial()?);
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(ServerCert {
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a client certificate and fresh key for user `name` (client
+    /// authentication only, named [`user_dns_name`]): a client presenting
+    /// it to a node's TLS listener is that user, with the role the node's
+    /// config gives it.
+    ///
+    /// # Errors
+    /// [`TlsError::InvalidValidity`] for a name over 31 bytes (a DNS label
+    /// holds 63 hex digits).
+    pub fn issue_user(&self, name: &str) -> Result<IssuedCert> {
+        if name.is_empty() || name.len() > 31 {
+            return Err(TlsError::InvalidValidity(
+                "a user name in a client certificate is 1 to 31 bytes",
+            ));
+        }
+        let now = SystemTime::now();
+        let not_after = now
+            .checked_add(DEFAULT_NODE_CERT_VALIDITY)
+            .ok_or(TlsError::InvalidValidity("certificate expiry overflows"))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("gyre user {name}"));
+        params.subject_alt_names = vec![SanType::DnsName(user_dns_name(name).try_into()?)];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(
+            &mut params,
+            now.checked_sub(BACKDATE).unwrap_or(now),
+            not_after,
+        )?;
+        params.serial_number = Some(random_serial()?);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(IssuedCert {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
@@ -469,10 +523,10 @@ fn set_validity(
 // Node certificates and identities
 // ---------------------------------------------------------------------------
 
-/// A certificate for the client-facing listeners and its private key, PEM
-/// ([`ClusterCa::issue_server`]).
+/// A certificate and its private key, PEM: for the client-facing listeners
+/// ([`ClusterCa::issue_server`]) or a client user ([`ClusterCa::issue_user`]).
 #[derive(Clone)]
-pub struct ServerCert {
+pub struct IssuedCert {
     /// The certificate, PEM.
     pub cert_pem: String,
     /// The private key, PKCS#8 PEM. Secret.

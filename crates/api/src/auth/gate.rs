@@ -35,6 +35,16 @@ impl Gate {
         }
     }
 
+    /// The user a verified client certificate names, if the config has it
+    /// (a certificate for a user not configured authenticates nobody).
+    pub fn certified(&self, name: &str) -> Option<User> {
+        let user = self.users.get(name);
+        if user.is_none() {
+            tracing::warn!(user = name, "a client certificate names no configured user");
+        }
+        user
+    }
+
     /// Whether every client is served unchecked.
     pub fn is_open(&self) -> bool {
         self.users.is_empty()

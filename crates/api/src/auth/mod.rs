@@ -143,6 +143,12 @@ impl Users {
         })
     }
 
+    /// The user `name`, for a client that proved it otherwise (a verified
+    /// client certificate).
+    pub fn get(&self, name: &str) -> Option<User> {
+        self.users.get(name).map(|k| k.user.clone())
+    }
+
     /// Whether no user is configured: every client is served, unchecked.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()

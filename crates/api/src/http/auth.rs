@@ -86,14 +86,26 @@ pub(crate) async fn guard(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let Some((name, secret)) = credential(&request) else {
-        return unauthorized(
-            "authentication required: send Authorization: Bearer <secret>, or Basic with user and secret",
-        );
-    };
-    let Some(user) = gate.login(from, name.as_deref(), &secret).await else {
-        metrics.auth_failed(Front::Http);
-        return unauthorized("unknown user or wrong secret");
+    let certified = request
+        .extensions()
+        .get::<super::serve::Certified>()
+        .map(|c| c.0.clone());
+    let user = match (credential(&request), certified) {
+        (Some((name, secret)), _) => {
+            let Some(user) = gate.login(from, name.as_deref(), &secret).await else {
+                metrics.auth_failed(Front::Http);
+                return unauthorized("unknown user or wrong secret");
+            };
+            user
+        }
+        // No header, but the connection's client certificate names a user.
+        (None, Some(user)) => user,
+        (None, None) => {
+            return unauthorized(
+                "authentication required: send Authorization: Bearer <secret>, or Basic with \
+                 user and secret",
+            );
+        }
     };
     let bucket = |raw: &str| {
         percent_decode(raw)

@@ -101,31 +101,43 @@ pub(crate) async fn run(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(addr));
-                request
-            });
-        let (watcher, tls, header_timeout) = (
+        let router = router.clone();
+        let (watcher, tls, gate, header_timeout) = (
             graceful.watcher(),
             config.tls.clone(),
+            Arc::clone(&config.gate),
             config.header_timeout,
         );
         tokio::spawn(async move {
+            // Each request knows its client's address and, over TLS with
+            // a verified user certificate, its user.
+            let service = |certified: Option<Certified>| {
+                TowerToHyperService::new(router.map_request(
+                    move |mut request: Request<Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(addr));
+                        if let Some(user) = &certified {
+                            request.extensions_mut().insert(user.clone());
+                        }
+                        request
+                    },
+                ))
+            };
             let mut http1 = hyper::server::conn::http1::Builder::new();
             http1
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
-            let service = TowerToHyperService::new(service);
             let ended = match tls {
                 None => {
-                    let connection = http1.serve_connection(TokioIo::new(stream), service);
+                    let connection = http1.serve_connection(TokioIo::new(stream), service(None));
                     watcher.watch(connection).await
                 }
                 Some(tls) => match tls.accept(stream).await {
                     Ok(stream) => {
-                        let connection = http1.serve_connection(TokioIo::new(stream), service);
+                        let certified = crate::tls::peer_user(&stream)
+                            .and_then(|name| gate.certified(&name))
+                            .map(Certified);
+                        let connection =
+                            http1.serve_connection(TokioIo::new(stream), service(certified));
                         watcher.watch(connection).await
                     }
                     Err(e) => {
@@ -144,6 +156,10 @@ pub(crate) async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     Ok(())
 }
+
+/// A request's user, proved by its connection's client certificate.
+#[derive(Clone, Debug)]
+pub(crate) struct Certified(pub(crate) crate::auth::User);
 
 /// The layer that answers `408` to a request not done within `limit`.
 pub(crate) async fn deadline(

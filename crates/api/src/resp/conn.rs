@@ -53,6 +53,7 @@ pub(crate) async fn run<B: Backend, S: Stream>(
     server: Arc<Server<B>>,
     mut stream: S,
     peer: Option<SocketAddr>,
+    certified: Option<crate::auth::User>,
     mut stop: watch::Receiver<bool>,
 ) {
     server.connections_received.fetch_add(1, Ordering::Relaxed);
@@ -61,6 +62,12 @@ pub(crate) async fn run<B: Backend, S: Stream>(
     let entry = server.clients.open(id, peer);
     let _connected = Connected(&server, id);
     let mut session = Session::new(id, &server.config, entry, peer);
+    if let Some(user) = certified {
+        // A verified client certificate: authenticated as its user.
+        session.entry.authenticated(user.name());
+        session.user = Some(user);
+        session.authenticated = true;
+    }
     let mut parser = Parser::new();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Out::new();

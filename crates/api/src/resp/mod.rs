@@ -246,12 +246,16 @@ pub async fn serve<B: Backend>(
                     let (server, stopped) = (server.clone(), stopped.clone());
                     match server.config.tls.clone() {
                         None => {
-                            connections.spawn(conn::run(server, stream, Some(addr), stopped));
+                            connections.spawn(conn::run(server, stream, Some(addr), None, stopped));
                         }
                         Some(tls) => {
                             connections.spawn(async move {
                                 match tls.accept(stream).await {
-                                    Ok(stream) => conn::run(server, stream, Some(addr), stopped).await,
+                                    Ok(stream) => {
+                                        let user = crate::tls::peer_user(&stream)
+                                            .and_then(|name| server.config.gate.certified(&name));
+                                        conn::run(server, stream, Some(addr), user, stopped).await;
+                                    }
                                     Err(e) => tracing::debug!(client = %addr, error = %e, "resp: TLS handshake failed"),
                                 }
                             });
