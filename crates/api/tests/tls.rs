@@ -248,7 +248,13 @@ async fn a_client_certificate_authenticates_its_user() {
     let status = status_of(dial(as_viewer.clone()).await.unwrap(), put).await;
     assert!(status.starts_with("HTTP/1.1 403"), "{status}");
     // No certificate, or one of a user the node does not have: 401.
-    let status = status_of(dial(connector(std::slice::from_ref(&ca_cert))).await.unwrap(), get).await;
+    let status = status_of(
+        dial(connector(std::slice::from_ref(&ca_cert)))
+            .await
+            .unwrap(),
+        get,
+    )
+    .await;
     assert!(status.starts_with("HTTP/1.1 401"), "{status}");
     let status = status_of(dial(as_ghost).await.unwrap(), get).await;
     assert!(status.starts_with("HTTP/1.1 401"), "{status}");
