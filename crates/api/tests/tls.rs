@@ -7,35 +7,111 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::ModelBackend;
 use gyre_api::Metrics;
+use gyre_api::auth::{Gate, Role, UserEntry, Users, hash_secret};
 use gyre_api::http::HttpConfig;
 use gyre_api::resp::RespConfig;
 use gyre_api::tls::ClientTls;
-use gyre_transport::tls::ClusterCa;
+use gyre_transport::tls::{ClusterCa, IssuedCert};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 
-/// A connector trusting `roots` (none: trusts nothing).
-fn connector(roots: &[CertificateDer<'static>]) -> TlsConnector {
+/// A connector trusting `roots` (none: trusts nothing), presenting
+/// `client` (certificate and key, PEM) if given.
+fn connector_with(roots: &[CertificateDer<'static>], client: Option<&IssuedCert>) -> TlsConnector {
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
         store.add(root.clone()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
-    .with_root_certificates(store)
-    .with_no_client_auth();
+    .with_root_certificates(store);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let chain = CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
     TlsConnector::from(Arc::new(config))
+}
+
+/// A connector trusting `roots`, with no client certificate.
+fn connector(roots: &[CertificateDer<'static>]) -> TlsConnector {
+    connector_with(roots, None)
+}
+
+/// Both front ends on loopback over `tls`, serving the clients `gate` lets
+/// in, until [`Fronts::stop`].
+struct Fronts {
+    http: SocketAddr,
+    resp: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Fronts {
+    async fn start(gate: Arc<Gate>, tls: Arc<ClientTls>) -> Self {
+        let backend = Arc::new(ModelBackend::new());
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let resp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (http_addr, resp_addr) = (http.local_addr().unwrap(), resp.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let tasks = vec![
+            tokio::spawn(gyre_api::http::serve(
+                http,
+                backend.clone(),
+                Arc::new(Metrics::new()),
+                HttpConfig {
+                    gate: gate.clone(),
+                    tls: Some(tls.clone()),
+                    ..HttpConfig::default()
+                },
+                until(stopped.clone()),
+            )),
+            tokio::spawn(gyre_api::resp::serve(
+                resp,
+                backend,
+                Arc::new(Metrics::new()),
+                RespConfig {
+                    gate,
+                    tls: Some(tls),
+                    ..RespConfig::default()
+                },
+                until(stopped),
+            )),
+        ];
+        Self {
+            http: http_addr,
+            resp: resp_addr,
+            stop,
+            tasks,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for task in self.tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
 }
 
 /// Reads what the server sends until it closes (at most 5 s).
@@ -54,36 +130,8 @@ async fn clients_speak_tls_and_others_are_refused() {
     let tls = Arc::new(ClientTls::from_pem(&cert.cert_pem, &cert.key_pem, None).unwrap());
     let ca_cert = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
-    let backend = Arc::new(ModelBackend::new());
-
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http_addr = http.local_addr().unwrap();
-    let resp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resp_addr = resp.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let http_task = tokio::spawn(gyre_api::http::serve(
-        http,
-        backend.clone(),
-        Arc::new(Metrics::new()),
-        HttpConfig {
-            tls: Some(tls.clone()),
-            ..HttpConfig::default()
-        },
-        until(stopped.clone()),
-    ));
-    let resp_task = tokio::spawn(gyre_api::resp::serve(
-        resp,
-        backend,
-        Arc::new(Metrics::new()),
-        RespConfig {
-            tls: Some(tls),
-            ..RespConfig::default()
-        },
-        until(stopped),
-    ));
+    let fronts = Fronts::start(Arc::new(Gate::open()), tls).await;
+    let (http_addr, resp_addr) = (fronts.http, fronts.resp);
 
     // HTTPS, trusting the CA.
     let trusting = connector(std::slice::from_ref(&ca_cert));
@@ -139,29 +187,7 @@ async fn clients_speak_tls_and_others_are_refused() {
         String::from_utf8_lossy(&got)
     );
 
-    stop.send(true).unwrap();
-    http_task.await.unwrap().unwrap();
-    resp_task.await.unwrap().unwrap();
-}
-
-/// A connector trusting `root` and presenting `cert` (PEM) as its client
-/// certificate.
-fn connector_as(root: &CertificateDer<'static>, cert_pem: &str, key_pem: &str) -> TlsConnector {
-    let mut store = rustls::RootCertStore::empty();
-    store.add(root.clone()).unwrap();
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(store)
-    .with_client_auth_cert(chain, key)
-    .unwrap();
-    TlsConnector::from(Arc::new(config))
+    fronts.stop().await;
 }
 
 /// One HTTP request over `stream`; the status line.
@@ -176,8 +202,6 @@ async fn status_of<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 
 #[tokio::test]
 async fn a_client_certificate_authenticates_its_user() {
-    use gyre_api::auth::{Gate, Role, UserEntry, Users, hash_secret};
-
     let ca = ClusterCa::generate("test").unwrap();
     let server = ca.issue_server(&["127.0.0.1".to_owned()]).unwrap();
     let tls = Arc::new(
@@ -193,44 +217,15 @@ async fn a_client_certificate_authenticates_its_user() {
     let gate = Arc::new(Gate::new(users, true));
     let ca_cert = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
-    let backend = Arc::new(ModelBackend::new());
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http_addr = http.local_addr().unwrap();
-    let resp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resp_addr = resp.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let http_task = tokio::spawn(gyre_api::http::serve(
-        http,
-        backend.clone(),
-        Arc::new(Metrics::new()),
-        HttpConfig {
-            gate: gate.clone(),
-            tls: Some(tls.clone()),
-            ..HttpConfig::default()
-        },
-        until(stopped.clone()),
-    ));
-    let resp_task = tokio::spawn(gyre_api::resp::serve(
-        resp,
-        backend,
-        Arc::new(Metrics::new()),
-        RespConfig {
-            gate,
-            tls: Some(tls),
-            ..RespConfig::default()
-        },
-        until(stopped),
-    ));
+    let fronts = Fronts::start(gate, tls).await;
+    let (http_addr, resp_addr) = (fronts.http, fronts.resp);
     let viewer = ca.issue_user("viewer").unwrap();
-    let as_viewer = connector_as(&ca_cert, &viewer.cert_pem, &viewer.key_pem);
+    let as_viewer = connector_with(std::slice::from_ref(&ca_cert), Some(&viewer));
     let ghost = ca.issue_user("ghost").unwrap();
-    let as_ghost = connector_as(&ca_cert, &ghost.cert_pem, &ghost.key_pem);
+    let as_ghost = connector_with(std::slice::from_ref(&ca_cert), Some(&ghost));
     let stranger_ca = ClusterCa::generate("other").unwrap();
     let stranger = stranger_ca.issue_user("viewer").unwrap();
-    let as_stranger = connector_as(&ca_cert, &stranger.cert_pem, &stranger.key_pem);
+    let as_stranger = connector_with(std::slice::from_ref(&ca_cert), Some(&stranger));
     let get = "GET /v1/cluster HTTP/1.1\r\nHost: gyre\r\nConnection: close\r\n\r\n";
     let put = "PUT /v1/buckets/b HTTP/1.1\r\nHost: gyre\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
     let dial = |connector: TlsConnector| {
@@ -285,7 +280,5 @@ async fn a_client_certificate_authenticates_its_user() {
     redis.read_exact(&mut noperm).await.unwrap();
     assert_eq!(&noperm, b"-NOPERM");
 
-    stop.send(true).unwrap();
-    http_task.await.unwrap().unwrap();
-    resp_task.await.unwrap().unwrap();
+    fronts.stop().await;
 }

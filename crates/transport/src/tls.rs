@@ -324,11 +324,8 @@ impl ClusterCa {
     /// Issues a certificate and fresh key for `node`, valid from an hour ago
     /// for [`DEFAULT_NODE_CERT_VALIDITY`].
     pub fn issue_node(&self, node: NodeId) -> Result<NodeCert> {
-        let now = SystemTime::now();
-        let not_after = now
-            .checked_add(DEFAULT_NODE_CERT_VALIDITY)
-            .ok_or(TlsError::InvalidValidity("certificate expiry overflows"))?;
-        self.issue_node_with_validity(node, now.checked_sub(BACKDATE).unwrap_or(now), not_after)
+        let (not_before, not_after) = default_validity()?;
+        self.issue_node_with_validity(node, not_before, not_after)
     }
 
     /// Issues a certificate and fresh key for `node`, valid from `not_before`
@@ -344,27 +341,20 @@ impl ClusterCa {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<NodeCert> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("gyre node {node}"));
-        params.subject_alt_names = vec![SanType::DnsName(node_dns_name(node).try_into()?)];
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, not_before, not_after)?;
-        params.serial_number = Some(random_serial()?);
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let (cert_pem, key_pem) = self.issue_leaf(
+            format!("gyre node {node}"),
+            vec![SanType::DnsName(node_dns_name(node).try_into()?)],
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            not_before,
+            not_after,
+        )?;
         Ok(NodeCert {
             node,
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            cert_pem,
+            key_pem,
         })
     }
 
@@ -383,38 +373,22 @@ impl ClusterCa {
                 "a client-facing certificate needs at least one name or address",
             ));
         }
-        let now = SystemTime::now();
-        let not_after = now
-            .checked_add(DEFAULT_NODE_CERT_VALIDITY)
-            .ok_or(TlsError::InvalidValidity("certificate expiry overflows"))?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("gyre clients {}", names[0]));
-        params.subject_alt_names = names
+        let sans = names
             .iter()
             .map(|n| match n.parse::<std::net::IpAddr>() {
                 Ok(ip) => Ok(SanType::IpAddress(ip)),
                 Err(_) => Ok(SanType::DnsName(n.clone().try_into()?)),
             })
             .collect::<Result<_>>()?;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        set_validity(
-            &mut params,
-            now.checked_sub(BACKDATE).unwrap_or(now),
+        let (not_before, not_after) = default_validity()?;
+        let (cert_pem, key_pem) = self.issue_leaf(
+            format!("gyre clients {}", names[0]),
+            sans,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
+            not_before,
             not_after,
         )?;
-        params.serial_number = Some(random_serial()?);
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(IssuedCert { cert_pem, key_pem })
     }
 
     /// Issues a client certificate and fresh key for user `name` (client
@@ -431,32 +405,43 @@ impl ClusterCa {
                 "a user name in a client certificate is 1 to 31 bytes",
             ));
         }
-        let now = SystemTime::now();
-        let not_after = now
-            .checked_add(DEFAULT_NODE_CERT_VALIDITY)
-            .ok_or(TlsError::InvalidValidity("certificate expiry overflows"))?;
+        let (not_before, not_after) = default_validity()?;
+        let (cert_pem, key_pem) = self.issue_leaf(
+            format!("gyre user {name}"),
+            vec![SanType::DnsName(user_dns_name(name).try_into()?)],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+            not_before,
+            not_after,
+        )?;
+        Ok(IssuedCert { cert_pem, key_pem })
+    }
+
+    /// Signs an ECDSA P-256 end-entity certificate (a fresh key) named
+    /// `common_name` with `sans` and `ekus`, valid from `not_before` to
+    /// `not_after`; the certificate and key, PEM.
+    fn issue_leaf(
+        &self,
+        common_name: String,
+        sans: Vec<SanType>,
+        ekus: Vec<ExtendedKeyUsagePurpose>,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<(String, String)> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params
             .distinguished_name
-            .push(DnType::CommonName, format!("gyre user {name}"));
-        params.subject_alt_names = vec![SanType::DnsName(user_dns_name(name).try_into()?)];
+            .push(DnType::CommonName, common_name);
+        params.subject_alt_names = sans;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = ekus;
         params.use_authority_key_identifier_extension = true;
-        set_validity(
-            &mut params,
-            now.checked_sub(BACKDATE).unwrap_or(now),
-            not_after,
-        )?;
+        set_validity(&mut params, not_before, not_after)?;
         params.serial_number = Some(random_serial()?);
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok((cert.pem(), key.serialize_pem()))
     }
 
     /// Issues a certificate for `node` and returns it ready to use, trusting
@@ -522,6 +507,15 @@ fn set_validity(
 // ---------------------------------------------------------------------------
 // Node certificates and identities
 // ---------------------------------------------------------------------------
+
+/// From an hour ago (clocks differ) for [`DEFAULT_NODE_CERT_VALIDITY`].
+fn default_validity() -> Result<(SystemTime, SystemTime)> {
+    let now = SystemTime::now();
+    let not_after = now
+        .checked_add(DEFAULT_NODE_CERT_VALIDITY)
+        .ok_or(TlsError::InvalidValidity("certificate expiry overflows"))?;
+    Ok((now.checked_sub(BACKDATE).unwrap_or(now), not_after))
+}
 
 /// A certificate and its private key, PEM: for the client-facing listeners
 /// ([`ClusterCa::issue_server`]) or a client user ([`ClusterCa::issue_user`]).
