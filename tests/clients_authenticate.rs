@@ -118,6 +118,14 @@ fn only_users_reach_keys_and_only_admins_change_the_cluster() {
     );
     let got = try_cli(&["get", "k", "--node", &url, "--token", &viewer]).unwrap();
     assert!(got.contains('v'), "{got}");
+    // Health needs no credential (a container's health check runs it).
+    for live in [&["--live"][..], &[]] {
+        let args = [&["health", "--node", &url][..], live].concat();
+        let said = try_cli(&args).unwrap();
+        assert!(said.contains("\"node\""), "{said}");
+    }
+    let gone = try_cli(&["health", "--node", "http://127.0.0.1:1"]).unwrap_err();
+    assert!(gone.contains("exit status: 2"), "{gone}");
 
     // Redis: NOAUTH before AUTH, WRONGPASS for a wrong secret, the role
     // after.

@@ -111,11 +111,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     run=(cargo test --locked)
 fi
-"${run[@]}" -p gyre --features system-tests --test redis_tools_work_unmodified \
+# --workspace with the feature named by package: the dependencies resolve to
+# the same features as in the README's test command, so they are reused from
+# its build rather than built (and stored) a second time.
+"${run[@]}" --workspace --features gyre/system-tests --test redis_tools_work_unmodified \
     --test metrics_parse_cleanly --test http_api_matches_its_openapi --test clients_use_tls
 
 # The Kubernetes manifests, offline: API schemas and the security linter,
-# with the Secrets the gyre binary just built makes.
-cargo build --locked -p gyre --features system-tests
+# with the Secrets made by the gyre binary that the tests above just built.
 GYRE=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/gyre \
     VALIDATORS=$PWD/$k8s_venv/bin deploy/kubernetes/validate.sh

@@ -539,6 +539,19 @@ pub(crate) fn status(target: &Target) -> anyhow::Result<ClusterStatus> {
     serde_json::from_slice(&answer.body).context("unexpected answer to a status request")
 }
 
+/// `gyre health`: asks the node's `/health` (serving with a layout) or
+/// `/health/live` (the process answers), which need no credential, and
+/// prints the answer. Whether the node said it is healthy (200).
+///
+/// # Errors
+/// If the node cannot be reached.
+pub(crate) fn health(target: &Target, live: bool) -> anyhow::Result<bool> {
+    let path = if live { "/health/live" } else { "/health" };
+    let answer = call("GET", &format!("{}{path}", target.node), None, &[])?;
+    out!("{}", String::from_utf8_lossy(&answer.body).trim_end());
+    Ok(answer.status == 200)
+}
+
 /// Runs a `gyre cluster` command.
 pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Result<()> {
     let command = match command {

@@ -79,6 +79,17 @@ enum Command {
         #[command(subcommand)]
         command: client::ClusterCommand,
     },
+    /// Whether a node is healthy: exits 0 if it is, 1 if it answered that
+    /// it is not, 2 if it cannot be reached. Needs no credential (a
+    /// container health check runs it).
+    Health {
+        #[command(flatten)]
+        target: client::Target,
+        /// Only whether the process answers (`/health/live`), not whether
+        /// it serves (`/health`: it holds a layout).
+        #[arg(long)]
+        live: bool,
+    },
     /// Read a key: every sibling and the context to write with. Exits 0
     /// if the key has a value, 1 if the node answered that it has none, 2
     /// on any error (as every command does).
@@ -169,6 +180,10 @@ fn main() -> std::process::ExitCode {
         Command::Cert(command) => cert::run(command),
         Command::User(command) => user::run(command),
         Command::Cluster { target, command } => client::cluster(&target, command),
+        Command::Health { target, live } => match client::health(&target, live) {
+            Ok(false) => return std::process::ExitCode::from(1),
+            other => other.map(|_| ()),
+        },
         Command::Get { target, key, r } => match client::get(&target, &key, r) {
             Ok(client::Found::No) => return std::process::ExitCode::from(1),
             other => other.map(|_| ()),
