@@ -1,11 +1,62 @@
 //! A node whose certificate comes from another CA, seeded with a cluster
 //! node, is refused at the TLS handshake: it never appears in the
-//! cluster's membership, holds no layout, and writes nothing to it.
+//! cluster's membership, holds no layout, and writes nothing to it. A node
+//! given its own certificate of the cluster's CA (`gyre cert node`), and no
+//! CA key, is a peer with the id in it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{Cluster, Options, Resp, RespConn, SETTLE, make_ca, members, wait_for};
+use common::{Cluster, Options, Resp, RespConn, SETTLE, cli, make_ca, members, try_cli, wait_for};
+
+#[test]
+fn a_node_with_its_own_certificate_needs_no_ca_key() {
+    let mut cluster = Cluster::start(2);
+    let own = cluster.scratch("own");
+    let ca_dir = cluster.ca_dir().display().to_string();
+    let issued = cli(&[
+        "cert",
+        "node",
+        "--ca-dir",
+        &ca_dir,
+        "--out",
+        &own.display().to_string(),
+    ]);
+    let id = issued.trim().to_owned();
+    // Everything a node needs, and no CA key.
+    let mut files: Vec<String> = std::fs::read_dir(&own)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["ca.pem", "node.key", "node.pem"]);
+
+    let seed = cluster.nodes[0].ep.peer.to_string();
+    let n = cluster.add_node(Some(&own), &[seed]);
+    assert_eq!(cluster.nodes[n].id(), id, "the id in its certificate");
+    wait_for("n0 to see the new node up", SETTLE, || {
+        let status = cluster.nodes[0].status();
+        members(&status)
+            .iter()
+            .any(|m| m["id"] == id.as_str() && m["up"] == true)
+            .then_some(())
+            .ok_or_else(|| status.to_string())
+    });
+
+    // Issuing beside another CA's certificate is refused, and writes nothing.
+    let other = make_ca(&cluster.scratch("other-ca"));
+    let refused = try_cli(&[
+        "cert",
+        "node",
+        "--ca-dir",
+        &ca_dir,
+        "--out",
+        &other.display().to_string(),
+    ])
+    .unwrap_err();
+    assert!(refused.contains("another CA"), "{refused}");
+    assert!(!other.join("node.pem").exists());
+}
 
 /// How often the log must say so before the test believes it.
 const REFUSALS: usize = 3;

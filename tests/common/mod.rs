@@ -522,9 +522,19 @@ fn spawn(spec: &Spec, seeds: &[String]) -> (Child, Endpoints) {
         .arg("--data-dir")
         .arg(&spec.data_dir)
         .arg("--ca-cert")
-        .arg(spec.ca.join("ca.pem"))
-        .arg("--ca-key")
-        .arg(spec.ca.join("ca.key"))
+        .arg(spec.ca.join("ca.pem"));
+    // A directory `gyre cert node` issued into: the node's own
+    // certificate, and no CA key. Otherwise the node issues itself one.
+    if spec.ca.join("node.pem").exists() {
+        command
+            .arg("--node-cert")
+            .arg(spec.ca.join("node.pem"))
+            .arg("--node-key")
+            .arg(spec.ca.join("node.key"));
+    } else {
+        command.arg("--ca-key").arg(spec.ca.join("ca.key"));
+    }
+    command
         .args(["--name", &spec.label])
         .args([
             "--peer-listen",
@@ -744,8 +754,8 @@ impl Cluster {
     }
 
     /// Starts one more node with this cluster's flags, under the cluster's
-    /// CA or `ca`, seeded with `seeds`; returns its index. It joins no
-    /// layout.
+    /// CA or `ca` (a CA's directory, or one `gyre cert node` issued into),
+    /// seeded with `seeds`; returns its index. It joins no layout.
     pub(crate) fn add_node(&mut self, ca: Option<&Path>, seeds: &[String]) -> usize {
         let i = self.nodes.len();
         let label = format!("n{i}");
@@ -760,6 +770,11 @@ impl Cluster {
         };
         self.nodes.push(Node::start(spec, seeds));
         i
+    }
+
+    /// The directory of the cluster's CA (`ca.pem`, `ca.key`).
+    pub(crate) fn ca_dir(&self) -> &Path {
+        &self.ca
     }
 
     /// A fresh directory in the cluster's temporary directory.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use gyre_transport::tls::ClusterCa;
 use gyre_types::NodeId;
@@ -20,10 +20,11 @@ pub(crate) enum CertCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Issue a certificate for a node: `node.pem` and `node.key`. Its id is
-    /// random unless given; a node started with it has that id for as long
-    /// as its data directory lives. After losing its data a node needs a
-    /// new certificate (a new id).
+    /// Issue a certificate for a node: `node.pem` and `node.key`, beside a
+    /// copy of the CA certificate `ca.pem` (all a node needs, and no CA
+    /// key). Its id is random unless given; a node started with it has that
+    /// id for as long as its data directory lives. After losing its data a
+    /// node needs a new certificate (a new id).
     Node {
         /// The directory holding `ca.pem` and `ca.key`.
         #[arg(long)]
@@ -148,9 +149,24 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
                 Some(id) => id,
                 None => NodeId::new(getrandom::u64().context("no randomness for a node id")?),
             };
+            // The CA certificate beside the node's: one there already must
+            // be this CA's (the CA directory itself, say).
+            let ca_copy = out.join("ca.pem");
+            let copy_ca = match std::fs::read_to_string(&ca_copy) {
+                Ok(there) if there == ca.cert_pem() => false,
+                Ok(_) => bail!(
+                    "{} holds another CA's certificate: issue into another directory",
+                    ca_copy.display()
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => return Err(e).context(format!("cannot read {}", ca_copy.display())),
+            };
             let cert = ca.issue_node(id)?;
             write_new(&out, "node.pem", &cert.cert_pem, false)?;
             write_new(&out, "node.key", &cert.key_pem, true)?;
+            if copy_ca {
+                write_new(&out, "ca.pem", ca.cert_pem(), false)?;
+            }
             out!("{id}");
         }
     }
