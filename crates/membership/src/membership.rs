@@ -676,9 +676,20 @@ impl Membership {
             out.push(Output::Event(Event::LayoutRefused(stamp)));
             return out;
         }
+        // Layouts this node retired stay retired: it saw every node that
+        // routes read with a newer one, and nodes that saw the same write
+        // to the newer ones only. A peer that has not seen it yet sends
+        // them along; taking them back would only add work.
+        if let Some(oldest) = self.older.first().map(|(s, _)| *s).or(self.stamp) {
+            history.retain(|(s, _)| *s >= oldest);
+        }
         self.install(layout, stamp, &mut out);
         self.older = history;
-        self.me.reading = self.older.first().map_or(Some(stamp), |(s, _)| Some(*s));
+        // Reading never moves back: this node said it reads with a layout
+        // (every member of it synced), and peers may have retired the
+        // older ones on its word, so writes no longer reach those.
+        let floor = self.older.first().map_or(Some(stamp), |(s, _)| Some(*s));
+        self.me.reading = self.me.reading.max(floor);
         if self.older.is_empty() {
             self.me.synced = Some(stamp);
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::sim::{Sim, SimConfig, for_each_seed};
 use gyre_membership::{Change, Event, LayoutStamp};
+use gyre_ring::Layout;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const CHECK: Duration = Duration::from_millis(200);
@@ -86,4 +87,54 @@ fn an_abort_restores_the_old_replicas_under_a_newer_version() {
         assert_eq!(plan.layout().replicas(p), old.replicas(p));
     }
     assert_eq!(plan.layout().members(), old.members());
+}
+
+/// A node that reads with the newest layout, and whose peers retired the
+/// older ones on its word, is sent a newer layout by a peer that has not
+/// retired them yet: it keeps reading what it read (the others no longer
+/// write to the older layouts) and does not take the retired ones back.
+#[test]
+fn a_lagging_peers_history_moves_no_reads_back() {
+    for_each_seed(10, |seed| {
+        let mut sim = Sim::cluster(seed, 4, 2, SimConfig::default());
+        let first = sim.live_ids()[0];
+        let joiner = sim.add_node("z9");
+        sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
+        let v2 = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
+        sim.run_until(LIMIT, CHECK, |s| {
+            s.live().all(|n| n.m.layout_stamp() == Some(v2))
+        })
+        .unwrap_or_else(|| panic!("seed {seed}: the layout did not spread"));
+        // What a peer that has not retired the first layout holds.
+        let lagging: Vec<Layout> = sim.node(first).history().into_iter().cloned().collect();
+        assert_eq!(lagging.len(), 2, "seed {seed}");
+        for id in sim.live_ids() {
+            sim.set_synced(id, v2);
+        }
+        sim.run_until(LIMIT, CHECK, |s| s.live().all(|n| n.m.history().len() == 1))
+            .unwrap_or_else(|| panic!("seed {seed}: the old layout was not retired"));
+        // That peer commits the next change on top of both.
+        let v3 = sim
+            .commit(first, vec![Change::SetCapacity(joiner, 50)])
+            .unwrap();
+        let mut history = lagging;
+        history.push(sim.node(first).layout().unwrap().clone());
+        let other = sim.live_ids()[1];
+        let now = sim.now;
+        let _ = sim
+            .nodes
+            .get_mut(&other)
+            .unwrap()
+            .m
+            .history_received(now, history);
+        let m = sim.node(other);
+        assert_eq!(m.layout_stamp(), Some(v3), "seed {seed}");
+        assert_eq!(
+            m.read_layout().map(LayoutStamp::of),
+            Some(v2),
+            "seed {seed}: reads moved back"
+        );
+        let held: Vec<LayoutStamp> = m.history().into_iter().map(LayoutStamp::of).collect();
+        assert_eq!(held, [v2, v3], "seed {seed}: a retired layout came back");
+    });
 }

@@ -3,7 +3,8 @@
 //! it any more.
 //!
 //! Filling, per (partition, n_val) that the newest layout gives this node
-//! and the oldest layout in use did not (the stages of [`Stage`]):
+//! and the layout reads use does not (the stages of [`Stage`]), from that
+//! layout's replicas:
 //!
 //! 1. *prepare*: wait until every live node of every layout in use routes
 //!    with the newest layout. From then on no coordinator writes to the old
@@ -246,15 +247,18 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     }
 
     /// The (partition, n_val) pairs the newest layout gives this node and
-    /// the oldest in use did not.
+    /// the layout reads use does not. Every member of that one is synced
+    /// and every write since reached it, so what it gives this node is here
+    /// already; layouts older than it may miss writes (nodes that saw every
+    /// node read with it have retired them).
     fn gained(&self, routing: &Routing) -> Vec<(PartitionId, u8)> {
-        let (me, oldest, newest) = (self.me(), &routing.write[0], routing.newest());
+        let (me, read, newest) = (self.me(), &routing.read, routing.newest());
         let n_vals = self.replication.n_vals();
         let mut out = Vec::new();
         for partition in newest.partitions_of(me) {
             for &n in &n_vals {
                 if primaries(newest, partition, n).contains(&me)
-                    && !primaries(oldest, partition, n).contains(&me)
+                    && !primaries(read, partition, n).contains(&me)
                 {
                     out.push((partition, n));
                 }
@@ -380,7 +384,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                 };
             }
         }
-        let oldest = &routing.write[0];
+        let read = &routing.read;
         let partitions = work
             .iter()
             .map(|&(partition, n_val)| {
@@ -415,7 +419,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let mut sizes: BTreeMap<(NodeId, u32), u64> = BTreeMap::new();
         let mut sources: Vec<NodeId> = work
             .iter()
-            .filter_map(|&(p, n)| primaries(oldest, p, n).first().copied())
+            .filter_map(|&(p, n)| primaries(read, p, n).first().copied())
             .collect();
         sources.sort_unstable();
         sources.dedup();
@@ -431,7 +435,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let total = work
             .iter()
             .filter_map(|&(p, n)| {
-                let source = *primaries(oldest, p, n).first()?;
+                let source = *primaries(read, p, n).first()?;
                 sizes.get(&(source, p.get())).copied()
             })
             .sum();
@@ -515,16 +519,21 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .is_some_and(|l| LayoutStamp::of(&l) == stamp)
     }
 
-    /// The replicas to fill (partition, n_val) from: those of the oldest
-    /// layout in use that has any left, leaving out this node and nodes
-    /// removed for good (a replace of a lost node removes it while it was
-    /// still an old replica).
+    /// The replicas to fill (partition, n_val) from: those of the layout
+    /// reads use (they hold every write: see [`Transfers::gained`]), else
+    /// of the first layout in use after it that has any, leaving out this
+    /// node and nodes removed for good (a replace of a lost node removes it
+    /// while it was still an old replica).
     fn sources(&self, routing: &Routing, partition: PartitionId, n_val: u8) -> Vec<NodeId> {
         let me = self.me();
+        let from = routing
+            .write
+            .iter()
+            .position(|l| l.version() == routing.read.version())
+            .unwrap_or(0);
         self.membership.with(|core, _| {
-            routing
-                .write
-                .iter()
+            std::iter::once(&routing.read)
+                .chain(routing.write.iter().skip(from + 1))
                 .map(|l| {
                     primaries(l, partition, n_val)
                         .iter()

@@ -120,8 +120,13 @@ impl RunReport {
     /// How to replay this run: the environment variable and the test that
     /// reads it.
     pub fn replay_command(&self) -> String {
+        // The test harness names each test's thread after the test.
+        let test = std::thread::current()
+            .name()
+            .filter(|name| *name != "main")
+            .map_or_else(|| "mixed_faults".to_owned(), str::to_owned);
         format!(
-            "{SEED_VAR}={} cargo nextest run -p gyre-sim mixed_faults",
+            "{SEED_VAR}={} cargo nextest run -p gyre-sim {test}",
             self.seed
         )
     }
