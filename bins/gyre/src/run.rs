@@ -192,7 +192,8 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         },
         id.as_u64(),
     )?
-    .with_older(booted.older);
+    .with_older(booted.older)
+    .with_reading(booted.reading);
     let replica = Replica::new(
         id,
         Arc::clone(&store),

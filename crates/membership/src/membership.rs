@@ -316,6 +316,25 @@ impl Membership {
         self
     }
 
+    /// Restores the layout this node read with before a restart (its
+    /// [`NodeState::reading`], as its driver persisted it), after
+    /// [`Membership::with_older`]: a node that said it reads with a layout
+    /// must not read an older one again, since peers may have retired those
+    /// on its word and stopped writing to them. Ignored unless it names a
+    /// layout in use.
+    #[must_use]
+    pub fn with_reading(mut self, reading: Option<LayoutStamp>) -> Self {
+        let in_use =
+            |r: LayoutStamp| Some(r) == self.stamp || self.older.iter().any(|(s, _)| *s == r);
+        if let Some(r) = reading
+            && in_use(r)
+            && Some(r) > self.me.reading
+        {
+            self.me.reading = Some(r);
+        }
+        self
+    }
+
     /// Every layout in use, oldest first; the last is [`Membership::layout`].
     /// More than one while a change moves data: writes go to every one of
     /// them, reads to [`Membership::read_layout`].

@@ -138,3 +138,37 @@ fn a_lagging_peers_history_moves_no_reads_back() {
         assert_eq!(held, [v2, v3], "seed {seed}: a retired layout came back");
     });
 }
+
+/// A node restarted in the middle of a change reads with the layout it read
+/// with before (its persisted `reading`), not the oldest it still writes to.
+#[test]
+fn a_restart_keeps_reading_what_it_read() {
+    let mut sim = Sim::cluster(7, 4, 2, SimConfig::default());
+    let first = sim.live_ids()[0];
+    let joiner = sim.add_node("z9");
+    sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
+    let v2 = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
+    sim.run_until(LIMIT, CHECK, |s| {
+        s.live().all(|n| n.m.layout_stamp() == Some(v2))
+    })
+    .unwrap();
+    let mut history: Vec<Layout> = sim.node(first).history().into_iter().cloned().collect();
+    let v1 = LayoutStamp::of(&history[0]);
+    let newest = history.pop();
+    let boot = |reading: Option<LayoutStamp>| {
+        gyre_membership::Membership::new(
+            sim.nodes[&first].info.clone(),
+            1,
+            newest.clone(),
+            SimConfig::default().membership,
+            7,
+        )
+        .unwrap()
+        .with_older(history.clone())
+        .with_reading(reading)
+    };
+    let read = |m: &gyre_membership::Membership| m.read_layout().map(LayoutStamp::of);
+    assert_eq!(read(&boot(None)), Some(v1), "nothing persisted: the oldest");
+    assert_eq!(read(&boot(Some(v2))), Some(v2), "it read the newest");
+    assert_eq!(boot(Some(v2)).state().reading, Some(v2), "and says so");
+}

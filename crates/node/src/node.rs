@@ -308,16 +308,19 @@ async fn background<T: Peers, S: Store + 'static>(
                     replication.deliver_hints().await;
                     replication.sync_all().await;
                 }
-                Ok(Event::LayoutChanged(stamp) | Event::LayoutsRetired(stamp)) => {
+                Ok(
+                    Event::LayoutChanged(stamp)
+                    | Event::LayoutsRetired(stamp)
+                    | Event::ReadingNew(stamp),
+                ) => {
                     // Kept with the data, so a restart routes with it at once.
-                    let mut history: Vec<gyre_ring::Layout> = membership
-                        .with(|core, _| core.history().into_iter().cloned().collect());
-                    let store = replication.replica().store();
-                    let stored = history.pop().map_or(Ok(()), |newest| {
-                        store
-                            .set_older_layouts(&history)
-                            .and_then(|()| store.set_layout(&newest))
+                    let (history, reading) = membership.with(|core, _| {
+                        let history: Vec<gyre_ring::Layout> =
+                            core.history().into_iter().cloned().collect();
+                        (history, core.state().reading)
                     });
+                    let store = replication.replica().store();
+                    let stored = crate::persist::save_routing(store, history, reading);
                     if let Err(e) = stored {
                         tracing::error!(%stamp, error = %e, "cannot store the layouts in use");
                     }

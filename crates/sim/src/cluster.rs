@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use gyre_membership::{Change, Membership, NodeInfo};
+use gyre_membership::{Change, LayoutStamp, Membership, NodeInfo};
 use gyre_node::{Node, NodeConfig};
 use gyre_replication::{Replica, SyncStats};
 use gyre_ring::Layout;
@@ -77,6 +77,8 @@ struct Slot {
     /// The layouts the node held when it crashed (oldest first), to
     /// restart with.
     held_layout: Vec<Layout>,
+    /// The layout it read with when it crashed (as the node persists it).
+    held_reading: Option<LayoutStamp>,
     /// Removed from the cluster for good (a replace): never restarted, its
     /// store no longer checked.
     retired: bool,
@@ -173,6 +175,7 @@ impl Cluster {
                 node: None,
                 generation: 0,
                 held_layout: Vec::new(),
+                held_reading: None,
                 retired: false,
                 life: watch::channel(0).0,
                 totals: Totals::default(),
@@ -195,7 +198,7 @@ impl Cluster {
             } else {
                 vec![first.to_string()]
             };
-            cluster.launch(i, seeds, Vec::new())?;
+            cluster.launch(i, seeds, Vec::new(), None)?;
         }
         cluster.form().await?;
         cluster.record_event("cluster formed");
@@ -280,7 +283,13 @@ impl Cluster {
     }
 
     /// Starts node `i` over its store, with `seeds` and `layout`.
-    fn launch(&self, i: usize, seeds: Vec<String>, mut history: Vec<Layout>) -> Result<()> {
+    fn launch(
+        &self,
+        i: usize,
+        seeds: Vec<String>,
+        mut history: Vec<Layout>,
+        reading: Option<LayoutStamp>,
+    ) -> Result<()> {
         let layout = history.pop();
         let wall = self.wall_ms();
         let rng_seed = recover(self.rng.lock()).next_u64();
@@ -304,7 +313,8 @@ impl Cluster {
         };
         let core = Membership::new(me, slot.generation, layout, membership, rng_seed)
             .map_err(|e| Error::Setup(e.to_string()))?
-            .with_older(history);
+            .with_older(history)
+            .with_reading(reading);
         let replica = Replica::new(
             slot.id,
             Arc::clone(&slot.store),
@@ -477,9 +487,12 @@ impl Cluster {
             let Some(node) = slot.node.take() else {
                 return false;
             };
-            slot.held_layout = node
-                .membership()
-                .with(|core, _| core.history().into_iter().cloned().collect());
+            (slot.held_layout, slot.held_reading) = node.membership().with(|core, _| {
+                (
+                    core.history().into_iter().cloned().collect(),
+                    core.state().reading,
+                )
+            });
             slot.totals.add(&node);
             slot.life.send_modify(|l| *l += 1);
             node
@@ -503,7 +516,7 @@ impl Cluster {
                 return Ok(false);
             };
             (
-                slot.held_layout.clone(),
+                (slot.held_layout.clone(), slot.held_reading),
                 slot.node.is_some() || slot.retired,
             )
         };
@@ -517,7 +530,8 @@ impl Cluster {
             .filter(|&id| id != me)
             .map(|id| id.to_string())
             .collect();
-        self.launch(i, seeds, layout)?;
+        let (layout, reading) = layout;
+        self.launch(i, seeds, layout, reading)?;
         self.record_event(format!("restart {me}"));
         Ok(true)
     }
@@ -537,6 +551,7 @@ impl Cluster {
             let config = *slot.store.config();
             slot.store = Arc::new(MemStore::new(config).map_err(|e| Error::Setup(e.to_string()))?);
             slot.held_layout = Vec::new();
+            slot.held_reading = None;
         }
         self.record_event(format!("wipe {}", self.id(i)));
         self.restart(i)?;
@@ -589,7 +604,7 @@ impl Cluster {
 
     /// A running node that holds the newest layout.
     fn admin(&self) -> std::result::Result<Arc<SimNode>, String> {
-        let newest = self.layout().map(|l| gyre_membership::LayoutStamp::of(&l));
+        let newest = self.layout().map(|l| LayoutStamp::of(&l));
         self.running()
             .into_iter()
             .filter_map(|i| self.node(i))
@@ -615,7 +630,7 @@ impl Cluster {
         let Some(layout) = self.layout() else {
             return vec!["no node holds a layout".to_owned()];
         };
-        let newest = gyre_membership::LayoutStamp::of(&layout);
+        let newest = LayoutStamp::of(&layout);
         for i in 0..self.len() {
             if self.is_retired(i) {
                 continue;
