@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::sim::{Sim, SimConfig, for_each_seed};
 use gyre_membership::{Change, Event, LayoutStamp};
 use gyre_ring::Layout;
+use gyre_types::NodeId;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const CHECK: Duration = Duration::from_millis(200);
@@ -21,19 +22,27 @@ fn reads_with(sim: &Sim, stamp: LayoutStamp) -> usize {
         .count()
 }
 
+/// A 4-node cluster (seed `seed`) that committed a join of a fifth node on
+/// its first node, once every node holds the new layout: the cluster, that
+/// first node, the joiner and the new layout's stamp.
+fn joined(seed: u64) -> (Sim, NodeId, NodeId, LayoutStamp) {
+    let mut sim = Sim::cluster(seed, 4, 2, SimConfig::default());
+    let first = sim.live_ids()[0];
+    let joiner = sim.add_node("z9");
+    sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
+    let new = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
+    sim.run_until(LIMIT, CHECK, |s| {
+        s.live().all(|n| n.m.layout_stamp() == Some(new))
+    })
+    .unwrap_or_else(|| panic!("seed {seed}: the layout did not spread"));
+    (sim, first, joiner, new)
+}
+
 #[test]
 fn reads_move_only_once_every_new_member_is_synced() {
     for_each_seed(20, |seed| {
-        let mut sim = Sim::cluster(seed, 4, 2, SimConfig::default());
-        let first = sim.live_ids()[0];
-        let old = sim.node(first).layout_stamp().unwrap();
-        let joiner = sim.add_node("z9");
-        sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
-        let new = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
-        sim.run_until(LIMIT, CHECK, |s| {
-            s.live().all(|n| n.m.layout_stamp() == Some(new))
-        })
-        .unwrap_or_else(|| panic!("seed {seed}: the layout did not spread"));
+        let (mut sim, first, _, new) = joined(seed);
+        let old = LayoutStamp::of(sim.node(first).history()[0]);
         // Every node writes to both layouts and reads the old one.
         for n in sim.live() {
             assert_eq!(n.m.history().len(), 2, "seed {seed}");
@@ -96,15 +105,7 @@ fn an_abort_restores_the_old_replicas_under_a_newer_version() {
 #[test]
 fn a_lagging_peers_history_moves_no_reads_back() {
     for_each_seed(10, |seed| {
-        let mut sim = Sim::cluster(seed, 4, 2, SimConfig::default());
-        let first = sim.live_ids()[0];
-        let joiner = sim.add_node("z9");
-        sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
-        let v2 = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
-        sim.run_until(LIMIT, CHECK, |s| {
-            s.live().all(|n| n.m.layout_stamp() == Some(v2))
-        })
-        .unwrap_or_else(|| panic!("seed {seed}: the layout did not spread"));
+        let (mut sim, first, joiner, v2) = joined(seed);
         // What a peer that has not retired the first layout holds.
         let lagging: Vec<Layout> = sim.node(first).history().into_iter().cloned().collect();
         assert_eq!(lagging.len(), 2, "seed {seed}");
@@ -143,15 +144,7 @@ fn a_lagging_peers_history_moves_no_reads_back() {
 /// with before (its persisted `reading`), not the oldest it still writes to.
 #[test]
 fn a_restart_keeps_reading_what_it_read() {
-    let mut sim = Sim::cluster(7, 4, 2, SimConfig::default());
-    let first = sim.live_ids()[0];
-    let joiner = sim.add_node("z9");
-    sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
-    let v2 = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
-    sim.run_until(LIMIT, CHECK, |s| {
-        s.live().all(|n| n.m.layout_stamp() == Some(v2))
-    })
-    .unwrap();
+    let (sim, first, _, v2) = joined(7);
     let mut history: Vec<Layout> = sim.node(first).history().into_iter().cloned().collect();
     let v1 = LayoutStamp::of(&history[0]);
     let newest = history.pop();
