@@ -214,6 +214,26 @@ fn change_under_load(
     cli(&["cluster", "commit", "--node", &admin]);
     let took = cluster.wait_change_complete(all, CHANGE);
     let (ops, failures, acked) = load.stop();
+    // What the change moved never exceeds what it promised: writes made
+    // meanwhile are counted apart.
+    for &i in all {
+        let t = &cluster.nodes[i].status()["transfers"];
+        let count = |field: &str| t[field].as_u64().unwrap_or(0);
+        let (done, total, extra) = (
+            count("bytes_done"),
+            count("bytes_total"),
+            count("bytes_extra"),
+        );
+        assert!(
+            done <= total,
+            "{}: {done} B done of {total} B ({extra} B more): {t}",
+            cluster.nodes[i].label()
+        );
+        eprintln!(
+            "{prefix}: {} moved {done} B of {total} B, +{extra} B written meanwhile",
+            cluster.nodes[i].label()
+        );
+    }
     eprintln!(
         "{prefix} under load: {ops} requests, {} failed, change took {took:?}",
         failures.len()

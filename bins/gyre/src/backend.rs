@@ -115,6 +115,7 @@ fn transfers(p: &TransferProgress) -> TransferStatus {
             .collect(),
         bytes_total: p.bytes_total,
         bytes_done: p.bytes_done,
+        bytes_extra: p.bytes_extra,
         keys_done: p.keys_done,
         rate: p.rate,
         eta_secs: p.eta_secs,

@@ -394,7 +394,7 @@ fn all_statuses(target: &Target) -> anyhow::Result<Vec<(String, Result<ClusterSt
 
 /// Prints every node's transfers once.
 fn print_transfers(all: &[(String, Result<ClusterStatus, String>)]) {
-    let mut total = (0u64, 0u64, 0u64);
+    let mut total = (0u64, 0u64, 0u64, 0u64);
     out!(
         "{:<16}  {:>7} {:>6} {:>6} {:>6}  {:>10} / {:<10}  {:>10}  {:>7}  waits",
         "node",
@@ -413,6 +413,7 @@ fn print_transfers(all: &[(String, Result<ClusterStatus, String>)]) {
                 let t = &s.transfers;
                 total.0 += t.bytes_done;
                 total.1 += t.bytes_total;
+                total.3 += t.bytes_extra;
                 total.2 += t.rate;
                 out!(
                     "{:<16}  {:>7} {:>6} {:>6} {:>6}  {:>10} / {:<10}  {:>8}/s  {:>7}  {}",
@@ -432,13 +433,24 @@ fn print_transfers(all: &[(String, Result<ClusterStatus, String>)]) {
         }
     }
     out!(
-        "cluster: {} of {} at {}/s",
+        "cluster: {} of {}{} at {}/s",
         bytes(total.0),
         bytes(total.1),
+        written_meanwhile(total.3),
         bytes(total.2)
     );
     if let Some((_, Ok(s))) = all.first() {
         print_change(s);
+    }
+}
+
+/// What a transfer received beyond its estimate, as a suffix to "done of
+/// total" (empty when nothing).
+fn written_meanwhile(extra: u64) -> String {
+    if extra == 0 {
+        String::new()
+    } else {
+        format!(" (+{} written meanwhile)", bytes(extra))
     }
 }
 
@@ -774,13 +786,14 @@ fn print_status(status: &ClusterStatus) {
     let t = &status.transfers;
     if t.layout.is_some() && status.change.is_some() {
         out!(
-            "transfers here: {} prepare, {} stream, {} verify, {} synced; {} of {}{}",
+            "transfers here: {} prepare, {} stream, {} verify, {} synced; {} of {}{}{}",
             t.stages[0],
             t.stages[1],
             t.stages[2],
             t.stages[3],
             bytes(t.bytes_done),
             bytes(t.bytes_total),
+            written_meanwhile(t.bytes_extra),
             t.stalled
                 .as_deref()
                 .map(|s| format!("; waits: {s}"))

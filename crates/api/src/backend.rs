@@ -334,8 +334,12 @@ pub struct TransferStatus {
     pub partitions: Vec<PartitionTransferStatus>,
     /// Bytes the old replicas hold of them (estimate).
     pub bytes_total: u64,
-    /// Bytes received.
+    /// Bytes received of those: never more than `bytes_total`.
     pub bytes_done: u64,
+    /// Bytes received beyond each partition's estimate: written during
+    /// the change (or missed by the estimate).
+    #[serde(default)]
+    pub bytes_extra: u64,
     /// Objects received.
     pub keys_done: u64,
     /// Bytes per second over the transfer so far.

@@ -273,7 +273,7 @@ impl Metrics {
                 "gyre_handoff_bytes",
                 "Bytes received by partition handoff (this change)",
                 "counter",
-                t.bytes_done,
+                t.bytes_done + t.bytes_extra,
             ),
             (
                 "gyre_handoff_keys",

@@ -39,6 +39,10 @@ pub struct PartitionTransfer {
     pub keys: u64,
     /// Bytes (keys and values) received so far.
     pub bytes: u64,
+    /// Bytes its source held when the transfer began (its size report; 0
+    /// if it gave none): what [`TransferProgress::bytes_done`] counts it
+    /// for at most.
+    pub expected: u64,
     /// What it waits for, when it is not moving.
     pub waiting: Option<String>,
 }
@@ -77,8 +81,12 @@ pub struct TransferProgress {
     /// Bytes the old replicas hold of those partitions (an estimate, from
     /// their size reports; 0 until they answered).
     pub bytes_total: u64,
-    /// Bytes received so far.
+    /// Bytes received so far of those `bytes_total`: never more than it.
     pub bytes_done: u64,
+    /// Bytes received beyond each partition's estimate: written while the
+    /// change runs (or missed by the estimate). Counted apart, so that done
+    /// never exceeds the total.
+    pub bytes_extra: u64,
     /// Objects received so far.
     pub keys_done: u64,
     /// Receive rate over the transfer so far, bytes per second.
@@ -120,9 +128,82 @@ impl TransferProgress {
         counts
     }
 
+    /// Counts a chunk of `keys` objects and `bytes` bytes received for
+    /// (`partition`, `n_val`): toward [`Self::bytes_done`] up to what is
+    /// left of its estimate, the rest toward [`Self::bytes_extra`].
+    pub(crate) fn received(
+        &mut self,
+        partition: gyre_types::PartitionId,
+        n_val: u8,
+        keys: u64,
+        bytes: u64,
+    ) {
+        let mut counted = 0;
+        if let Some(t) = self
+            .partitions
+            .iter_mut()
+            .find(|t| t.partition == partition.get() && t.n_val == n_val)
+        {
+            counted = bytes.min(t.expected.saturating_sub(t.bytes));
+            t.keys += keys;
+            t.bytes += bytes;
+        }
+        self.keys_done += keys;
+        self.bytes_done += counted;
+        self.bytes_extra += bytes - counted;
+    }
+
     /// The partition that has waited longest, and why (the first one not
     /// moving, in partition order).
     pub fn stalled(&self) -> Option<&PartitionTransfer> {
         self.partitions.iter().find(|p| p.waiting.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gyre_types::PartitionId;
+
+    use super::*;
+
+    fn filling(expected: &[u64]) -> TransferProgress {
+        let partitions: Vec<PartitionTransfer> = expected
+            .iter()
+            .zip(0u32..)
+            .map(|(&expected, partition)| PartitionTransfer {
+                partition,
+                n_val: 3,
+                stage: Stage::Stream,
+                source: None,
+                keys: 0,
+                bytes: 0,
+                expected,
+                waiting: None,
+            })
+            .collect();
+        TransferProgress {
+            bytes_total: expected.iter().sum(),
+            partitions,
+            ..TransferProgress::default()
+        }
+    }
+
+    #[test]
+    fn done_never_exceeds_the_total_and_the_rest_is_counted_apart() {
+        let mut p = filling(&[100, 50]);
+        p.received(PartitionId::new(0), 3, 2, 80);
+        p.received(PartitionId::new(1), 3, 1, 20);
+        assert_eq!((p.bytes_done, p.bytes_extra), (100, 0));
+        // Partition 0 grew while it moved: 40 more than its estimate.
+        p.received(PartitionId::new(0), 3, 3, 60);
+        p.received(PartitionId::new(1), 3, 1, 30);
+        assert_eq!((p.bytes_done, p.bytes_extra), (150, 40));
+        assert_eq!(p.bytes_done, p.bytes_total);
+        assert_eq!(p.keys_done, 7);
+        assert_eq!(p.partitions[0].bytes, 140);
+        // A partition that gave no estimate counts only as extra.
+        let mut p = filling(&[0]);
+        p.received(PartitionId::new(0), 3, 1, 10);
+        assert_eq!((p.bytes_done, p.bytes_extra, p.bytes_total), (0, 10, 0));
     }
 }
