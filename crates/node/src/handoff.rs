@@ -44,7 +44,7 @@ use gyre_membership::{LayoutStamp, Membership};
 use gyre_replication::object_bytes;
 use gyre_replication::route::{Routing, partition_primaries as primaries};
 use gyre_storage::Store;
-use gyre_types::{BucketName, Key, NodeId, PartitionId};
+use gyre_types::{BucketName, Key, KeyHash, NodeId, PartitionId};
 use gyre_wire::{Request, Response};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -625,6 +625,22 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             };
             if !self.still_filling(stamp) {
                 return Err("superseded by a newer layout".to_owned());
+            }
+            // What a peer sends is checked before anything is merged: only
+            // keys of this partition and n_val, and a cursor that moves.
+            let newest = routing.newest();
+            if let Some(stray) = items.iter().find(|i| {
+                i.n_val != n_val || newest.partition_of(KeyHash::of(&i.bucket, &i.key)) != partition
+            }) {
+                return Err(format!(
+                    "{source} sent a key of another partition or n_val ({}, n_val {}) in a chunk of {partition:?}",
+                    stray.bucket, stray.n_val
+                ));
+            }
+            if next.is_some() && next == after {
+                return Err(format!(
+                    "{source} answered a chunk whose cursor does not move"
+                ));
             }
             let keys = items.len() as u64;
             let bytes: u64 = items.iter().map(|i| object_bytes(&i.key, &i.object)).sum();

@@ -47,6 +47,10 @@ impl Written {
     }
 }
 
+/// How many objects a handoff chunk reads at most, per object it may
+/// carry ([`Replica::chunk`]).
+const CHUNK_SCAN_FACTOR: usize = 8;
+
 /// One node's replicas: serves peers' requests against the local store and
 /// makes the local half of the writes this node coordinates. Thread-safe;
 /// every method is synchronous (the store's own calls are the only IO).
@@ -332,7 +336,10 @@ impl<S: Store> Replica<S> {
     /// Up to `max_items` objects of `n_val` in `partition` (and about
     /// `max_bytes` of keys and values, at least one object), in key order,
     /// after `after`; and the id to resume after, `None` once the partition
-    /// is done. A chunk of partition handoff.
+    /// is done. A chunk of partition handoff. It reads at most eight times
+    /// `max_items` objects: in a partition where
+    /// few objects have `n_val`, a chunk may hold fewer (even none) and end
+    /// early, so that no request scans a whole partition.
     ///
     /// # Errors
     /// [`Error::Storage`].
@@ -345,14 +352,19 @@ impl<S: Store> Replica<S> {
         max_bytes: u64,
     ) -> Result<(Vec<Item>, Option<ObjectId>)> {
         let max_items = max_items.clamp(1, gyre_wire::limits::MAX_ITEMS);
+        let mut scan_budget = max_items.saturating_mul(CHUNK_SCAN_FACTOR);
         let mut items = Vec::new();
         let mut bytes = 0u64;
         loop {
             let page = self.store.scan(partition, after.as_ref(), max_items)?;
             for s in page.items {
-                if items.len() >= max_items || (bytes >= max_bytes && !items.is_empty()) {
+                if items.len() >= max_items
+                    || (bytes >= max_bytes && !items.is_empty())
+                    || (scan_budget == 0 && after.is_some())
+                {
                     return Ok((items, after));
                 }
+                scan_budget = scan_budget.saturating_sub(1);
                 after = Some(s.id.clone());
                 if s.n_val != n_val {
                     continue;

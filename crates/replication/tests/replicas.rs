@@ -739,3 +739,59 @@ proptest! {
         prop_assert_eq!(outcomes[0].is_ok(), covered.len() as u8 >= w);
     }
 }
+
+/// A handoff chunk for an n_val that few objects of a partition have reads
+/// a bounded number of objects and hands back a cursor, instead of scanning
+/// the whole partition in one request (past the request timeout on a big
+/// one); paging through the cursors still yields exactly those objects.
+#[test]
+fn a_chunk_of_a_sparse_n_val_scans_a_bounded_run() {
+    let q = gyre_types::PartitionCount::new(64).unwrap();
+    let store = MemStore::new(StoreConfig {
+        durability: Durability::None,
+        partitions: q,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let target = Replica::new(NodeId::new(2), store, Config::default()).unwrap();
+    let writer = replica(1);
+    let (dense, sparse) = (BucketName::new("a").unwrap(), bucket());
+    let mut wanted = BTreeSet::new();
+    for i in 0..4000u32 {
+        let (bucket, n_val) = if i % 80 == 0 {
+            (&sparse, 3)
+        } else {
+            (&dense, 2)
+        };
+        let mut item = writer
+            .write(WALL, bucket, &key(i), value("v"), None)
+            .unwrap()
+            .item;
+        item.n_val = n_val;
+        if n_val == 3 {
+            wanted.insert(item.key.clone());
+        }
+        target.merge(WALL, &item).unwrap();
+    }
+    let (mut requests, mut got) = (0usize, BTreeSet::new());
+    for p in 0..q.get() {
+        let mut after = None;
+        loop {
+            let (items, next) = target
+                .chunk(gyre_types::PartitionId::new(p), 3, after, 1, 1 << 20)
+                .unwrap();
+            requests += 1;
+            assert!(items.len() <= 1);
+            got.extend(items.into_iter().map(|i| i.key));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    assert_eq!(got, wanted);
+    // At most eight objects read per object a chunk may carry: 4000
+    // objects take at least 500 requests (a scan to the next match each
+    // would take about 50 + 64).
+    assert!(requests >= 4000 / 8, "{requests} requests");
+}
