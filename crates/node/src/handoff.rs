@@ -128,6 +128,10 @@ pub struct Transfers<T, S> {
     settled: Mutex<Option<(LayoutStamp, Instant)>>,
     resent: AtomicU64,
     cursors: Mutex<Cursors>,
+    /// Held from taking a snapshot of `cursors` to storing it, so that
+    /// snapshots reach the store in the order they were taken (a later
+    /// one never overwritten by an earlier).
+    saving: tokio::sync::Mutex<()>,
     /// When the bytes received so far have been paid for at the throttle.
     paced_until: Mutex<Option<Instant>>,
     /// When the first and the last chunk of this change arrived.
@@ -172,6 +176,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             settled: Mutex::new(None),
             resent: AtomicU64::new(0),
             cursors: Mutex::new(cursors),
+            saving: tokio::sync::Mutex::new(()),
             paced_until: Mutex::new(None),
             chunks_between: Mutex::new(None),
         })
@@ -506,6 +511,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         n_val: u8,
         cursor: Cursor,
     ) -> Result<(), String> {
+        let _saving = self.saving.lock().await;
         let bytes = {
             let mut cursors = lock(&self.cursors);
             if cursors.layout != Some(stamp) {
