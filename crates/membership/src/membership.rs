@@ -667,9 +667,22 @@ impl Membership {
 
     /// A layout the driver fetched (after [`Output::PullLayout`], or on its
     /// own). Installed if its stamp is greater than this node's and it keeps
-    /// the cluster's Q and N; otherwise ignored.
+    /// the cluster's Q and N; otherwise ignored. It goes on top of the
+    /// layouts this node uses, which stay in use until the change passes
+    /// its barriers (as a commit here would); a peer's whole history goes to
+    /// [`Membership::history_received`].
     pub fn layout_received(&mut self, now: Duration, layout: Layout) -> Vec<Output> {
-        self.history_received(now, vec![layout])
+        let same_ring = self
+            .layout
+            .as_ref()
+            .is_none_or(|current| current.config() == layout.config());
+        if !same_ring {
+            // Refused there, with the event that says so.
+            return self.history_received(now, vec![layout]);
+        }
+        let mut history: Vec<Layout> = self.history().into_iter().cloned().collect();
+        history.push(layout);
+        self.history_received(now, history)
     }
 
     /// A layout history the driver fetched (a peer's [`Membership::history`],

@@ -165,3 +165,30 @@ fn a_restart_keeps_reading_what_it_read() {
     assert_eq!(read(&boot(Some(v2))), Some(v2), "it read the newest");
     assert_eq!(boot(Some(v2)).state().reading, Some(v2), "and says so");
 }
+
+/// A single layout fetched from a peer goes on top of the ones in use: the
+/// node writes to both and reads the old one until the change passes its
+/// barriers, as if gossip had brought it (it does not skip handoff).
+#[test]
+fn a_fetched_layout_starts_a_change_like_any_other() {
+    let mut sim = Sim::cluster(11, 4, 2, SimConfig::default());
+    let first = sim.live_ids()[0];
+    let other = sim.live_ids()[1];
+    let v1 = sim.node(first).layout_stamp().unwrap();
+    let joiner = sim.add_node("z9");
+    sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
+    let v2 = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
+    let fetched = sim.node(first).layout().unwrap().clone();
+    let now = sim.now;
+    let _ = sim
+        .nodes
+        .get_mut(&other)
+        .unwrap()
+        .m
+        .layout_received(now, fetched);
+    let m = sim.node(other);
+    let held: Vec<LayoutStamp> = m.history().into_iter().map(LayoutStamp::of).collect();
+    assert_eq!(held, [v1, v2]);
+    assert_eq!(m.read_layout().map(LayoutStamp::of), Some(v1));
+    assert_eq!(m.state().synced, Some(v1), "not synced for the new one");
+}
