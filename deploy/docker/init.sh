@@ -89,7 +89,7 @@ http() { printf 'http://%s' "${HTTP[$1]}"; }
 # Asks compose once which host ports the running nodes' HTTP APIs are on.
 find_ports() {
     local i
-    for i in 1 2 3; do
+    for i in "${NODES[@]}"; do
         HTTP[i]=$(published "$i" 8080 || true)
         [[ -n ${HTTP[i]} ]] || die "compose publishes no HTTP port for node$i (compose ps)"
     done
@@ -142,19 +142,19 @@ up() {
     compose up -d
     find_ports
     local i
-    for i in 1 2 3; do
+    for i in "${NODES[@]}"; do
         poll answers "$i" || die "node$i does not answer on $(http "$i") (compose logs node$i)"
     done
 
     # Joins the three once node1 sees them, and commits; on a formed
     # cluster it changes nothing.
     gyre cluster form --expect 3 --timeout-secs "$READY_TIMEOUT"
-    for i in 1 2 3; do
+    for i in "${NODES[@]}"; do
         poll healthy "$i" || die "node$i holds no layout after ${READY_TIMEOUT}s"
     done
     gyre cluster status
     echo
-    for i in 1 2 3; do
+    for i in "${NODES[@]}"; do
         printf 'node%s  redis-cli -p %s    HTTP %s\n' "$i" "$(published "$i" 6379 | sed 's/.*://')" "$(http "$i")"
     done
     if [[ -s $TOKEN_FILE ]]; then

@@ -60,59 +60,35 @@ if [[ ! -f $ca_dir/users.toml ]]; then
 fi
 
 b64() { base64 -w0 <"$1"; }
-umask 077
-{
+# The start of Secret $1, up to its `data:` (the entries follow, indented).
+secret() {
     cat <<YAML
-# Made by make-secrets.sh for cluster "$cluster": the CA certificate and
-# $nodes node certificates with their keys. Private: do not commit.
-apiVersion: v1
-kind: Secret
-metadata:
-  name: gyre-ca
-  namespace: gyre
-  labels:
-    app.kubernetes.io/name: gyre
-type: Opaque
-data:
-  ca.pem: $(b64 "$ca_dir/ca.pem")
 ---
 apiVersion: v1
 kind: Secret
 metadata:
-  name: gyre-nodes
+  name: $1
   namespace: gyre
   labels:
     app.kubernetes.io/name: gyre
 type: Opaque
 data:
 YAML
+}
+umask 077
+{
+    echo "# Made by make-secrets.sh for cluster \"$cluster\": the CA certificate and"
+    echo "# $nodes node certificates with their keys. Private: do not commit."
+    secret gyre-ca
+    printf '  ca.pem: %s\n' "$(b64 "$ca_dir/ca.pem")"
+    secret gyre-nodes
     for ((i = 0; i < nodes; i++)); do
         printf '  gyre-%d.pem: %s\n' "$i" "$(b64 "$ca_dir/gyre-$i/node.pem")"
         printf '  gyre-%d.key: %s\n' "$i" "$(b64 "$ca_dir/gyre-$i/node.key")"
     done
-    cat <<YAML
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: gyre-users
-  namespace: gyre
-  labels:
-    app.kubernetes.io/name: gyre
-type: Opaque
-data:
-  users.toml: $(b64 "$ca_dir/users.toml")
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: gyre-admin
-  namespace: gyre
-  labels:
-    app.kubernetes.io/name: gyre
-type: Opaque
-data:
-  token: $(b64 "$ca_dir/admin.token")
-YAML
+    secret gyre-users
+    printf '  users.toml: %s\n' "$(b64 "$ca_dir/users.toml")"
+    secret gyre-admin
+    printf '  token: %s\n' "$(b64 "$ca_dir/admin.token")"
 } >"$out"
 echo "wrote $out: the CA certificate, $nodes node certificates and the client users (the CA key and the admin's secret stay in $ca_dir: admin.token)"

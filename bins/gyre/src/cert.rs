@@ -97,12 +97,17 @@ pub(crate) fn write_new(
     Ok(())
 }
 
+/// Writes a certificate as `<stem>.pem` and its key as `<stem>.key`
+/// (private to its owner) in `dir`; neither may exist yet.
+fn write_pair(dir: &Path, stem: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+    write_new(dir, &format!("{stem}.pem"), cert_pem, false)?;
+    write_new(dir, &format!("{stem}.key"), key_pem, true)
+}
+
 /// Makes a CA for `cluster` in `dir`.
 pub(crate) fn make_ca(cluster: &str, dir: &Path) -> anyhow::Result<()> {
     let ca = ClusterCa::generate(cluster)?;
-    write_new(dir, "ca.pem", ca.cert_pem(), false)?;
-    write_new(dir, "ca.key", &ca.key_pem(), true)?;
-    Ok(())
+    write_pair(dir, "ca", ca.cert_pem(), &ca.key_pem())
 }
 
 /// The CA in `dir` (`ca.pem`, `ca.key`).
@@ -126,8 +131,7 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
         }
         CertCommand::ClientTls { ca_dir, names, out } => {
             let cert = read_ca(&ca_dir)?.issue_server(&names)?;
-            write_new(&out, "client-tls.pem", &cert.cert_pem, false)?;
-            write_new(&out, "client-tls.key", &cert.key_pem, true)?;
+            write_pair(&out, "client-tls", &cert.cert_pem, &cert.key_pem)?;
             out!(
                 "client TLS certificate for {} written to {1}/client-tls.pem and {1}/client-tls.key",
                 names.join(", "),
@@ -136,8 +140,7 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
         }
         CertCommand::Client { ca_dir, user, out } => {
             let cert = read_ca(&ca_dir)?.issue_user(&user)?;
-            write_new(&out, "client.pem", &cert.cert_pem, false)?;
-            write_new(&out, "client.key", &cert.key_pem, true)?;
+            write_pair(&out, "client", &cert.cert_pem, &cert.key_pem)?;
             out!(
                 "client certificate of user {user} written to {0}/client.pem and {0}/client.key",
                 out.display()
@@ -162,8 +165,7 @@ pub(crate) fn run(command: CertCommand) -> anyhow::Result<()> {
                 Err(e) => return Err(e).context(format!("cannot read {}", ca_copy.display())),
             };
             let cert = ca.issue_node(id)?;
-            write_new(&out, "node.pem", &cert.cert_pem, false)?;
-            write_new(&out, "node.key", &cert.key_pem, true)?;
+            write_pair(&out, "node", &cert.cert_pem, &cert.key_pem)?;
             if copy_ca {
                 write_new(&out, "ca.pem", ca.cert_pem(), false)?;
             }

@@ -200,7 +200,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         (p.max_outbound, p.outbound) = self.replication.outbound();
         if let Some(started) = *lock(&self.started) {
             let secs = started.elapsed().as_secs_f64();
-            let received = p.bytes_done + p.bytes_extra;
+            let received = p.bytes_received();
             if secs > 0.0 && received > 0 {
                 p.rate = (received as f64 / secs) as u64;
                 let left = p.bytes_total.saturating_sub(p.bytes_done);
@@ -461,7 +461,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .take()
             .map_or(0, |s| s.elapsed().as_millis() as u64);
         let mut p = lock(&self.progress);
-        let received = p.bytes_done + p.bytes_extra;
+        let received = p.bytes_received();
         p.rate = (received * 1000).checked_div(took_ms).unwrap_or(0);
         p.eta_secs = Some(0);
         p.last = Some(TransferSummary {

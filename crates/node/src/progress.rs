@@ -128,6 +128,11 @@ impl TransferProgress {
         counts
     }
 
+    /// Bytes received in all: the estimate's share and the rest.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_done + self.bytes_extra
+    }
+
     /// Counts a chunk of `keys` objects and `bytes` bytes received for
     /// (`partition`, `n_val`): toward [`Self::bytes_done`] up to what is
     /// left of its estimate, the rest toward [`Self::bytes_extra`].

@@ -510,13 +510,14 @@ impl Cluster {
     /// # Errors
     /// [`Error::Setup`] if the node cannot be built.
     pub fn restart(&self, i: usize) -> Result<bool> {
-        let (layout, running) = {
+        let (layout, reading, running) = {
             let slots = self.slots();
             let Some(slot) = slots.get(i) else {
                 return Ok(false);
             };
             (
-                (slot.held_layout.clone(), slot.held_reading),
+                slot.held_layout.clone(),
+                slot.held_reading,
                 slot.node.is_some() || slot.retired,
             )
         };
@@ -530,7 +531,6 @@ impl Cluster {
             .filter(|&id| id != me)
             .map(|id| id.to_string())
             .collect();
-        let (layout, reading) = layout;
         self.launch(i, seeds, layout, reading)?;
         self.record_event(format!("restart {me}"));
         Ok(true)
