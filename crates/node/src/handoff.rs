@@ -17,8 +17,8 @@
 //!    tracks draining them first, as Garage's layout manager does).
 //! 2. *stream*: pull the partition from one old replica in key order, in
 //!    chunks (at most `chunk_items` objects or about `chunk_bytes`), each
-//!    merged by DVV sync (never replace) and its cursor persisted once
-//!    durable, so a restart of either side re-asks at most one chunk.
+//!    merged by DVV sync (never replace) in one store write and its cursor
+//!    persisted once durable, so a restart of either side re-asks at most one chunk.
 //!    Chunks name the newest layout; a source serves them only while it is
 //!    its newest too, and this node merges one only while it still fills
 //!    that layout, so a transfer that a newer layout replaced (an abort)
@@ -33,7 +33,10 @@
 //! Dropping: once a single layout is in use and has been for `drop_grace`
 //! (hints in flight land meanwhile, and are rerouted by the layout in use),
 //! every partition held here that the layout does not give this node is
-//! synced to each of its replicas (all must answer) and then dropped.
+//! synced to each of its replicas (all must answer) and then dropped: only
+//! the objects of Merkle leaves that are as they were before that sync
+//! (delete-if-equal, per leaf), so a write that lands here late is kept
+//! and handed off at the next round.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -41,8 +44,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use gyre_membership::{LayoutStamp, Membership};
-use gyre_replication::object_bytes;
 use gyre_replication::route::{Routing, partition_primaries as primaries};
+use gyre_replication::{Direction, object_bytes};
 use gyre_storage::Store;
 use gyre_types::{BucketName, Key, KeyHash, NodeId, PartitionId};
 use gyre_wire::{Request, Response};
@@ -689,35 +692,15 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .await
     }
 
-    /// Merges a chunk's objects (DVV sync), in `MERGE_LANES` groups at
-    /// once: each merge waits for its write to be durable, and concurrent
-    /// writers share the store's group commits.
+    /// Merges a chunk's objects (DVV sync) in one store write: one batch
+    /// with their Merkle leaves, one durability wait.
     async fn merge_chunk(self: &Arc<Self>, items: Vec<gyre_wire::Item>) -> Result<(), String> {
-        const MERGE_LANES: usize = 16;
         let wall = self.replication.wall_ms();
-        let per_lane = items.len().div_ceil(MERGE_LANES).max(1);
-        let mut lanes = JoinSet::new();
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let lane: Vec<gyre_wire::Item> = items.by_ref().take(per_lane).collect();
-            let this = Arc::clone(self);
-            lanes.spawn(async move {
-                this.replication
-                    .on_store(true, move |replica| {
-                        lane.iter()
-                            .try_for_each(|item| replica.merge(wall, item).map(|_| ()))
-                    })
-                    .await
-            });
-        }
-        while let Some(joined) = lanes.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("cannot store a chunk: {e}")),
-                Err(e) => return Err(format!("a merge task failed: {e}")),
-            }
-        }
-        Ok(())
+        self.replication
+            .on_store(true, move |replica| replica.merge_many(wall, &items))
+            .await
+            .map(drop)
+            .map_err(|e| format!("cannot store a chunk: {e}"))
     }
 
     /// Waits until the node's streams together have taken no more than
@@ -770,10 +753,31 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             if !self.still_filling(stamp) {
                 return;
             }
+            // What the hand-off below copies: only objects it leaves as
+            // they were are dropped (a write that arrives meanwhile stays
+            // for the next round).
+            let handed_off = match self
+                .replication
+                .replica()
+                .store()
+                .partition_trees(partition)
+            {
+                Ok(trees) => trees,
+                Err(e) => {
+                    tracing::warn!(?partition, error = %e, "cannot copy the trees of a partition");
+                    continue;
+                }
+            };
             let mut handed = true;
             for n_val in n_vals {
                 for &peer in primaries(&newest, partition, n_val) {
-                    if let Err(e) = self.replication.sync_with(peer, partition, n_val).await {
+                    // Push only: fetching would bring the owners' newer
+                    // writes here, changing the leaves that are to go.
+                    let pushed = self
+                        .replication
+                        .sync_towards(peer, partition, n_val, Direction::Push)
+                        .await;
+                    if let Err(e) = pushed {
                         tracing::debug!(%peer, ?partition, error = %e, "handoff before a drop failed");
                         handed = false;
                     }
@@ -785,14 +789,20 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             let dropped = self
                 .replication
                 .on_store(true, move |replica| {
-                    replica.store().drop_partition(partition)
+                    replica.store().drop_partition(&handed_off)
                 })
                 .await;
             match dropped {
-                Ok(objects) => {
+                Ok(dropped) if !dropped.is_complete() => tracing::debug!(
+                    ?partition,
+                    objects = dropped.objects,
+                    changed_leaves = dropped.changed_leaves,
+                    "dropped what was handed off; what was written since stays for the next round"
+                ),
+                Ok(dropped) => {
                     tracing::info!(
                         ?partition,
-                        objects,
+                        objects = dropped.objects,
                         "handed off and dropped a partition this node no longer holds"
                     );
                     let mut p = lock(&self.progress);

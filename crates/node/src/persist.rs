@@ -75,7 +75,8 @@ pub fn boot<S: Store>(store: &S, id: NodeId) -> Result<Boot, BootError> {
 }
 
 /// Records the layouts in use (`history`, oldest first) and the one this
-/// node reads with, so that a restart routes as before it.
+/// node reads with, in one atomic write, so that a restart routes as
+/// before it.
 ///
 /// # Errors
 /// Store errors.
@@ -87,11 +88,9 @@ pub(crate) fn save_routing<S: Store>(
     let Some(newest) = history.pop() else {
         return Ok(());
     };
-    store.set_older_layouts(&history)?;
-    store.set_layout(&newest)?;
     // A stamp always serialises.
-    let bytes = serde_json::to_vec(&reading).unwrap_or_default();
-    store.set_meta(READING, bytes)
+    let reading = serde_json::to_vec(&reading).unwrap_or_default();
+    store.set_layouts(&history, &newest, vec![(READING.to_owned(), reading)])
 }
 
 #[cfg(test)]

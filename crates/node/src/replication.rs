@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use gyre_replication::route::Routing;
 use gyre_replication::{
-    Error, HintBatch, ReadOp, Replica, Result, RttEstimator, Send, SyncSession, SyncStats,
-    SyncStep, WriteOp, counter, route,
+    Direction, Error, HintBatch, ReadOp, Replica, Result, RttEstimator, Send, SyncSession,
+    SyncStats, SyncStep, WriteOp, counter, route,
 };
 use gyre_ring::Layout;
 use gyre_storage::Store;
@@ -956,9 +956,25 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         partition: PartitionId,
         n_val: u8,
     ) -> Result<SyncStats> {
+        self.sync_towards(peer, partition, n_val, Direction::Both)
+            .await
+    }
+
+    /// A Merkle session with `peer` over (`partition`, `n_val`) that
+    /// repairs as `direction` says.
+    ///
+    /// # Errors
+    /// The session's error (the peer failed or answered nonsense).
+    pub async fn sync_towards(
+        self: &Arc<Self>,
+        peer: NodeId,
+        partition: PartitionId,
+        n_val: u8,
+        direction: Direction,
+    ) -> Result<SyncStats> {
         let result = async {
             let (mut session, mut request) =
-                SyncSession::start(&self.replica, peer, partition, n_val)?;
+                SyncSession::start_towards(&self.replica, peer, partition, n_val, direction)?;
             loop {
                 let answer = self
                     .ask(peer, request)

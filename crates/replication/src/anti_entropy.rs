@@ -44,6 +44,17 @@ impl std::ops::AddAssign for SyncStats {
     }
 }
 
+/// Which way a session repairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Both replicas end with the merge of both (anti-entropy).
+    #[default]
+    Both,
+    /// Only the peer: this replica's states are pushed, nothing is fetched
+    /// (a hand-off before this replica drops the partition).
+    Push,
+}
+
 /// What the session asks next.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SyncStep {
@@ -67,6 +78,7 @@ pub struct SyncSession {
     peer: NodeId,
     partition: PartitionId,
     n_val: u8,
+    direction: Direction,
     phase: Phase,
     /// Keys to fetch from the peer, not yet asked.
     fetch: Vec<(BucketName, Key)>,
@@ -79,7 +91,7 @@ pub struct SyncSession {
 
 impl SyncSession {
     /// Starts comparing this replica's tree of (`partition`, `n_val`) with
-    /// `peer`'s.
+    /// `peer`'s, to repair both.
     ///
     /// # Errors
     /// [`Error::Storage`] if the tree cannot be read.
@@ -89,11 +101,26 @@ impl SyncSession {
         partition: PartitionId,
         n_val: u8,
     ) -> Result<(Self, Request)> {
+        Self::start_towards(replica, peer, partition, n_val, Direction::Both)
+    }
+
+    /// As [`start`](Self::start), repairing as `direction` says.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the tree cannot be read.
+    pub fn start_towards<S: Store>(
+        replica: &Replica<S>,
+        peer: NodeId,
+        partition: PartitionId,
+        n_val: u8,
+        direction: Direction,
+    ) -> Result<(Self, Request)> {
         let tree = replica.store().merkle_tree(partition, n_val)?;
         let mut session = Self {
             peer,
             partition,
             n_val,
+            direction,
             phase: Phase::Syncing,
             fetch: Vec::new(),
             push: Vec::new(),
@@ -169,12 +196,8 @@ impl SyncSession {
                 self.next(replica)
             }
             (Phase::Syncing, Response::Items(items)) if self.awaiting_fetch => {
-                for item in &items {
-                    self.stats.value_bytes += value_bytes(item);
-                    if replica.merge(wall_ms, item)? {
-                        self.stats.keys_fetched += 1;
-                    }
-                }
+                self.stats.value_bytes += items.iter().map(value_bytes).sum::<u64>();
+                self.stats.keys_fetched += replica.merge_many(wall_ms, &items)?;
                 self.next(replica)
             }
             (Phase::Syncing, Response::Stored) if !self.awaiting_fetch => self.next(replica),
@@ -204,7 +227,7 @@ impl SyncSession {
                 continue;
             }
             self.stats.keys_differing += 1;
-            if t.is_some() {
+            if t.is_some() && self.direction == Direction::Both {
                 self.fetch.push((bucket.clone(), key.clone()));
             }
             if m.is_some()

@@ -68,7 +68,7 @@ mod replica;
 pub mod route;
 mod scan;
 
-pub use anti_entropy::{SyncSession, SyncStats, SyncStep};
+pub use anti_entropy::{Direction, SyncSession, SyncStats, SyncStep};
 pub use config::Config;
 pub use coordinator::{ReadOp, Repairs, Send, WriteOp};
 pub use error::{Error, Result};

@@ -279,27 +279,48 @@ impl<S: Store> Replica<S> {
     /// # Errors
     /// [`Error::Storage`].
     pub fn merge(&self, wall_ms: u64, item: &Item) -> Result<bool> {
-        let props = self.props(&item.bucket);
-        let policy = Policy::from(&props);
+        let policy = Policy::from(&self.props(&item.bucket));
         if let Some(ts) = item.object.max_timestamp() {
             self.clock().observe(ts, wall_ms);
         }
         let id = ObjectId::new(item.bucket.clone(), item.key.clone());
         let changed = self
             .store
-            .update(&id, item.n_val, |current| match current {
-                None if item.object.is_empty() => Change::Keep(false),
-                None => Change::Write(item.object.clone(), true),
-                Some(mine) => {
-                    let merged = mine.clone().merge(item.object.clone(), &policy);
-                    if merged.version_digest() == mine.version_digest() {
-                        Change::Keep(false)
-                    } else {
-                        Change::Write(merged, true)
-                    }
-                }
-            })?;
+            .update(&id, item.n_val, |current| merged(current, item, &policy))?;
         Ok(changed)
+    }
+
+    /// Merges several states as [`merge`](Self::merge) does, in one store
+    /// write (one durability wait for all); returns how many changed
+    /// something. An error writes none of them.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn merge_many(&self, wall_ms: u64, items: &[Item]) -> Result<u64> {
+        let mut policies: BTreeMap<&BucketName, Policy> = BTreeMap::new();
+        let mut ids = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(ts) = item.object.max_timestamp() {
+                self.clock().observe(ts, wall_ms);
+            }
+            policies
+                .entry(&item.bucket)
+                .or_insert_with(|| Policy::from(&self.props(&item.bucket)));
+            ids.push((
+                ObjectId::new(item.bucket.clone(), item.key.clone()),
+                item.n_val,
+            ));
+        }
+        let changed = self.store.update_many(&ids, |i, current| {
+            match (
+                items.get(i),
+                items.get(i).and_then(|it| policies.get(&it.bucket)),
+            ) {
+                (Some(item), Some(policy)) => merged(current, item, policy),
+                _ => Change::Keep(false),
+            }
+        })?;
+        Ok(changed.into_iter().filter(|&c| c).count() as u64)
     }
 
     /// The keys this replica holds in `ranges` of the tree of
@@ -452,9 +473,7 @@ impl<S: Store> Replica<S> {
                 Response::Stored
             }
             Request::DeliverHints { items } => {
-                for item in &items {
-                    self.merge(wall_ms, item)?;
-                }
+                self.merge_many(wall_ms, &items)?;
                 Response::Stored
             }
             Request::StoreHint { target, item } => {
@@ -550,4 +569,21 @@ impl<S: Store> Replica<S> {
 /// The bytes one object takes in a transfer: its key and its values.
 pub fn object_bytes(key: &Key, object: &Object) -> u64 {
     key.as_bytes().len() as u64 + object.values().map(|v| v.len() as u64).sum::<u64>()
+}
+
+/// What merging `item` into `current` writes (DVV sync: never replaces),
+/// and whether it changes anything.
+fn merged(current: Option<&Object>, item: &Item, policy: &Policy) -> Change<bool> {
+    match current {
+        None if item.object.is_empty() => Change::Keep(false),
+        None => Change::Write(item.object.clone(), true),
+        Some(mine) => {
+            let merged = mine.clone().merge(item.object.clone(), policy);
+            if merged.version_digest() == mine.version_digest() {
+                Change::Keep(false)
+            } else {
+                Change::Write(merged, true)
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use gyre_replication::{
-    Config, Error, ReadOp, Replica, Send, SyncSession, SyncStep, WriteOp, route,
+    Config, Direction, Error, ReadOp, Replica, Send, SyncSession, SyncStep, WriteOp, route,
 };
 use gyre_storage::{Durability, MemStore, Store, StoreConfig};
 use gyre_types::{BucketName, BucketProps, Key, NodeId};
@@ -501,11 +501,16 @@ fn bad_quorums_and_oversized_values_are_refused_and_write_nothing() {
 /// Runs anti-entropy from `a` to `b` for every partition either holds;
 /// returns the keys moved.
 fn sync(a: &Replica<MemStore>, b: &Replica<MemStore>) -> u64 {
+    sync_towards(a, b, Direction::Both)
+}
+
+fn sync_towards(a: &Replica<MemStore>, b: &Replica<MemStore>, direction: Direction) -> u64 {
     let mut moved = 0;
     let mut trees: BTreeSet<_> = a.store().merkle_trees().into_iter().collect();
     trees.extend(b.store().merkle_trees());
     for (p, n_val) in trees {
-        let (mut session, mut request) = SyncSession::start(a, b.id(), p, n_val).unwrap();
+        let (mut session, mut request) =
+            SyncSession::start_towards(a, b.id(), p, n_val, direction).unwrap();
         loop {
             let answer = b.serve(WALL, a.id(), request);
             match session.on_response(a, WALL, answer).unwrap() {
@@ -556,6 +561,38 @@ fn anti_entropy_makes_two_diverged_replicas_equal() {
     assert_eq!(values(&both), [Bytes::from("a2"), Bytes::from("b2")].into());
     // A second pass finds nothing.
     assert_eq!(sync(&a, &b), 0);
+}
+
+/// A hand-off before a drop pushes what the giver holds and fetches
+/// nothing: its store (and so its trees) stays as it was.
+#[test]
+fn a_push_session_repairs_the_peer_only() {
+    let (giver, owner) = (replica(1), replica(2));
+    for i in 0..200 {
+        giver
+            .write(WALL, &bucket(), &key(i), value(&format!("g{i}")), None)
+            .unwrap();
+    }
+    for i in 200..250 {
+        owner
+            .write(WALL, &bucket(), &key(i), value(&format!("o{i}")), None)
+            .unwrap();
+    }
+    let roots = |r: &Replica<MemStore>| -> Vec<_> {
+        r.store()
+            .merkle_trees()
+            .into_iter()
+            .map(|(p, n)| (p, n, r.store().merkle_tree(p, n).unwrap().root()))
+            .collect()
+    };
+    let before = roots(&giver);
+    assert_eq!(sync_towards(&giver, &owner, Direction::Push), 200);
+    assert_eq!(roots(&giver), before, "nothing was fetched");
+    for i in 0..200 {
+        assert!(owner.get(&bucket(), &key(i)).unwrap().is_some());
+    }
+    assert!(giver.get(&bucket(), &key(200)).unwrap().is_none());
+    assert_eq!(sync_towards(&giver, &owner, Direction::Push), 0);
 }
 
 #[test]

@@ -76,7 +76,10 @@ pub use error::{Error, Result};
 #[cfg(feature = "fjall")]
 pub use fjall_engine::FjallEngine;
 pub use metrics::StoreCollector;
-pub use model::{Change, Hint, HintId, Object, ObjectId, ScanPage, Stored, TreeMismatch, Value};
+pub use model::{
+    Change, Dropped, Hint, HintId, Object, ObjectId, PartitionTrees, ScanPage, Stored,
+    TreeMismatch, Value,
+};
 #[cfg(feature = "fjall")]
 pub use node_store::FjallStore;
 pub use node_store::{MemStore, NodeStore};

@@ -1,7 +1,9 @@
+use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
-use gyre_types::{BucketName, Key, KeyHash};
+use gyre_merkle::MerkleTree;
+use gyre_types::{BucketName, Key, KeyHash, PartitionId};
 use gyre_versioning::DvvSet;
 
 /// A value as stored: bytes, cheap to clone and to share between replicas.
@@ -143,11 +145,41 @@ pub struct ScanPage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeMismatch {
     /// The partition.
-    pub partition: gyre_types::PartitionId,
+    pub partition: PartitionId,
     /// The n_val of the tree.
     pub n_val: u8,
     /// The root the store keeps.
     pub kept_root: u128,
     /// The root computed from the data.
     pub data_root: u128,
+}
+
+/// Copies of one partition's Merkle trees, one per n_val, taken together
+/// ([`Store::partition_trees`](crate::Store::partition_trees)): what a
+/// hand-off that starts after the copy promises to have copied. Only
+/// objects whose leaves still match it are dropped
+/// ([`Store::drop_partition`](crate::Store::drop_partition)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionTrees {
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its trees by n_val (n_vals without objects are absent).
+    pub trees: BTreeMap<u8, MerkleTree>,
+}
+
+/// What [`Store::drop_partition`](crate::Store::drop_partition) did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Objects removed.
+    pub objects: u64,
+    /// Leaves whose objects were kept because they changed after the copy
+    /// of the trees was taken (written since: not handed off yet).
+    pub changed_leaves: u64,
+}
+
+impl Dropped {
+    /// Whether the partition is gone whole (nothing changed since the copy).
+    pub const fn is_complete(self) -> bool {
+        self.changed_leaves == 0
+    }
 }

@@ -1,8 +1,8 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 #[cfg(feature = "fjall")]
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use gyre_merkle::{ItemDigest, MerkleTree, TreeId, TreeShape};
 use gyre_types::{BucketProps, KeyHash, NodeId, PartitionCount, PartitionId};
@@ -13,9 +13,13 @@ use crate::codec::{self, DecodeError};
 use crate::durability::Syncer;
 use crate::engine::{Engine, MemEngine, Op, Space};
 use crate::{
-    Change, Error, Hint, HintId, Object, ObjectId, Result, ScanPage, Store, StoreConfig, Stored,
-    meta,
+    Change, Dropped, Error, Hint, HintId, Object, ObjectId, PartitionTrees, Result, ScanPage,
+    Store, StoreConfig, Stored, meta,
 };
+
+/// An object as filed: the n_val of its tree and its state (`None`: no
+/// record).
+type Filed = Option<(u8, Object)>;
 
 /// Object locks: updates of one object are serialised by the stripe its
 /// hash falls in.
@@ -110,6 +114,18 @@ impl<E: Engine> NodeStore<E> {
             Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()),
             None => unreachable!("stripe index is reduced modulo STRIPES"),
         }
+    }
+
+    /// Locks the stripes of every hash, in index order (the only places
+    /// that hold more than one take them so, and no two callers deadlock).
+    fn lock_stripes(&self, hashes: impl Iterator<Item = u64>) -> Vec<MutexGuard<'_, ()>> {
+        let mut ids: Vec<usize> = hashes.map(|h| (h as usize) % STRIPES).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter()
+            .filter_map(|&i| self.stripes.get(i))
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+            .collect()
     }
 
     fn trees(&self) -> MutexGuard<'_, Trees> {
@@ -301,6 +317,77 @@ impl<E: Engine> Store for NodeStore<E> {
         Ok(out)
     }
 
+    fn update_many<T>(
+        &self,
+        ids: &[(ObjectId, u8)],
+        mut f: impl FnMut(usize, Option<&Object>) -> Change<T>,
+    ) -> Result<Vec<T>> {
+        for (id, n_val) in ids {
+            self.check_key(id)?;
+            check_n_val(*n_val)?;
+        }
+        self.syncer.check()?;
+        let stripes = self.lock_stripes(ids.iter().map(|(id, _)| id.hash().as_u64()));
+        // Per key changed: its state before the batch and after it.
+        let mut states: HashMap<&ObjectId, (Filed, Filed)> = HashMap::new();
+        let mut outs = Vec::with_capacity(ids.len());
+        for (i, (id, n_val)) in ids.iter().enumerate() {
+            if !states.contains_key(id) {
+                let before = self.read_object(&codec::object_key(id), id)?;
+                states.insert(id, (before.clone(), before));
+            }
+            let Some((_, now)) = states.get_mut(id) else {
+                continue;
+            };
+            match f(i, now.as_ref().map(|(_, o)| o)) {
+                Change::Keep(out) => outs.push(out),
+                Change::Write(new, out) => {
+                    self.check_values(now.as_ref().map(|(_, o)| o), &new)?;
+                    *now = (!new.is_empty()).then_some((*n_val, new));
+                    outs.push(out);
+                }
+            }
+        }
+        let mut trees = self.trees();
+        let mut ops = Vec::new();
+        let mut changes = Vec::new();
+        for (id, (before, after)) in &states {
+            if before == after {
+                continue;
+            }
+            let key = codec::object_key(id);
+            match after {
+                None => ops.push(Op::Delete(Space::Objects, key)),
+                Some((n_val, object)) => {
+                    let record = codec::encode_object(*n_val, object);
+                    if u32::try_from(record.len()).is_err() {
+                        return Err(Error::ObjectTooLarge {
+                            location: id.to_string(),
+                            len: record.len(),
+                        });
+                    }
+                    ops.push(Op::Put(Space::Objects, key, record));
+                }
+            }
+            let digest =
+                |s: &Option<(u8, Object)>| s.as_ref().map(|(n, o)| (*n, Self::digest(id, o)));
+            changes.extend(trees.plan(id.hash(), digest(before), digest(after), &mut ops)?);
+        }
+        if ops.is_empty() {
+            drop(trees);
+            drop(stripes);
+            // What the caller saw may still be on its way to the disk.
+            self.syncer.wait_all()?;
+            return Ok(outs);
+        }
+        let ticket = self.write(ops)?;
+        trees.apply(changes);
+        drop(trees);
+        drop(stripes);
+        self.syncer.wait(ticket)?;
+        Ok(outs)
+    }
+
     fn purge(&self, id: &ObjectId, version: u128) -> Result<bool> {
         self.check_key(id)?;
         self.syncer.check()?;
@@ -352,89 +439,164 @@ impl<E: Engine> Store for NodeStore<E> {
         Self::page(&rows, limit)
     }
 
-    fn drop_partition(&self, partition: PartitionId) -> Result<u64> {
+    fn partition_trees(&self, partition: PartitionId) -> Result<PartitionTrees> {
+        self.partition_bounds(partition)?;
+        let trees = self.trees();
+        let copies = trees
+            .map
+            .iter()
+            .filter(|((p, _), _)| *p == partition)
+            .map(|(&(_, n_val), tree)| (n_val, tree.clone()))
+            .collect();
+        Ok(PartitionTrees {
+            partition,
+            trees: copies,
+        })
+    }
+
+    fn drop_partition(&self, handed_off: &PartitionTrees) -> Result<Dropped> {
+        let partition = handed_off.partition;
         let (start, end) = self.partition_bounds(partition)?;
-        let end = end.as_ref().map(Vec::as_slice);
-        let mut dropped = 0;
-        loop {
-            self.syncer.check()?;
-            let rows = self.engine.range(
+        let id = tree_error(TreeId::new(
+            self.config.partitions,
+            partition,
+            self.config.merkle_shape,
+        ))?;
+        if let Some((n_val, _)) = handed_off.trees.iter().find(|(_, t)| t.id() != id) {
+            return Err(Error::Config(format!(
+                "the copy of tree ({partition:?}, n_val {n_val}) is not of this store's {id}"
+            )));
+        }
+        // What each leaf should hold for its objects to go: as handed off,
+        // less what this drop removed.
+        let mut expected: BTreeMap<u8, Vec<u128>> = handed_off
+            .trees
+            .iter()
+            .map(|(&n_val, tree)| (n_val, tree.leaves().to_vec()))
+            .collect();
+        let leaves: BTreeSet<usize> = {
+            let trees = self.trees();
+            trees
+                .of_partition(partition)
+                .map(|(_, tree)| tree.leaves())
+                .chain(expected.values().map(Vec::as_slice))
+                .flat_map(|leaves| leaves.iter().enumerate())
+                .filter(|(_, d)| **d != 0)
+                .map(|(leaf, _)| leaf)
+                .collect()
+        };
+        let mut dropped = Dropped::default();
+        for leaf in leaves {
+            let Some(range) = id.leaf_range(leaf) else {
+                continue;
+            };
+            let from = codec::hash_prefix(range.start().as_u64()).to_vec();
+            let to = range
+                .end()
+                .as_u64()
+                .checked_add(1)
+                .map(|next| codec::hash_prefix(next).to_vec());
+            loop {
+                self.syncer.check()?;
+                let rows = self.engine.range(
+                    Space::Objects,
+                    Bound::Included(from.as_slice()),
+                    to.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+                    BATCH,
+                )?;
+                if rows.is_empty() {
+                    break;
+                }
+                let guards = self.lock_stripes(
+                    rows.iter()
+                        .filter_map(|(k, _)| k.get(..8)?.try_into().ok())
+                        .map(u64::from_be_bytes),
+                );
+                let mut trees = self.trees();
+                let unchanged = trees
+                    .of_partition(partition)
+                    .map(|(n_val, _)| n_val)
+                    .chain(expected.keys().copied())
+                    .all(|n_val| {
+                        let want = expected
+                            .get(&n_val)
+                            .and_then(|l| l.get(leaf))
+                            .copied()
+                            .unwrap_or(0);
+                        trees.leaf(partition, n_val, leaf) == want
+                    });
+                if !unchanged {
+                    dropped.changed_leaves += 1;
+                    break;
+                }
+                let mut ops = Vec::with_capacity(2 * rows.len());
+                let mut changes = Vec::new();
+                for (key, _) in &rows {
+                    let Some(bytes) = self.engine.get(Space::Objects, key)? else {
+                        continue;
+                    };
+                    // A record that no longer decodes is dropped all the same;
+                    // its digest goes with the partition's trees at the end.
+                    if let Ok(s) = Self::decode_stored(key, bytes.as_ref()) {
+                        let old = Some((s.n_val, Self::digest(&s.id, &s.object)));
+                        changes.extend(trees.plan(s.id.hash(), old, None, &mut ops)?);
+                    }
+                    ops.push(Op::Delete(Space::Objects, key.clone()));
+                    dropped.objects += 1;
+                }
+                let ticket = self.write(ops)?;
+                trees.apply(changes);
+                for (n_val, tree) in trees.of_partition(partition) {
+                    let now = tree.leaves().get(leaf).copied().unwrap_or(0);
+                    let leaves = expected
+                        .entry(n_val)
+                        .or_insert_with(|| vec![0; tree.leaves().len()]);
+                    if let Some(l) = leaves.get_mut(leaf) {
+                        *l = now;
+                    }
+                }
+                drop(trees);
+                drop(guards);
+                self.syncer.wait(ticket)?;
+            }
+        }
+        // Under the trees lock no object can be written, so an empty range
+        // here stays empty until the trees are gone.
+        let mut trees = self.trees();
+        let empty = self
+            .engine
+            .range(
                 Space::Objects,
                 Bound::Included(start.as_slice()),
-                end,
-                BATCH,
-            )?;
-            if rows.is_empty() {
-                // Under the trees lock no object can be written, so an empty
-                // range here stays empty until the trees are gone.
-                let mut trees = self.trees();
-                let still_empty = self
-                    .engine
-                    .range(Space::Objects, Bound::Included(start.as_slice()), end, 1)?
-                    .is_empty();
-                if !still_empty {
-                    continue;
-                }
-                let prefix = partition.get().to_be_bytes();
-                let leaves = self.engine.range(
-                    Space::Leaves,
-                    Bound::Included(&prefix[..]),
-                    prefix_end(&prefix).as_ref().map(Vec::as_slice),
-                    usize::MAX,
-                )?;
-                let ops = leaves
-                    .into_iter()
-                    .map(|(k, _)| Op::Delete(Space::Leaves, k))
-                    .collect::<Vec<_>>();
-                let ticket = if ops.is_empty() {
-                    None
-                } else {
-                    Some(self.write(ops)?)
-                };
-                trees.forget_partition(partition);
-                drop(trees);
-                if let Some(t) = ticket {
-                    self.syncer.wait(t)?;
-                }
-                return Ok(dropped);
-            }
-            // Lock every stripe of the batch, in index order (the only place
-            // that holds more than one), then re-read under the locks.
-            let mut stripe_ids: Vec<usize> = rows
-                .iter()
-                .filter_map(|(k, _)| k.get(..8))
-                .filter_map(|h| h.try_into().ok())
-                .map(|h: [u8; 8]| (u64::from_be_bytes(h) as usize) % STRIPES)
-                .collect();
-            stripe_ids.sort_unstable();
-            stripe_ids.dedup();
-            let _guards: Vec<_> = stripe_ids
-                .iter()
-                .filter_map(|&i| self.stripes.get(i))
-                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
-                .collect();
-            let mut trees = self.trees();
-            let mut ops = Vec::with_capacity(2 * rows.len());
-            let mut changes = Vec::new();
-            for (key, _) in &rows {
-                let Some(bytes) = self.engine.get(Space::Objects, key)? else {
-                    continue;
-                };
-                // A record that no longer decodes is dropped all the same;
-                // its digest goes with the partition's trees at the end.
-                if let Ok(s) = Self::decode_stored(key, bytes.as_ref()) {
-                    let old = Some((s.n_val, Self::digest(&s.id, &s.object)));
-                    changes.extend(trees.plan(s.id.hash(), old, None, &mut ops)?);
-                }
-                ops.push(Op::Delete(Space::Objects, key.clone()));
-                dropped += 1;
-            }
-            let ticket = self.write(ops)?;
-            trees.apply(changes);
-            drop(trees);
-            drop(_guards);
-            self.syncer.wait(ticket)?;
+                end.as_ref().map(Vec::as_slice),
+                1,
+            )?
+            .is_empty();
+        if !empty {
+            return Ok(dropped);
         }
+        let prefix = partition.get().to_be_bytes();
+        let leaves = self.engine.range(
+            Space::Leaves,
+            Bound::Included(&prefix[..]),
+            prefix_end(&prefix).as_ref().map(Vec::as_slice),
+            usize::MAX,
+        )?;
+        let ops = leaves
+            .into_iter()
+            .map(|(k, _)| Op::Delete(Space::Leaves, k))
+            .collect::<Vec<_>>();
+        let ticket = if ops.is_empty() {
+            None
+        } else {
+            Some(self.write(ops)?)
+        };
+        trees.forget_partition(partition);
+        drop(trees);
+        if let Some(t) = ticket {
+            self.syncer.wait(t)?;
+        }
+        Ok(dropped)
     }
 
     fn merkle_tree(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree> {
@@ -530,8 +692,16 @@ impl<E: Engine> Store for NodeStore<E> {
     }
 
     fn set_meta(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.set_metas(vec![(name.to_owned(), bytes)])
+    }
+
+    fn set_metas(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
         self.syncer.check()?;
-        let ticket = self.write(vec![Op::Put(Space::Meta, name.as_bytes().to_vec(), bytes)])?;
+        let ops = entries
+            .into_iter()
+            .map(|(name, bytes)| Op::Put(Space::Meta, name.into_bytes(), bytes))
+            .collect();
+        let ticket = self.write(ops)?;
         self.syncer.wait(ticket)
     }
 
@@ -727,6 +897,22 @@ impl Trees {
                 let _ = tree.update(c.hash, c.old, c.new);
             }
         }
+    }
+
+    /// The trees of `partition`, by n_val.
+    fn of_partition(&self, partition: PartitionId) -> impl Iterator<Item = (u8, &MerkleTree)> {
+        self.map
+            .iter()
+            .filter(move |((p, _), _)| *p == partition)
+            .map(|(&(_, n_val), tree)| (n_val, tree))
+    }
+
+    /// A leaf's digest (0 where the store holds no tree).
+    fn leaf(&self, partition: PartitionId, n_val: u8, leaf: usize) -> u128 {
+        self.map
+            .get(&(partition, n_val))
+            .and_then(|t| t.leaves().get(leaf).copied())
+            .unwrap_or(0)
     }
 
     fn forget_partition(&mut self, partition: PartitionId) {

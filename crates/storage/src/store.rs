@@ -4,7 +4,10 @@ use gyre_merkle::MerkleTree;
 use gyre_ring::Layout;
 use gyre_types::{BucketName, BucketProps, KeyHash, NodeId, PartitionId};
 
-use crate::{Change, Hint, HintId, Object, ObjectId, Result, ScanPage, StoreConfig, TreeMismatch};
+use crate::{
+    Change, Dropped, Hint, HintId, Object, ObjectId, PartitionTrees, Result, ScanPage, StoreConfig,
+    TreeMismatch,
+};
 
 /// Everything a node keeps durably: objects with their Merkle trees, hint
 /// queues and node metadata.
@@ -46,6 +49,22 @@ pub trait Store: Send + Sync {
         f: impl FnOnce(Option<&Object>) -> Change<T>,
     ) -> Result<T>;
 
+    /// Updates several objects in one atomic write and one durability
+    /// wait: as [`update`](Self::update) for each `(id, n_val)` in order,
+    /// `f` given the update's index and the object's state (a key named
+    /// twice sees its earlier change). Every check is made before anything
+    /// is written: an error writes nothing.
+    ///
+    /// `f` runs under the objects' locks and must not call the store.
+    ///
+    /// # Errors
+    /// As [`update`](Self::update), for any of the objects.
+    fn update_many<T>(
+        &self,
+        ids: &[(ObjectId, u8)],
+        f: impl FnMut(usize, Option<&Object>) -> Change<T>,
+    ) -> Result<Vec<T>>;
+
     /// Removes an object if its
     /// [`version_digest`](gyre_versioning::DvvSet::version_digest) is still
     /// `version` and it holds only tombstones and values that expire
@@ -70,11 +89,28 @@ pub trait Store: Send + Sync {
     /// [`scan`](Self::scan).
     fn scan_from(&self, from: KeyHash, limit: usize) -> Result<ScanPage>;
 
-    /// Removes every object of `partition` and its Merkle trees (after its
-    /// handoff); returns how many objects went. Done in batches, each of
-    /// which keeps data and trees in agreement, so an interrupted drop can
-    /// simply be called again.
-    fn drop_partition(&self, partition: PartitionId) -> Result<u64>;
+    /// Copies of the Merkle trees of `partition` (every n_val), taken at
+    /// one moment: take them before handing the partition off, and give
+    /// them to [`drop_partition`](Self::drop_partition) after.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a partition out of range.
+    fn partition_trees(&self, partition: PartitionId) -> Result<PartitionTrees>;
+
+    /// Removes the objects of a partition that were handed off: those in
+    /// leaves (of every n_val's tree) that are as in `handed_off`, the
+    /// copy of the trees taken before the hand-off started. A leaf that
+    /// changed since (a write arrived) keeps its objects, for the next
+    /// hand-off; its digest is compared again before every batch, so a
+    /// write that lands during the drop is kept too. Once the partition
+    /// holds no object its trees go. Done in batches, each of which keeps
+    /// data and trees in agreement, so an interrupted drop can simply be
+    /// called again.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a partition out of range
+    /// or trees of another shape; `Fatal` if a batch could not be written.
+    fn drop_partition(&self, handed_off: &PartitionTrees) -> Result<Dropped>;
 
     /// A copy of the Merkle tree of (`partition`, `n_val`), empty if the store
     /// holds no object there.
@@ -105,6 +141,10 @@ pub trait Store: Send + Sync {
 
     /// Sets a metadata entry (durably, as every write).
     fn set_meta(&self, name: &str, bytes: Vec<u8>) -> Result<()>;
+
+    /// Sets several metadata entries in one atomic write: after a crash
+    /// either every one of them changed or none did.
+    fn set_metas(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()>;
 
     /// Metadata entries whose names start with `prefix`, in name order.
     fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
@@ -154,6 +194,24 @@ pub trait Store: Send + Sync {
         crate::meta::set(self, crate::meta::OLDER_LAYOUTS, layouts)
     }
 
+    /// Records the layouts in use, `older` (oldest first) and `current`,
+    /// and the raw metadata entries `also`, in one atomic write: a crash
+    /// never leaves a current layout beside older ones of another moment.
+    fn set_layouts(
+        &self,
+        older: &[Layout],
+        current: &Layout,
+        also: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        use crate::meta::{LAYOUT, OLDER_LAYOUTS, encode};
+        let mut entries = vec![
+            (LAYOUT.to_owned(), encode(LAYOUT, current)?),
+            (OLDER_LAYOUTS.to_owned(), encode(OLDER_LAYOUTS, older)?),
+        ];
+        entries.extend(also);
+        self.set_metas(entries)
+    }
+
     /// The properties of `bucket`, if they were ever set.
     fn bucket_props(&self, bucket: &BucketName) -> Result<Option<BucketProps>> {
         crate::meta::get(self, &crate::meta::bucket(bucket))
@@ -199,6 +257,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         (**self).update(id, n_val, f)
     }
 
+    fn update_many<T>(
+        &self,
+        ids: &[(ObjectId, u8)],
+        f: impl FnMut(usize, Option<&Object>) -> Change<T>,
+    ) -> Result<Vec<T>> {
+        (**self).update_many(ids, f)
+    }
+
     fn purge(&self, id: &ObjectId, version: u128) -> Result<bool> {
         (**self).purge(id, version)
     }
@@ -216,8 +282,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         (**self).scan_from(from, limit)
     }
 
-    fn drop_partition(&self, partition: PartitionId) -> Result<u64> {
-        (**self).drop_partition(partition)
+    fn partition_trees(&self, partition: PartitionId) -> Result<PartitionTrees> {
+        (**self).partition_trees(partition)
+    }
+
+    fn drop_partition(&self, handed_off: &PartitionTrees) -> Result<Dropped> {
+        (**self).drop_partition(handed_off)
     }
 
     fn merkle_tree(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree> {
@@ -255,6 +325,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn set_meta(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
         (**self).set_meta(name, bytes)
+    }
+
+    fn set_metas(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        (**self).set_metas(entries)
     }
 
     fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {

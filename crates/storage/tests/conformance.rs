@@ -295,7 +295,10 @@ fn dropping_a_partition_removes_it_and_its_trees_only<H: Harness>() {
         .iter()
         .filter(|k| partition_of(h.store(), k) == victim)
         .count();
-    assert_eq!(h.store().drop_partition(victim).unwrap(), in_victim as u64);
+    let trees = h.store().partition_trees(victim).unwrap();
+    let dropped = h.store().drop_partition(&trees).unwrap();
+    assert_eq!(dropped.objects, in_victim as u64);
+    assert!(dropped.is_complete());
     assert!(scan_all(h.store(), victim, 100).is_empty());
     assert_eq!(h.store().merkle_tree(victim, 3).unwrap().root(), 0);
     assert!(!h.store().merkle_trees().contains(&(victim, 3)));
@@ -304,9 +307,137 @@ fn dropping_a_partition_removes_it_and_its_trees_only<H: Harness>() {
         assert_eq!(h.store().get(k).unwrap().is_none(), gone);
     }
     assert!(h.store().verify_trees().unwrap().is_empty());
-    assert_eq!(h.store().drop_partition(victim).unwrap(), 0);
+    let trees = h.store().partition_trees(victim).unwrap();
+    assert!(trees.trees.is_empty());
+    assert_eq!(h.store().drop_partition(&trees).unwrap().objects, 0);
     if h.reopen() {
         assert_eq!(h.store().merkle_tree(victim, 3).unwrap().root(), 0);
+        assert!(h.store().verify_trees().unwrap().is_empty());
+    }
+}
+
+/// A write that arrives after the copy of the trees (so after the hand-off
+/// began) is not dropped with the partition: its leaf is kept whole, the
+/// rest goes, and the trees still agree with the data.
+fn a_drop_keeps_what_changed_after_the_hand_off<H: Harness>() {
+    let mut h = H::open(config());
+    let keys: Vec<ObjectId> = (0..3000).map(|i| id("b", &format!("k{i}"))).collect();
+    for k in &keys {
+        put(h.store(), k, 3, b"v", 1);
+    }
+    let victim = partition_of(h.store(), &keys[0]);
+    let in_victim: Vec<&ObjectId> = keys
+        .iter()
+        .filter(|k| partition_of(h.store(), k) == victim)
+        .collect();
+    let handed_off = h.store().partition_trees(victim).unwrap();
+    // Late: a new key, and a new version of one handed off, another n_val.
+    let late = (0..)
+        .map(|i| id("late", &format!("k{i}")))
+        .find(|k| partition_of(h.store(), k) == victim)
+        .unwrap();
+    put(h.store(), &late, 3, b"late", 2);
+    let rewritten = in_victim[in_victim.len() / 2];
+    put(h.store(), rewritten, 5, b"again", 2);
+    let tree = h.store().merkle_tree(victim, 3).unwrap();
+    let leaf_of = |k: &ObjectId| tree.leaf_of(k.hash()).unwrap();
+    let changed = [leaf_of(&late), leaf_of(rewritten)];
+    let dropped = h.store().drop_partition(&handed_off).unwrap();
+    assert!(!dropped.is_complete());
+    assert_eq!(
+        dropped.changed_leaves,
+        if changed[0] == changed[1] { 1 } else { 2 }
+    );
+    for k in in_victim.iter().copied().chain([&late]) {
+        let kept = changed.contains(&leaf_of(k));
+        assert_eq!(h.store().get(k).unwrap().is_some(), kept, "{k}");
+    }
+    assert!(h.store().get(&late).unwrap().is_some());
+    assert!(h.store().get(rewritten).unwrap().is_some());
+    assert!(h.store().verify_trees().unwrap().is_empty());
+    // Handed off again: now it all goes, trees with it.
+    let handed_off = h.store().partition_trees(victim).unwrap();
+    assert!(h.store().drop_partition(&handed_off).unwrap().is_complete());
+    assert!(scan_all(h.store(), victim, 100).is_empty());
+    assert!(h.store().merkle_trees().iter().all(|(p, _)| *p != victim));
+    if h.reopen() {
+        assert!(h.store().verify_trees().unwrap().is_empty());
+        assert!(scan_all(h.store(), victim, 100).is_empty());
+    }
+}
+
+fn blind(object: Option<&Object>, value: &[u8], ts: u64) -> Object {
+    let mut o = object.cloned().unwrap_or_default();
+    o.put_blind(
+        Bytes::copy_from_slice(value),
+        node(1),
+        Timestamp::from_u64(ts),
+        &Policy::default(),
+    )
+    .unwrap();
+    o
+}
+
+/// A batch of updates is one write: every change lands with its leaves, a
+/// key named twice sees its own earlier change, and one value over the
+/// limit refuses the whole batch.
+fn a_batch_of_updates_is_one_write<H: Harness>() {
+    let limits = Limits {
+        max_value_len: 100,
+        ..Limits::default()
+    };
+    let mut h = H::open(StoreConfig { limits, ..config() });
+    let keys: Vec<ObjectId> = (0..300).map(|i| id("b", &format!("k{i}"))).collect();
+    put(h.store(), &keys[0], 3, b"old", 1);
+    let mut batch: Vec<(ObjectId, u8)> = keys.iter().map(|k| (k.clone(), 3)).collect();
+    batch.push((keys[1].clone(), 3));
+    let seen = h
+        .store()
+        .update_many(&batch, |i, current| {
+            let held = current.map(|o| o.values().count());
+            if i == 2 {
+                return Change::Keep(held);
+            }
+            Change::Write(blind(current, format!("v{i}").as_bytes(), 2), held)
+        })
+        .unwrap();
+    assert_eq!(seen[0], Some(1), "the stored object");
+    assert_eq!(seen[1], None);
+    assert_eq!(seen[300], Some(1), "the batch's own earlier change");
+    assert_eq!(values(h.store(), &keys[0]), [b"v0".to_vec()]);
+    assert_eq!(values(h.store(), &keys[1]), [b"v300".to_vec()]);
+    assert!(h.store().get(&keys[2]).unwrap().is_none());
+    assert_eq!(values(h.store(), &keys[299]), [b"v299".to_vec()]);
+    assert!(h.store().verify_trees().unwrap().is_empty());
+
+    let roots: Vec<u128> = h
+        .store()
+        .merkle_trees()
+        .iter()
+        .map(|&(p, n)| h.store().merkle_tree(p, n).unwrap().root())
+        .collect();
+    let err = h
+        .store()
+        .update_many(&batch[..10], |i, current| {
+            let value = if i == 9 {
+                vec![0u8; 101]
+            } else {
+                b"new".to_vec()
+            };
+            Change::Write(blind(current, &value, 3), ())
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::ValueTooLarge { .. }), "{err}");
+    assert_eq!(values(h.store(), &keys[3]), [b"v3".to_vec()]);
+    let after: Vec<u128> = h
+        .store()
+        .merkle_trees()
+        .iter()
+        .map(|&(p, n)| h.store().merkle_tree(p, n).unwrap().root())
+        .collect();
+    assert_eq!(roots, after);
+    if h.reopen() {
+        assert_eq!(values(h.store(), &keys[1]), [b"v300".to_vec()]);
         assert!(h.store().verify_trees().unwrap().is_empty());
     }
 }
@@ -419,6 +550,20 @@ fn metadata_round_trips<H: Harness>() {
     )
     .unwrap();
     s.set_layout(&layout).unwrap();
+    // Layouts in use and an entry of the caller's, in one write.
+    let grown = layout
+        .next(
+            (1..=5)
+                .map(|i| Member::new(NodeId::new(i), ZoneName::default(), 100))
+                .collect(),
+        )
+        .unwrap();
+    s.set_layouts(
+        std::slice::from_ref(&layout),
+        &grown,
+        vec![("reading".to_owned(), b"v1".to_vec())],
+    )
+    .unwrap();
     let carts = BucketProps::new(5, 3, 3)
         .unwrap()
         .with_conflict_mode(ConflictMode::Lww);
@@ -430,7 +575,12 @@ fn metadata_round_trips<H: Harness>() {
     let s = h.store();
     assert_eq!(s.node_id().unwrap(), Some(NodeId::new(0xfeed)));
     assert_eq!(s.cluster_id().unwrap().as_deref(), Some("prod-eu"));
-    assert_eq!(s.layout().unwrap(), Some(layout));
+    assert_eq!(s.layout().unwrap(), Some(grown));
+    assert_eq!(s.older_layouts().unwrap(), [layout]);
+    assert_eq!(
+        Store::meta(s, "reading").unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
     assert_eq!(
         s.bucket_props(&common::bucket("carts")).unwrap(),
         Some(carts)
@@ -511,6 +661,8 @@ macro_rules! conformance {
                 scans_page_through_a_partition_in_hash_order,
                 scans_resume_from_any_hash_within_its_partition,
                 dropping_a_partition_removes_it_and_its_trees_only,
+                a_drop_keeps_what_changed_after_the_hand_off,
+                a_batch_of_updates_is_one_write,
                 purge_removes_only_the_tombstone_it_names,
                 hints_queue_per_target_in_order,
                 metadata_round_trips,

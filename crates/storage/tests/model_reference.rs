@@ -35,6 +35,12 @@ enum Op {
         value: u8,
         coordinator: u64,
     },
+    /// Merge several states in one batch (keys may repeat).
+    MergeMany {
+        keys: Vec<usize>,
+        value: u8,
+        coordinator: u64,
+    },
     /// Queue a hint for a target.
     AddHint { target: u64, key: usize },
     /// Remove a target's oldest hint.
@@ -53,6 +59,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..KEYS, 1u64..4).prop_map(|(key, coordinator)| Op::Delete { key, coordinator }),
         1 => (0..KEYS).prop_map(|key| Op::Purge { key }),
         2 => (0..KEYS, any::<u8>(), 4u64..6).prop_map(|(key, value, coordinator)| Op::Merge { key, value, coordinator }),
+        2 => (proptest::collection::vec(0..KEYS, 1..8), any::<u8>(), 4u64..6).prop_map(|(keys, value, coordinator)| Op::MergeMany { keys, value, coordinator }),
         2 => (1u64..3, 0..KEYS).prop_map(|(target, key)| Op::AddHint { target, key }),
         1 => (1u64..3).prop_map(|target| Op::RemoveHint { target }),
         1 => (0..KEYS).prop_map(|key| Op::DropPartition { key }),
@@ -170,6 +177,43 @@ fn run<H: Harness>(ops: &[Op]) -> Result<(), TestCaseError> {
                 entry.1.sync(&incoming, &policy);
                 prop_assert_eq!(changed, entry.1 != before);
             }
+            Op::MergeMany {
+                ref keys,
+                value,
+                coordinator,
+            } => {
+                // Each key gets its own value, so a repeated key merges two.
+                let incoming: Vec<Object> = (0..keys.len())
+                    .map(|i| one_value(value.wrapping_add(i as u8), coordinator, at))
+                    .collect();
+                let ids: Vec<(ObjectId, u8)> = keys
+                    .iter()
+                    .map(|&k| {
+                        let id = object_id(k);
+                        let n_val = model.objects.get(&id).map_or(3, |(n, _)| *n);
+                        (id, n_val)
+                    })
+                    .collect();
+                let changed = h
+                    .store()
+                    .update_many(&ids, |i, cur| {
+                        let mut o = cur.cloned().unwrap_or_default();
+                        let before = o.clone();
+                        o.sync(&incoming[i], &policy);
+                        if o == before {
+                            Change::Keep(false)
+                        } else {
+                            Change::Write(o, true)
+                        }
+                    })
+                    .unwrap();
+                for (i, (id, n_val)) in ids.into_iter().enumerate() {
+                    let entry = model.objects.entry(id).or_insert((n_val, Object::new()));
+                    let before = entry.1.clone();
+                    entry.1.sync(&incoming[i], &policy);
+                    prop_assert_eq!(changed[i], entry.1 != before);
+                }
+            }
             Op::AddHint { target, key } => {
                 let hint = Hint {
                     id: object_id(key),
@@ -199,7 +243,11 @@ fn run<H: Harness>(ops: &[Op]) -> Result<(), TestCaseError> {
                     .keys()
                     .filter(|id| q.partition_of(id.hash()) == p)
                     .count() as u64;
-                prop_assert_eq!(h.store().drop_partition(p).unwrap(), expected);
+                // Nothing changes between the copy and the drop: all of it goes.
+                let trees = h.store().partition_trees(p).unwrap();
+                let dropped = h.store().drop_partition(&trees).unwrap();
+                prop_assert_eq!(dropped.objects, expected);
+                prop_assert!(dropped.is_complete());
                 model.objects.retain(|id, _| q.partition_of(id.hash()) != p);
             }
             Op::Reopen => {
