@@ -191,7 +191,18 @@ pub struct Membership {
     /// The latest `now` any call brought: the time operator actions (which
     /// take none) judge liveness at.
     last_now: Duration,
+    /// This node's (layout, synced, reading) as last pushed to its peers.
+    announced: Barriers,
 }
+
+/// What a node says of a change in flight: the layout it routes with, the
+/// one it is synced for and the one it reads with. Each barrier of a
+/// change waits for every node to say one of these.
+type Barriers = (
+    Option<LayoutStamp>,
+    Option<LayoutStamp>,
+    Option<LayoutStamp>,
+);
 
 impl Membership {
     /// The membership of node `me`, started with `generation` (greater than
@@ -245,6 +256,7 @@ impl Membership {
             was_member: member,
             self_removed: false,
             last_now: Duration::ZERO,
+            announced: (stamp, stamp, stamp),
         })
     }
 
@@ -442,6 +454,7 @@ impl Membership {
             self.me.version = self.me.version.saturating_add(1);
         }
         self.advance_transition(now, &mut out);
+        self.announce(&mut out);
         out
     }
 
@@ -589,6 +602,7 @@ impl Membership {
             msg: Message::Ping,
         }));
         self.advance_transition(now, &mut out);
+        self.announce(&mut out);
         self.maybe_pull(now, &mut out);
         let targets = self.gossip_targets();
         if !targets.is_empty() {
@@ -661,6 +675,7 @@ impl Membership {
             }
         }
         self.advance_transition(now, &mut out);
+        self.announce(&mut out);
         self.maybe_pull(now, &mut out);
         out
     }
@@ -726,6 +741,7 @@ impl Membership {
             self.me.synced = Some(stamp);
         }
         self.advance_transition(now, &mut out);
+        self.announce(&mut out);
         self.maybe_pull(now, &mut out);
         out
     }
@@ -812,6 +828,7 @@ impl Membership {
         self.staged.clear();
         self.install(plan.layout, plan.stamp, &mut out);
         self.advance_transition(now, &mut out);
+        self.announce(&mut out);
         Ok(out)
     }
 
@@ -1226,6 +1243,34 @@ impl Membership {
         if t.reading_new && t.not_reading.is_empty() {
             self.older.clear();
             out.push(Output::Event(Event::LayoutsRetired(t.to)));
+        }
+    }
+
+    /// Pushes this node's state to every known peer as soon as what a
+    /// barrier waits on changes (see [`Barriers`]), rather than leaving it
+    /// to gossip rounds: each barrier of a change then costs a message
+    /// instead of a few rounds. The push is an unsolicited
+    /// [`Message::Ack2`] (a receiver merges its states as any other).
+    fn announce(&mut self, out: &mut Vec<Output>) {
+        let now = (self.me.layout, self.me.synced, self.me.reading);
+        if now == self.announced {
+            return;
+        }
+        self.announced = now;
+        let push = Message::Ack2 {
+            states: vec![self.me.clone()],
+            heartbeats: Vec::new(),
+        };
+        // Every node whose state is known, not only those judged up: one
+        // this node never spoke to directly (so never judged up) may wait
+        // on this word as much as any.
+        for (id, e) in &self.entries {
+            if e.state.is_some() {
+                out.push(Output::Send {
+                    to: *id,
+                    msg: push.clone(),
+                });
+            }
         }
     }
 

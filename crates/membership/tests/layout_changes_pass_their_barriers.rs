@@ -192,3 +192,40 @@ fn a_fetched_layout_starts_a_change_like_any_other() {
     assert_eq!(m.read_layout().map(LayoutStamp::of), Some(v1));
     assert_eq!(m.state().synced, Some(v1), "not synced for the new one");
 }
+
+/// Each barrier of a change advances as soon as the nodes it waits for say
+/// so: a node pushes its new word to every live peer at once, so a change
+/// on 8 nodes spreads, moves reads and retires the old layout in message
+/// delays (1–10 ms here), well inside one gossip round (1 s).
+#[test]
+fn barriers_advance_on_messages_not_gossip_rounds() {
+    const FAST: Duration = Duration::from_millis(300);
+    let step = Duration::from_millis(5);
+    for_each_seed(10, |seed| {
+        let mut sim = Sim::cluster(seed, 8, 3, SimConfig::default());
+        let first = sim.live_ids()[0];
+        let joiner = sim.add_node("z9");
+        sim.run_until(LIMIT, CHECK, |s| s.all_know(joiner)).unwrap();
+        let new = sim.commit(first, vec![Change::Join(joiner)]).unwrap();
+        let spread = sim
+            .run_until(LIMIT, step, |s| {
+                s.live().all(|n| n.m.layout_stamp() == Some(new))
+            })
+            .unwrap();
+        assert!(
+            spread < FAST,
+            "seed {seed}: the layout took {spread:?} to spread"
+        );
+        for id in sim.live_ids() {
+            sim.set_synced(id, new);
+        }
+        let retired = sim
+            .run_until(LIMIT, step, |s| s.live().all(|n| n.m.history().len() == 1))
+            .unwrap();
+        assert!(
+            retired < FAST,
+            "seed {seed}: reads moved and the old layout retired after {retired:?}"
+        );
+        assert_eq!(reads_with(&sim, new), 9, "seed {seed}");
+    });
+}
