@@ -2,8 +2,9 @@
 //! mid-stream: a joining node killed with SIGKILL while it streams resumes
 //! from its cursors (re-asking at most one chunk per stream it had open);
 //! an old replica killed while it serves is replaced by another; an abort
-//! mid-stream returns to the old layout, the new node drops its partial
-//! copies, and nothing deleted comes back. Every key is read back through
+//! mid-stream returns to the old layout (ending a pacing wait at once), the
+//! new node drops its partial copies, and nothing deleted comes back; a
+//! throttle lifted mid-stream takes effect at once. Every key is read back through
 //! every node afterwards.
 #![allow(clippy::unwrap_used)]
 
@@ -19,6 +20,10 @@ const DELETED: usize = 100;
 /// mid-stream, bytes per second.
 const SLOW: &str = "150000";
 const CHANGE: Duration = Duration::from_secs(120);
+/// A throttle so low that one chunk's pacing (a whole partition here,
+/// about 30 kB: five minutes) outlasts the test: whatever ends a change or
+/// lifts the throttle must end the pacing wait too.
+const CRAWL: &str = "100";
 
 fn key(i: usize) -> String {
     format!("handoff-{i}")
@@ -43,11 +48,16 @@ fn setup() -> (Cluster, usize) {
         assert!(del.status < 300, "{}", del.text());
     }
     let new = cluster.grow(1)[0];
-    let url = cluster.nodes[new].url("");
-    cli(&[
-        "cluster", "throttle", "--rate", SLOW, "--only", "--node", &url,
-    ]);
+    throttle(&cluster, new, SLOW);
     (cluster, new)
+}
+
+/// Sets the byte rate of `node` alone.
+fn throttle(cluster: &Cluster, node: usize, rate: &str) {
+    let url = cluster.nodes[node].url("");
+    cli(&[
+        "cluster", "throttle", "--rate", rate, "--only", "--node", &url,
+    ]);
 }
 
 fn join(cluster: &Cluster, node: usize) {
@@ -57,13 +67,13 @@ fn join(cluster: &Cluster, node: usize) {
     cli(&["cluster", "commit", "--node", &admin]);
 }
 
-/// Waits until `node` has received some bytes and still streams.
-fn wait_mid_stream(cluster: &Cluster, node: usize) -> serde_json::Value {
+/// Waits until `node` has received more than `min_bytes` and still streams.
+fn wait_mid_stream(cluster: &Cluster, node: usize, min_bytes: u64) -> serde_json::Value {
     wait_for("the new node to be mid-stream", SETTLE, || {
         let t = cluster.nodes[node].try_status()?["transfers"].clone();
         let streaming = t["stages"][1].as_u64().unwrap_or(0);
         let done = t["bytes_done"].as_u64().unwrap_or(0);
-        if streaming > 0 && done > 100_000 {
+        if streaming > 0 && done > min_bytes {
             Ok(t)
         } else {
             Err(format!("{t}"))
@@ -97,7 +107,7 @@ fn check_keys(cluster: &Cluster, which: &[usize]) {
 fn a_target_killed_mid_stream_resumes_from_its_cursors() {
     let (mut cluster, new) = setup();
     join(&cluster, new);
-    let before = wait_mid_stream(&cluster, new);
+    let before = wait_mid_stream(&cluster, new, 100_000);
     cluster.nodes[new].kill9();
     cluster.restart(new);
     let all = [0, 1, 2, new];
@@ -119,7 +129,7 @@ fn a_target_killed_mid_stream_resumes_from_its_cursors() {
 fn a_source_killed_mid_stream_is_replaced_by_another_replica() {
     let (mut cluster, new) = setup();
     join(&cluster, new);
-    let transfers = wait_mid_stream(&cluster, new);
+    let transfers = wait_mid_stream(&cluster, new, 100_000);
     // The source of a partition being streamed.
     let source = transfers["partitions"]
         .as_array()
@@ -160,8 +170,10 @@ fn a_source_killed_mid_stream_is_replaced_by_another_replica() {
 #[test]
 fn an_abort_mid_stream_returns_to_the_old_layout_and_resurrects_nothing() {
     let (cluster, new) = setup();
+    // The abort must end the pacing wait, not just the next chunk.
+    throttle(&cluster, new, CRAWL);
     join(&cluster, new);
-    wait_mid_stream(&cluster, new);
+    wait_mid_stream(&cluster, new, 0);
     let admin = cluster.nodes[0].url("");
     cli(&["cluster", "abort", "--node", &admin]);
     let all = [0, 1, 2, new];
@@ -187,4 +199,17 @@ fn an_abort_mid_stream_returns_to_the_old_layout_and_resurrects_nothing() {
     // change undoes it.
     let again = common::try_cli(&["cluster", "abort", "--node", &admin]).unwrap_err();
     assert!(again.contains("no layout change is in flight"), "{again}");
+}
+
+#[test]
+fn a_throttle_raised_mid_stream_takes_effect_at_once() {
+    let (cluster, new) = setup();
+    throttle(&cluster, new, CRAWL);
+    join(&cluster, new);
+    wait_mid_stream(&cluster, new, 0);
+    // Lifted, the streams go on now, not after the pacing booked at CRAWL.
+    throttle(&cluster, new, "0");
+    let all = [0, 1, 2, new];
+    cluster.wait_change_complete(&all, CHANGE);
+    check_keys(&cluster, &all);
 }

@@ -148,7 +148,8 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "GYRE_HANDOFF_OUTBOUND")]
     pub(crate) handoff_outbound: Option<usize>,
     /// Seconds a finished layout change waits before this node hands off
-    /// and drops the partitions it no longer holds [default: 30].
+    /// and drops the partitions it no longer holds [default: a request
+    /// timeout plus two gossip intervals, 4 s].
     #[arg(long, env = "GYRE_HANDOFF_DROP_GRACE_SECS")]
     pub(crate) handoff_drop_grace_secs: Option<u64>,
 }
@@ -431,7 +432,8 @@ impl Settings {
                     drop_grace: args
                         .handoff_drop_grace_secs
                         .or(file.handoff_drop_grace_secs)
-                        .map_or(d.drop_grace, Duration::from_secs),
+                        .map(Duration::from_secs)
+                        .or(d.drop_grace),
                     ..d
                 }
             },

@@ -255,10 +255,7 @@ fn settings(dir: &Path, file: &DemoFile, node: &DemoNode) -> anyhow::Result<Sett
         tombstone_grace: Duration::from_secs(3600),
         sweep_interval: Duration::from_secs(3600),
         gossip_interval: Duration::from_millis(500),
-        handoff: gyre_node::HandoffConfig {
-            drop_grace: Duration::from_secs(5),
-            ..gyre_node::HandoffConfig::default()
-        },
+        handoff: gyre_node::HandoffConfig::default(),
     })
 }
 

@@ -36,7 +36,9 @@
 //! synced to each of its replicas (all must answer) and then dropped: only
 //! the objects of Merkle leaves that are as they were before that sync
 //! (delete-if-equal, per leaf), so a write that lands here late is kept
-//! and handed off at the next round.
+//! and handed off at the next round. A partition with a new replica down
+//! waits for it without any session; one whose hand-off failed waits
+//! twice as long as the last time (from `retry` to a minute).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +48,7 @@ use std::time::Duration;
 use gyre_membership::{LayoutStamp, Membership};
 use gyre_replication::route::{Routing, partition_primaries as primaries};
 use gyre_replication::{Direction, object_bytes};
+use gyre_ring::Layout;
 use gyre_storage::Store;
 use gyre_types::{BucketName, Key, KeyHash, NodeId, PartitionId};
 use gyre_wire::{Request, Response};
@@ -55,6 +58,9 @@ use tokio::time::Instant;
 
 use crate::progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 use crate::{MembershipService, Peers, ReplicationService};
+
+/// Longest wait between two failed hand-offs of a partition to drop.
+const DROP_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// The metadata entry that holds this node's transfer cursors.
 const CURSORS: &str = "handoff";
@@ -77,9 +83,15 @@ pub struct HandoffConfig {
     /// 0. Changeable at run time.
     pub max_rate: u64,
     /// How long a single layout must have been in use before partitions
-    /// it no longer gives this node are handed off and dropped. Default
-    /// 30 s.
-    pub drop_grace: Duration,
+    /// it no longer gives this node are handed off and dropped. `None`
+    /// (the default): a request timeout plus two gossip intervals (4 s
+    /// with the defaults). A drop takes only what the hand-off copied
+    /// (leaf by leaf, delete-if-equal), so no grace is needed to lose
+    /// nothing; the grace spares the requests still in flight that a
+    /// coordinator routed with the older layout before it read with the
+    /// newest (each ends within a request timeout), and lets the change's
+    /// last word (this node retired the old layout) reach every node.
+    pub drop_grace: Option<Duration>,
     /// How often stalled work is tried again (and progress re-checked).
     /// Default 1 s.
     pub retry: Duration,
@@ -93,7 +105,7 @@ impl Default for HandoffConfig {
             max_inbound: 2,
             max_outbound: 2,
             max_rate: 0,
-            drop_grace: Duration::from_secs(30),
+            drop_grace: None,
             retry: Duration::from_secs(1),
         }
     }
@@ -113,6 +125,18 @@ enum Cursor {
     Done,
 }
 
+/// When a wait until `until`, paced at `old` bytes per second, ends at
+/// `new` (both non-zero): what is left of it scales by `old / new`.
+fn rescaled(until: Instant, old: u64, new: u64) -> Instant {
+    let now = Instant::now();
+    if old == 0 {
+        return now;
+    }
+    now + until
+        .saturating_duration_since(now)
+        .mul_f64(old as f64 / new.max(1) as f64)
+}
+
 fn entry_name(partition: PartitionId, n_val: u8) -> String {
     format!("{}/{n_val}", partition.get())
 }
@@ -122,13 +146,19 @@ pub struct Transfers<T, S> {
     membership: Arc<MembershipService<T>>,
     replication: Arc<ReplicationService<T, S>>,
     config: HandoffConfig,
-    max_rate: AtomicU64,
+    /// `config.drop_grace`, or the one derived from the timeouts.
+    drop_grace: Duration,
+    /// The byte rate limit (0: none); pacing waits see changes at once.
+    max_rate: tokio::sync::watch::Sender<u64>,
     max_inbound: AtomicUsize,
     progress: Mutex<TransferProgress>,
     /// When the transfer of the layout in `progress` started.
     started: Mutex<Option<Instant>>,
     /// Since when a single layout (this stamp) has been in use.
     settled: Mutex<Option<(LayoutStamp, Instant)>>,
+    /// Per partition to drop whose hand-off failed: when to try again, and
+    /// the wait that led there.
+    drop_backoff: Mutex<BTreeMap<PartitionId, (Instant, Duration)>>,
     resent: AtomicU64,
     cursors: Mutex<Cursors>,
     /// Held from taking a snapshot of `cursors` to storing it, so that
@@ -168,8 +198,13 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        let drop_grace = config.drop_grace.unwrap_or_else(|| {
+            let gossip = membership.with(|core, _| core.config().gossip_interval);
+            replication.replica().config().request_timeout + 2 * gossip
+        });
         Arc::new(Self {
-            max_rate: AtomicU64::new(config.max_rate),
+            drop_grace,
+            max_rate: tokio::sync::watch::Sender::new(config.max_rate),
             max_inbound: AtomicUsize::new(config.max_inbound.max(1)),
             membership,
             replication,
@@ -177,6 +212,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             progress: Mutex::new(TransferProgress::default()),
             started: Mutex::new(None),
             settled: Mutex::new(None),
+            drop_backoff: Mutex::new(BTreeMap::new()),
             resent: AtomicU64::new(0),
             cursors: Mutex::new(cursors),
             saving: tokio::sync::Mutex::new(()),
@@ -198,7 +234,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     /// What the transfers have done so far.
     pub fn progress(&self) -> TransferProgress {
         let mut p = lock(&self.progress).clone();
-        p.max_rate = self.max_rate.load(Ordering::Relaxed);
+        p.max_rate = *self.max_rate.borrow();
         p.max_inbound = self.max_inbound.load(Ordering::Relaxed);
         (p.max_outbound, p.outbound) = self.replication.outbound();
         if let Some(started) = *lock(&self.started) {
@@ -217,7 +253,12 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     /// partitions pulled at once and partitions served at once (each at
     /// least 1).
     pub fn set_throttle(&self, max_rate: u64, max_inbound: usize, max_outbound: usize) {
-        self.max_rate.store(max_rate, Ordering::Relaxed);
+        let old = self.max_rate.send_replace(max_rate);
+        let mut next = lock(&self.paced_until);
+        *next = match (*next, max_rate) {
+            (_, 0) | (None, _) => None,
+            (Some(until), new) => Some(rescaled(until, old, new)),
+        };
         self.max_inbound
             .store(max_inbound.max(1), Ordering::Relaxed);
         self.replication.set_max_outbound(max_outbound);
@@ -668,7 +709,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                 self.save_cursor(stamp, partition, n_val, cursor).await?;
             }
             lock(&self.progress).received(partition, n_val, keys, bytes);
-            self.pace(bytes).await;
+            self.pace(stamp, bytes).await;
             match next {
                 Some(n) => after = Some(n),
                 None => break,
@@ -705,13 +746,16 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
 
     /// Waits until the node's streams together have taken no more than
     /// the throttle's rate: each chunk books its bytes' time after every
-    /// chunk booked before it, whichever stream it belongs to.
-    async fn pace(&self, bytes: u64) {
-        let rate = self.max_rate.load(Ordering::Relaxed);
+    /// chunk booked before it, whichever stream it belongs to. A throttle
+    /// changed meanwhile rescales what is left of the wait at once, and a
+    /// newer layout (an abort, a stacked change) ends it.
+    async fn pace(&self, stamp: LayoutStamp, bytes: u64) {
+        let mut throttle = self.max_rate.subscribe();
+        let mut rate = *throttle.borrow_and_update();
         if rate == 0 || bytes == 0 {
             return;
         }
-        let until = {
+        let mut until = {
             let mut next = lock(&self.paced_until);
             let now = Instant::now();
             let start = next.filter(|n| *n > now).unwrap_or(now);
@@ -719,7 +763,33 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             *next = Some(until);
             until
         };
-        tokio::time::sleep_until(until).await;
+        let mut events = self.membership.subscribe();
+        loop {
+            tokio::select! {
+                biased;
+                changed = throttle.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // What is left of every booking scales alike (see
+                    // `set_throttle`, which rescales the shared one).
+                    let new = *throttle.borrow_and_update();
+                    if new == 0 {
+                        return;
+                    }
+                    until = rescaled(until, rate, new);
+                    rate = new;
+                }
+                event = events.recv() => {
+                    if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed))
+                        || !self.still_filling(stamp)
+                    {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(until) => return,
+            }
+        }
     }
 
     /// Hands off and drops what no layout in use gives this node, once one
@@ -746,71 +816,116 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             }
         }
         lock(&self.progress).to_drop = unowned.len();
-        if unowned.is_empty() || since.elapsed() < self.config.drop_grace {
+        if unowned.is_empty() || since.elapsed() < self.drop_grace {
             return;
         }
+        let mut backoff = lock(&self.drop_backoff).clone();
+        backoff.retain(|p, _| unowned.contains_key(p));
         for (partition, n_vals) in unowned {
             if !self.still_filling(stamp) {
-                return;
+                break;
             }
-            // What the hand-off below copies: only objects it leaves as
-            // they were are dropped (a write that arrives meanwhile stays
-            // for the next round).
-            let handed_off = match self
-                .replication
-                .replica()
-                .store()
-                .partition_trees(partition)
-            {
-                Ok(trees) => trees,
-                Err(e) => {
-                    tracing::warn!(?partition, error = %e, "cannot copy the trees of a partition");
-                    continue;
-                }
-            };
-            let mut handed = true;
-            for n_val in n_vals {
-                for &peer in primaries(&newest, partition, n_val) {
-                    // Push only: fetching would bring the owners' newer
-                    // writes here, changing the leaves that are to go.
-                    let pushed = self
-                        .replication
-                        .sync_towards(peer, partition, n_val, Direction::Push)
-                        .await;
-                    if let Err(e) = pushed {
-                        tracing::debug!(%peer, ?partition, error = %e, "handoff before a drop failed");
-                        handed = false;
-                    }
-                }
-            }
-            if !handed || !self.still_filling(stamp) {
+            let now = Instant::now();
+            if backoff.get(&partition).is_some_and(|(next, _)| *next > now) {
                 continue;
             }
-            let dropped = self
-                .replication
-                .on_store(true, move |replica| {
-                    replica.store().drop_partition(&handed_off)
-                })
+            // A new replica that is down cannot take the hand-off: no
+            // session with the others until it is back.
+            let down = n_vals.iter().any(|&n_val| {
+                primaries(&newest, partition, n_val)
+                    .iter()
+                    .any(|&peer| !self.membership.is_up(peer))
+            });
+            if down {
+                continue;
+            }
+            let handed = self
+                .hand_off_and_drop(stamp, &newest, partition, n_vals)
                 .await;
-            match dropped {
-                Ok(dropped) if !dropped.is_complete() => tracing::debug!(
-                    ?partition,
-                    objects = dropped.objects,
-                    changed_leaves = dropped.changed_leaves,
-                    "dropped what was handed off; what was written since stays for the next round"
-                ),
-                Ok(dropped) => {
-                    tracing::info!(
-                        ?partition,
-                        objects = dropped.objects,
-                        "handed off and dropped a partition this node no longer holds"
-                    );
-                    let mut p = lock(&self.progress);
-                    p.dropped += 1;
-                    p.to_drop = p.to_drop.saturating_sub(1);
-                }
-                Err(e) => tracing::warn!(?partition, error = %e, "cannot drop a partition"),
+            if handed {
+                backoff.remove(&partition);
+            } else {
+                // Each failed hand-off waits twice as long as the last
+                // (from `retry` up to a minute) before the next.
+                let delay = backoff
+                    .get(&partition)
+                    .map_or(self.config.retry, |(_, d)| (*d * 2).min(DROP_BACKOFF_MAX));
+                backoff.insert(partition, (Instant::now() + delay, delay));
             }
         }
+        *lock(&self.drop_backoff) = backoff;
+    }
+
+    /// Hands `partition` off to its replicas in `newest` and drops what
+    /// they took; whether every replica took it.
+    async fn hand_off_and_drop(
+        self: &Arc<Self>,
+        stamp: LayoutStamp,
+        newest: &Layout,
+        partition: PartitionId,
+        n_vals: Vec<u8>,
+    ) -> bool {
+        // What the hand-off below copies: only objects it leaves as they
+        // were are dropped (a write that arrives meanwhile stays for the
+        // next round).
+        let handed_off = match self
+            .replication
+            .replica()
+            .store()
+            .partition_trees(partition)
+        {
+            Ok(trees) => trees,
+            Err(e) => {
+                tracing::warn!(?partition, error = %e, "cannot copy the trees of a partition");
+                return false;
+            }
+        };
+        for n_val in n_vals {
+            for &peer in primaries(newest, partition, n_val) {
+                // Push only: fetching would bring the owners' newer writes
+                // here, changing the leaves that are to go.
+                let pushed = self
+                    .replication
+                    .sync_towards(peer, partition, n_val, Direction::Push)
+                    .await;
+                if let Err(e) = pushed {
+                    tracing::debug!(%peer, ?partition, error = %e, "handoff before a drop failed");
+                    return false;
+                }
+            }
+        }
+        if !self.still_filling(stamp) {
+            // A newer layout came: it decides again what to drop.
+            return true;
+        }
+        let dropped = self
+            .replication
+            .on_store(true, move |replica| {
+                replica.store().drop_partition(&handed_off)
+            })
+            .await;
+        match dropped {
+            Ok(dropped) if !dropped.is_complete() => tracing::debug!(
+                ?partition,
+                objects = dropped.objects,
+                changed_leaves = dropped.changed_leaves,
+                "dropped what was handed off; what was written since stays for the next round"
+            ),
+            Ok(dropped) => {
+                tracing::info!(
+                    ?partition,
+                    objects = dropped.objects,
+                    "handed off and dropped a partition this node no longer holds"
+                );
+                let mut p = lock(&self.progress);
+                p.dropped += 1;
+                p.to_drop = p.to_drop.saturating_sub(1);
+            }
+            Err(e) => {
+                tracing::warn!(?partition, error = %e, "cannot drop a partition");
+                return false;
+            }
+        }
+        true
     }
 }

@@ -184,7 +184,7 @@ impl Default for ClusterConfig {
                 bucket_defaults: gyre_types::BucketProps::default(),
                 handoff: gyre_node::HandoffConfig {
                     chunk_items: 50,
-                    drop_grace: Duration::from_secs(3),
+                    drop_grace: Some(Duration::from_secs(3)),
                     retry: Duration::from_millis(500),
                     ..gyre_node::HandoffConfig::default()
                 },
