@@ -474,92 +474,102 @@ impl<E: Engine> Store for NodeStore<E> {
             .iter()
             .map(|(&n_val, tree)| (n_val, tree.leaves().to_vec()))
             .collect();
-        let leaves: BTreeSet<usize> = {
-            let trees = self.trees();
-            trees
-                .of_partition(partition)
-                .map(|(_, tree)| tree.leaves())
-                .chain(expected.values().map(Vec::as_slice))
-                .flat_map(|leaves| leaves.iter().enumerate())
-                .filter(|(_, d)| **d != 0)
-                .map(|(leaf, _)| leaf)
-                .collect()
-        };
         let mut dropped = Dropped::default();
-        for leaf in leaves {
-            let Some(range) = id.leaf_range(leaf) else {
-                continue;
+        // Leaves found changed: their objects stay, whatever page they
+        // fall in.
+        let mut changed: BTreeSet<usize> = BTreeSet::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            self.syncer.check()?;
+            let from = match &after {
+                Some(key) => Bound::Excluded(key.as_slice()),
+                None => Bound::Included(start.as_slice()),
             };
-            let from = codec::hash_prefix(range.start().as_u64()).to_vec();
-            let to = range
-                .end()
-                .as_u64()
-                .checked_add(1)
-                .map(|next| codec::hash_prefix(next).to_vec());
-            loop {
-                self.syncer.check()?;
-                let rows = self.engine.range(
-                    Space::Objects,
-                    Bound::Included(from.as_slice()),
-                    to.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-                    BATCH,
-                )?;
-                if rows.is_empty() {
-                    break;
-                }
-                let guards = self.lock_stripes(
-                    rows.iter()
-                        .filter_map(|(k, _)| k.get(..8)?.try_into().ok())
-                        .map(u64::from_be_bytes),
-                );
-                let mut trees = self.trees();
-                let unchanged = trees
-                    .of_partition(partition)
-                    .map(|(n_val, _)| n_val)
-                    .chain(expected.keys().copied())
-                    .all(|n_val| {
-                        let want = expected
-                            .get(&n_val)
-                            .and_then(|l| l.get(leaf))
-                            .copied()
-                            .unwrap_or(0);
-                        trees.leaf(partition, n_val, leaf) == want
-                    });
+            let rows =
+                self.engine
+                    .range(Space::Objects, from, end.as_ref().map(Vec::as_slice), BATCH)?;
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            let guards = self.lock_stripes(
+                rows.iter()
+                    .filter_map(|(k, _)| k.get(..8)?.try_into().ok())
+                    .map(u64::from_be_bytes),
+            );
+            let mut trees = self.trees();
+            let n_vals: BTreeSet<u8> = trees
+                .of_partition(partition)
+                .map(|(n_val, _)| n_val)
+                .chain(expected.keys().copied())
+                .collect();
+            // Each leaf of the page is judged once, before anything of
+            // this page is removed: as handed off (less this drop's own
+            // removals) in every n_val's tree, or changed.
+            let mut judged: BTreeMap<usize, bool> = BTreeMap::new();
+            let mut ops = Vec::with_capacity(2 * rows.len());
+            let mut changes = Vec::new();
+            let mut touched = BTreeSet::new();
+            for (key, _) in &rows {
+                let Some(hash) = key.get(..8).and_then(|h| h.try_into().ok()) else {
+                    continue;
+                };
+                let Ok(leaf) = id.leaf_of(KeyHash::from_u64(u64::from_be_bytes(hash))) else {
+                    continue;
+                };
+                let unchanged = *judged.entry(leaf).or_insert_with(|| {
+                    !changed.contains(&leaf)
+                        && n_vals.iter().all(|&n_val| {
+                            let want = expected
+                                .get(&n_val)
+                                .and_then(|l| l.get(leaf))
+                                .copied()
+                                .unwrap_or(0);
+                            trees.leaf(partition, n_val, leaf) == want
+                        })
+                });
                 if !unchanged {
-                    dropped.changed_leaves += 1;
-                    break;
+                    changed.insert(leaf);
+                    continue;
                 }
-                let mut ops = Vec::with_capacity(2 * rows.len());
-                let mut changes = Vec::new();
-                for (key, _) in &rows {
-                    let Some(bytes) = self.engine.get(Space::Objects, key)? else {
-                        continue;
-                    };
-                    // A record that no longer decodes is dropped all the same;
-                    // its digest goes with the partition's trees at the end.
-                    if let Ok(s) = Self::decode_stored(key, bytes.as_ref()) {
-                        let old = Some((s.n_val, Self::digest(&s.id, &s.object)));
-                        changes.extend(trees.plan(s.id.hash(), old, None, &mut ops)?);
+                let Some(bytes) = self.engine.get(Space::Objects, key)? else {
+                    continue;
+                };
+                // A record that no longer decodes is dropped all the same;
+                // its digest goes with the partition's trees at the end.
+                if let Ok(s) = Self::decode_stored(key, bytes.as_ref()) {
+                    let old = Some((s.n_val, Self::digest(&s.id, &s.object)));
+                    changes.extend(trees.plan(s.id.hash(), old, None, &mut ops)?);
+                }
+                ops.push(Op::Delete(Space::Objects, key.clone()));
+                touched.insert(leaf);
+                dropped.objects += 1;
+            }
+            let ticket = if ops.is_empty() {
+                None
+            } else {
+                Some(self.write(ops)?)
+            };
+            trees.apply(changes);
+            // What this drop removed is not a change: a leaf's next rows
+            // (in the next page) compare against what it holds now.
+            for (n_val, tree) in trees.of_partition(partition) {
+                let leaves = expected
+                    .entry(n_val)
+                    .or_insert_with(|| vec![0; tree.leaves().len()]);
+                for &leaf in &touched {
+                    if let (Some(l), Some(now)) = (leaves.get_mut(leaf), tree.leaves().get(leaf)) {
+                        *l = *now;
                     }
-                    ops.push(Op::Delete(Space::Objects, key.clone()));
-                    dropped.objects += 1;
                 }
-                let ticket = self.write(ops)?;
-                trees.apply(changes);
-                for (n_val, tree) in trees.of_partition(partition) {
-                    let now = tree.leaves().get(leaf).copied().unwrap_or(0);
-                    let leaves = expected
-                        .entry(n_val)
-                        .or_insert_with(|| vec![0; tree.leaves().len()]);
-                    if let Some(l) = leaves.get_mut(leaf) {
-                        *l = now;
-                    }
-                }
-                drop(trees);
-                drop(guards);
-                self.syncer.wait(ticket)?;
+            }
+            drop(trees);
+            drop(guards);
+            if let Some(t) = ticket {
+                self.syncer.wait(t)?;
             }
         }
+        dropped.changed_leaves = changed.len() as u64;
         // Under the trees lock no object can be written, so an empty range
         // here stays empty until the trees are gone.
         let mut trees = self.trees();
