@@ -280,4 +280,26 @@ fn a_join_and_a_leave_under_load_fail_nothing_and_lose_nothing() {
             cluster.try_replicas_agree(&stay)
         },
     );
+    // Every node shows it as left (it can be stopped), the CLI says so.
+    wait_for("every node to show the leaver as left", SETTLE, || {
+        for &n in &stay {
+            let status = cluster.nodes[n].try_status()?;
+            let shown = common::members(&status)
+                .into_iter()
+                .find(|m| m["id"] == id.as_str())
+                .map(|m| m["status"].clone());
+            if shown != Some(serde_json::json!("left")) {
+                return Err(format!("n{n} shows {shown:?}"));
+            }
+        }
+        Ok(())
+    });
+    let admin = cluster.nodes[0].url("");
+    let printed = common::try_cli(&["cluster", "status", "--node", &admin]).unwrap();
+    assert!(
+        printed.contains(&format!(
+            "{id} left: every partition it held was handed off"
+        )),
+        "{printed}"
+    );
 }

@@ -495,6 +495,7 @@ fn member_status(m: &gyre_membership::MemberView<'_>) -> &'static str {
         (_, Some(NodeStatus::Joining)) => "joining",
         (_, Some(NodeStatus::Member)) => "member",
         (_, Some(NodeStatus::Leaving)) => "leaving",
+        (_, Some(NodeStatus::Left)) => "left",
         (_, None) => "unknown",
     }
 }

@@ -779,6 +779,12 @@ fn print_status(status: &ClusterStatus) {
     if status.members.iter().any(|m| !m.in_layout) {
         out!("* not in the layout");
     }
+    for m in status.members.iter().filter(|m| m.status == "left") {
+        out!(
+            "{} left: every partition it held was handed off; it can be shut down",
+            m.id
+        );
+    }
     if !status.staged.is_empty() {
         out!("staged, not committed: {}", status.staged.join(", "));
     }

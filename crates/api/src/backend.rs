@@ -416,8 +416,8 @@ pub struct MemberStatus {
     pub zone: Option<String>,
     /// Its capacity (relative weight).
     pub capacity: Option<u32>,
-    /// What it advertises: `joining`, `member`, `leaving` (or `unknown`,
-    /// `removed`).
+    /// What it advertises: `joining`, `member`, `leaving`, `left` (every
+    /// partition handed off: it can be stopped), or `unknown`, `removed`.
     pub status: String,
     /// Whether it is in the layout.
     pub in_layout: bool,
@@ -480,7 +480,8 @@ pub struct NodeStats {
 pub struct PeerStats {
     /// Its node id.
     pub id: String,
-    /// Its membership status (`member`, `joining`, `leaving`, `unknown`).
+    /// Its membership status (`member`, `joining`, `leaving`, `left`,
+    /// `unknown`).
     pub status: String,
     /// Whether it is judged up.
     pub up: bool,

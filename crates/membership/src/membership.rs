@@ -69,6 +69,9 @@ pub enum Event {
     /// Every node reads with this layout: the older ones are retired, and
     /// writes go to this one only.
     LayoutsRetired(LayoutStamp),
+    /// This node, left out of the layout, handed off every partition it
+    /// held ([`Membership::set_left`]): it can be stopped.
+    Left,
 }
 
 /// One node as this node sees it, for a status page.
@@ -191,17 +194,18 @@ pub struct Membership {
     /// The latest `now` any call brought: the time operator actions (which
     /// take none) judge liveness at.
     last_now: Duration,
-    /// This node's (layout, synced, reading) as last pushed to its peers.
-    announced: Barriers,
+    /// This node's word on a change, as last pushed to its peers.
+    announced: Word,
 }
 
 /// What a node says of a change in flight: the layout it routes with, the
-/// one it is synced for and the one it reads with. Each barrier of a
-/// change waits for every node to say one of these.
-type Barriers = (
+/// one it is synced for, the one it reads with, and its status. Each
+/// barrier of a change waits for every node to say one of these.
+type Word = (
     Option<LayoutStamp>,
     Option<LayoutStamp>,
     Option<LayoutStamp>,
+    NodeStatus,
 );
 
 impl Membership {
@@ -222,6 +226,11 @@ impl Membership {
         config.phi_window = config.phi_window.max(1);
         let stamp = layout.as_ref().map(LayoutStamp::of);
         let member = layout.as_ref().is_some_and(|l| l.member(me.id).is_some());
+        let status = if member {
+            NodeStatus::Member
+        } else {
+            NodeStatus::Joining
+        };
         let state = NodeState {
             id: me.id,
             generation,
@@ -231,11 +240,7 @@ impl Membership {
             client_addrs: me.client_addrs,
             zone: me.zone,
             capacity: me.capacity,
-            status: if member {
-                NodeStatus::Member
-            } else {
-                NodeStatus::Joining
-            },
+            status,
             layout: stamp,
             // One layout in use: nothing of it is still to fill.
             synced: stamp,
@@ -256,7 +261,7 @@ impl Membership {
             was_member: member,
             self_removed: false,
             last_now: Duration::ZERO,
-            announced: (stamp, stamp, stamp),
+            announced: (stamp, stamp, stamp, status),
         })
     }
 
@@ -454,6 +459,26 @@ impl Membership {
             self.me.version = self.me.version.saturating_add(1);
         }
         self.advance_transition(now, &mut out);
+        self.announce(&mut out);
+        out
+    }
+
+    /// Tells the core that this node, which the layout in use leaves out,
+    /// has handed off and dropped every partition it held: it says it
+    /// [`NodeStatus::Left`] (and can be stopped). Ignored while it is a
+    /// member or a change is in flight.
+    pub fn set_left(&mut self, now: Duration) -> Vec<Output> {
+        let mut out = Vec::new();
+        let left_out = self
+            .layout
+            .as_ref()
+            .is_some_and(|l| l.member(self.me.id).is_none());
+        if self.me.status == NodeStatus::Leaving && left_out && self.older.is_empty() {
+            self.me.status = NodeStatus::Left;
+            self.me.version = self.me.version.saturating_add(1);
+            out.push(Output::Event(Event::Left));
+        }
+        self.advance(now);
         self.announce(&mut out);
         out
     }
@@ -1247,12 +1272,17 @@ impl Membership {
     }
 
     /// Pushes this node's state to every known peer as soon as what a
-    /// barrier waits on changes (see [`Barriers`]), rather than leaving it
+    /// barrier waits on changes (see [`Word`]), rather than leaving it
     /// to gossip rounds: each barrier of a change then costs a message
     /// instead of a few rounds. The push is an unsolicited
     /// [`Message::Ack2`] (a receiver merges its states as any other).
     fn announce(&mut self, out: &mut Vec<Output>) {
-        let now = (self.me.layout, self.me.synced, self.me.reading);
+        let now = (
+            self.me.layout,
+            self.me.synced,
+            self.me.reading,
+            self.me.status,
+        );
         if now == self.announced {
             return;
         }
@@ -1293,6 +1323,10 @@ impl Membership {
         let status = if member {
             self.was_member = true;
             NodeStatus::Member
+        } else if self.me.status == NodeStatus::Left {
+            // It holds nothing; a layout that leaves it out again changes
+            // nothing of that.
+            NodeStatus::Left
         } else if self.was_member {
             NodeStatus::Leaving
         } else {

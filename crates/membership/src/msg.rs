@@ -19,6 +19,10 @@ pub enum NodeStatus {
     /// Was a member, and a newer layout left it out: its partitions move to
     /// their new owners.
     Leaving,
+    /// Was a member, left the layout, and has handed every partition it
+    /// held to its new owners (see [`crate::Membership::set_left`]): it
+    /// holds no data the cluster needs and can be stopped.
+    Left,
 }
 
 /// One node's state as gossip spreads it. Only the node itself creates new

@@ -97,6 +97,30 @@ fn leave_set_capacity_and_set_zone() {
         // Capacity and zone were changed in the layout only: the nodes'
         // own (configured) fields stay what they advertise.
         assert_eq!(sim.node(bigger).state().capacity, 1);
+        // Once the change is over and the leaver handed everything off, it
+        // says it left; a member saying so is not believed by its own core.
+        for id in sim.live_ids() {
+            sim.set_synced(id, stamp);
+        }
+        sim.run_until(LIMIT, CHECK, |s| s.live().all(|n| n.m.history().len() == 1))
+            .unwrap_or_else(|| panic!("seed {seed}: the change did not complete"));
+        sim.set_left(on);
+        assert_eq!(
+            sim.node(on).state().status,
+            NodeStatus::Member,
+            "seed {seed}"
+        );
+        sim.set_left(leaver);
+        assert_eq!(
+            sim.node(leaver).state().status,
+            NodeStatus::Left,
+            "seed {seed}"
+        );
+        sim.run_until(LIMIT, CHECK, |s| {
+            s.live()
+                .all(|n| n.m.node(leaver).unwrap().status == NodeStatus::Left)
+        })
+        .unwrap_or_else(|| panic!("seed {seed}: 'left' did not spread"));
     });
 }
 

@@ -99,7 +99,8 @@ fn state() -> impl Strategy<Value = NodeState> {
         prop_oneof![
             Just(NodeStatus::Joining),
             Just(NodeStatus::Member),
-            Just(NodeStatus::Leaving)
+            Just(NodeStatus::Leaving),
+            Just(NodeStatus::Left)
         ],
         proptest::option::of((number(), any::<u64>())),
     )

@@ -478,13 +478,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .collect();
         sources.sort_unstable();
         sources.dedup();
-        for source in sources {
-            if let Ok(Response::Sizes(list)) =
-                self.replication.ask(source, Request::PartitionSizes).await
-            {
-                for s in list {
-                    sizes.insert((source, s.partition.get()), s.bytes);
-                }
+        for (source, list) in self.replication.partition_sizes(sources).await {
+            for s in list {
+                sizes.insert((source, s.partition.get()), s.bytes);
             }
         }
         let mut p = lock(&self.progress);
@@ -816,7 +812,14 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             }
         }
         lock(&self.progress).to_drop = unowned.len();
-        if unowned.is_empty() || since.elapsed() < self.drop_grace {
+        if unowned.is_empty() {
+            if newest.member(me).is_none() {
+                // Left out, and nothing left to hand off: say so.
+                self.membership.set_left();
+            }
+            return;
+        }
+        if since.elapsed() < self.drop_grace {
             return;
         }
         let mut backoff = lock(&self.drop_backoff).clone();

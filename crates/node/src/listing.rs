@@ -141,15 +141,17 @@ impl<T: Peers, S: Store + 'static> ReplicationService<T, S> {
         };
         let mut per_partition: std::collections::BTreeMap<u32, u64> =
             std::collections::BTreeMap::new();
-        for member in routing.read.members() {
-            if member.id != self.replica().id() && !self.view.is_up(member.id) {
-                continue;
-            }
-            if let Ok(Response::Sizes(sizes)) = self.ask(member.id, Request::PartitionSizes).await {
-                for s in sizes {
-                    let n = per_partition.entry(s.partition.get()).or_default();
-                    *n = (*n).max(s.objects);
-                }
+        let me = self.replica().id();
+        let asked = routing
+            .read
+            .members()
+            .iter()
+            .map(|m| m.id)
+            .filter(|&id| id == me || self.view.is_up(id));
+        for sizes in self.partition_sizes(asked).await.into_values() {
+            for s in sizes {
+                let n = per_partition.entry(s.partition.get()).or_default();
+                *n = (*n).max(s.objects);
             }
         }
         per_partition.values().sum()

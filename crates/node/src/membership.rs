@@ -145,6 +145,13 @@ impl<T: Peers> MembershipService<T> {
         self.carry_out(outputs);
     }
 
+    /// Tells the core that this node, left out of the layout, handed off
+    /// every partition it held (see [`Membership::set_left`]).
+    pub fn set_left(self: &Arc<Self>) {
+        let outputs = self.with(|core, now| core.set_left(now));
+        self.carry_out(outputs);
+    }
+
     /// Commits a plan that undoes the layout change in flight (see
     /// [`Membership::abort_plan`]); returns the new layout's stamp.
     ///
@@ -274,6 +281,10 @@ fn log(event: &Event) {
         Event::SelfRemoved => tracing::error!("this node's id was removed by an operator"),
         Event::LayoutRefused(stamp) => tracing::error!(%stamp, "refused a layout of another ring"),
         Event::LayoutChanged(stamp) => tracing::info!(%stamp, "layout adopted"),
+        Event::Left => tracing::warn!(
+            "this node left the cluster: every partition it held was handed off to its new \
+             owners; it can be stopped"
+        ),
         other => tracing::info!(event = ?other, "membership"),
     }
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use gyre_ring::Layout;
 use gyre_storage::Store;
 use gyre_types::NodeId;
-use gyre_wire::{Request, Response};
 
 use crate::{Peers, Transfers};
 
@@ -52,21 +51,24 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         removes: &[NodeId],
         w: u8,
     ) -> PlanEstimate {
-        let mut sizes: BTreeMap<NodeId, BTreeMap<u32, u64>> = BTreeMap::new();
         let mut estimate = PlanEstimate::default();
-        for m in current.members() {
-            match self.replication().ask(m.id, Request::PartitionSizes).await {
-                Ok(Response::Sizes(list)) => {
-                    sizes.insert(
-                        m.id,
-                        list.into_iter()
-                            .map(|s| (s.partition.get(), s.bytes))
-                            .collect(),
-                    );
-                }
-                _ => estimate.unreported.push(m.id),
-            }
-        }
+        let reports = self
+            .replication()
+            .partition_sizes(current.members().iter().map(|m| m.id))
+            .await;
+        let sizes: BTreeMap<NodeId, BTreeMap<u32, u64>> = reports
+            .into_iter()
+            .map(|(id, list)| {
+                let bytes = list.into_iter().map(|s| (s.partition.get(), s.bytes));
+                (id, bytes.collect())
+            })
+            .collect();
+        estimate.unreported = current
+            .members()
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| !sizes.contains_key(id))
+            .collect();
         let up = |id: NodeId| self.membership().is_up(id);
         for partition in next.partitions().iter() {
             let old = current.replicas(partition);

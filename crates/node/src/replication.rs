@@ -946,6 +946,30 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         complete
     }
 
+    /// What each of `nodes` reports of its partitions' sizes, all asked at
+    /// once, each within a request timeout (this node's own scan too); a
+    /// node that does not answer in time is absent.
+    pub(crate) async fn partition_sizes(
+        self: &Arc<Self>,
+        nodes: impl IntoIterator<Item = NodeId>,
+    ) -> std::collections::BTreeMap<NodeId, Vec<gyre_wire::PartitionSize>> {
+        let mut asks = JoinSet::new();
+        for id in nodes {
+            let this = Arc::clone(self);
+            asks.spawn(async move {
+                let asked = this.ask(id, Request::PartitionSizes);
+                (id, tokio::time::timeout(this.timeout(), asked).await)
+            });
+        }
+        let mut sizes = std::collections::BTreeMap::new();
+        while let Some(joined) = asks.join_next().await {
+            if let Ok((id, Ok(Ok(Response::Sizes(list))))) = joined {
+                sizes.insert(id, list);
+            }
+        }
+        sizes
+    }
+
     /// One anti-entropy session with `peer` over (`partition`, `n_val`).
     ///
     /// # Errors

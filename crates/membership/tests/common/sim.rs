@@ -485,6 +485,12 @@ impl Sim {
 
     /// Node `id` says it holds every partition `stamp` gives it (what a
     /// node's handoff reports once its transfers are done).
+    pub fn set_left(&mut self, id: NodeId) {
+        let now = self.now;
+        let out = self.nodes.get_mut(&id).unwrap().m.set_left(now);
+        self.handle(id, out);
+    }
+
     pub fn set_synced(&mut self, id: NodeId, stamp: LayoutStamp) {
         let now = self.now;
         let out = self.nodes.get_mut(&id).unwrap().m.set_synced(now, stamp);

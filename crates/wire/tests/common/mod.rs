@@ -477,6 +477,7 @@ pub fn node_status() -> impl Strategy<Value = NodeStatus> {
         Just(NodeStatus::Joining),
         Just(NodeStatus::Member),
         Just(NodeStatus::Leaving),
+        Just(NodeStatus::Left),
     ]
 }
 
