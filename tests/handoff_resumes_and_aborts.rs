@@ -175,6 +175,18 @@ fn an_abort_mid_stream_returns_to_the_old_layout_and_resurrects_nothing() {
     join(&cluster, new);
     wait_mid_stream(&cluster, new, 0);
     let admin = cluster.nodes[0].url("");
+    // Watching a change that crawls gives up when told to, and says so.
+    let watched = common::try_cli(&[
+        "cluster",
+        "transfers",
+        "--watch",
+        "--timeout",
+        "1",
+        "--node",
+        &admin,
+    ])
+    .unwrap_err();
+    assert!(watched.contains("still in flight after 1s"), "{watched}");
     cli(&["cluster", "abort", "--node", &admin]);
     let all = [0, 1, 2, new];
     cluster.wait_change_complete(&all, CHANGE);

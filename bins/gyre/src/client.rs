@@ -125,6 +125,10 @@ pub(crate) enum ClusterCommand {
         /// Wait for the change to complete, showing its progress.
         #[arg(long)]
         wait: bool,
+        /// With `--wait`: give up after this many seconds (exit status 1,
+        /// the change goes on) [default: none].
+        #[arg(long, value_name = "SECS", requires = "wait")]
+        timeout: Option<u64>,
     },
     /// Undo the layout change in flight: back to the replicas reads use;
     /// the new replicas drop their partial copies.
@@ -135,6 +139,10 @@ pub(crate) enum ClusterCommand {
         /// Keep showing progress until the change completes.
         #[arg(long)]
         watch: bool,
+        /// With `--watch`: give up after this many seconds (exit status 1,
+        /// the change goes on) [default: none].
+        #[arg(long, value_name = "SECS", requires = "watch")]
+        timeout: Option<u64>,
     },
     /// Set the handoff throttle on every member (or only on `--node` with
     /// `--only`).
@@ -495,7 +503,10 @@ fn print_change(status: &ClusterStatus) {
 
 /// Shows progress bars (one per node, and the cluster's) until the
 /// layout change completes everywhere.
-fn watch(target: &Target) -> anyhow::Result<()> {
+/// Shows every node's transfers until the change completes, or `timeout`
+/// passes (an error: the change goes on).
+fn watch(target: &Target, timeout: Option<Duration>) -> anyhow::Result<()> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template(
@@ -540,6 +551,17 @@ fn watch(target: &Target) -> anyhow::Result<()> {
             }
             print_transfers(&all);
             return Ok(());
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            for (_, b) in &per_node {
+                b.abandon();
+            }
+            print_transfers(&all);
+            anyhow::bail!(
+                "the change is still in flight after {}s (it goes on; `gyre cluster transfers` \
+                 shows where it stands)",
+                timeout.map_or(0, |t| t.as_secs())
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -598,17 +620,24 @@ pub(crate) fn cluster(target: &Target, command: ClusterCommand) -> anyhow::Resul
         } => return form(target, expect, Duration::from_secs(timeout_secs)),
         ClusterCommand::Clear => AdminCommand::Clear,
         ClusterCommand::Plan => AdminCommand::Plan,
-        ClusterCommand::Commit { force, wait } => {
+        ClusterCommand::Commit {
+            force,
+            wait,
+            timeout,
+        } => {
             let reply = admin(target, &AdminCommand::Commit { force })?;
             print_reply(reply);
             if wait {
-                watch(target)?;
+                watch(target, timeout.map(Duration::from_secs))?;
             }
             return Ok(());
         }
         ClusterCommand::Abort => AdminCommand::Abort,
-        ClusterCommand::Transfers { watch: true } => return watch(target),
-        ClusterCommand::Transfers { watch: false } => {
+        ClusterCommand::Transfers {
+            watch: true,
+            timeout,
+        } => return watch(target, timeout.map(Duration::from_secs)),
+        ClusterCommand::Transfers { watch: false, .. } => {
             print_transfers(&all_statuses(target)?);
             return Ok(());
         }

@@ -206,6 +206,7 @@ async fn add(dir: &Path) -> anyhow::Result<()> {
         let commit = crate::client::ClusterCommand::Commit {
             force: false,
             wait: true,
+            timeout: None,
         };
         crate::client::cluster(&target, commit)
     })
