@@ -1,6 +1,7 @@
 //! `gyre demo --dir D`: a local cluster in one command; stopped with
 //! Ctrl-C (SIGINT) and run again on the same directory, it is the same
-//! cluster (same node ids) with the same data.
+//! cluster (same node ids) with the same data. `--add` joins one more node
+//! and prints the change's progress with no log line in between.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -121,5 +122,51 @@ fn a_demo_run_again_on_its_directory_is_the_same_cluster_with_its_data() {
     )
     .unwrap();
     assert_eq!((get.status, get.text()), (200, "hello".to_owned()));
+    adding_a_node_prints_its_progress_without_log_lines(dir.path());
     second.interrupt();
+}
+
+/// `gyre demo --dir DIR --add` on the demo running there: its output holds
+/// the change's progress and no log line. (Run inside the test above: two
+/// demos at once would want the same ports.)
+fn adding_a_node_prints_its_progress_without_log_lines(dir: &std::path::Path) {
+    let mut add = Command::new(GYRE)
+        .args(["demo", "--add", "--dir"])
+        .arg(dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = add.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut printed = Vec::new();
+    for line in BufReader::new(add.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Ctrl-C stops this node");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let pid = add.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let _ = add.wait();
+    let logs = logs.join().unwrap();
+    let printed = printed.join("\n");
+    assert!(printed.contains("Ctrl-C stops this node"), "{printed}");
+    assert!(
+        printed.contains("cluster:"),
+        "no progress printed:\n{printed}"
+    );
+    let info: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains(" INFO ") || l.contains("\"level\":\"INFO\""))
+        .collect();
+    assert!(info.is_empty(), "log lines among the progress: {info:?}");
 }

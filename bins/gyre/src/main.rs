@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Logs go to stderr, human-readable unless `--log-format json`, at the
-//! level of `--log-level` or `RUST_LOG` (default `info`).
+//! level of `--log-level` or `RUST_LOG` (default `info`; `warn` for
+//! `gyre demo`, which prints its own progress).
 
 /// `println!` that ignores a closed stdout (`gyre … | head`, a script that
 /// stopped reading): what the program does must not depend on it.
@@ -158,7 +159,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format, cli.log_level.as_deref());
+    // The demo prints its own progress; its nodes' info logs would come in
+    // between, so it logs warnings only unless told otherwise.
+    let demo_level = (matches!(cli.command, Command::Demo(_))
+        && std::env::var_os("RUST_LOG").is_none())
+    .then_some("warn");
+    init_logs(cli.log_format, cli.log_level.as_deref().or(demo_level));
     if let Command::Cluster { target, .. }
     | Command::Get { target, .. }
     | Command::Put { target, .. }
