@@ -168,6 +168,22 @@ impl<E: Engine> NodeStore<E> {
         Ok(ticket)
     }
 
+    /// The write of an object's record at `key`: `object` filed under its
+    /// n_val, or a delete for none or an empty one.
+    fn object_op(id: &ObjectId, key: Vec<u8>, object: Option<(u8, &Object)>) -> Result<Op> {
+        let Some((n_val, object)) = object.filter(|(_, o)| !o.is_empty()) else {
+            return Ok(Op::Delete(Space::Objects, key));
+        };
+        let record = codec::encode_object(n_val, object);
+        if u32::try_from(record.len()).is_err() {
+            return Err(Error::ObjectTooLarge {
+                location: id.to_string(),
+                len: record.len(),
+            });
+        }
+        Ok(Op::Put(Space::Objects, key, record))
+    }
+
     fn check_key(&self, id: &ObjectId) -> Result<()> {
         let (len, max) = (id.key().len(), self.config.limits.max_key_len);
         if len > max {
@@ -296,21 +312,8 @@ impl<E: Engine> Store for NodeStore<E> {
         };
         self.check_values(old.as_ref().map(|(_, o)| o), &new)?;
         let old_digest = old.as_ref().map(|(n, o)| (*n, Self::digest(id, o)));
-        let (op, new_digest) = if new.is_empty() {
-            (Op::Delete(Space::Objects, key), None)
-        } else {
-            let record = codec::encode_object(n_val, &new);
-            if u32::try_from(record.len()).is_err() {
-                return Err(Error::ObjectTooLarge {
-                    location: id.to_string(),
-                    len: record.len(),
-                });
-            }
-            (
-                Op::Put(Space::Objects, key, record),
-                Some((n_val, Self::digest(id, &new))),
-            )
-        };
+        let op = Self::object_op(id, key, Some((n_val, &new)))?;
+        let new_digest = (!new.is_empty()).then(|| (n_val, Self::digest(id, &new)));
         let ticket = self.commit_object(id.hash(), op, old_digest, new_digest)?;
         drop(stripe);
         self.syncer.wait(ticket)?;
@@ -355,20 +358,8 @@ impl<E: Engine> Store for NodeStore<E> {
             if before == after {
                 continue;
             }
-            let key = codec::object_key(id);
-            match after {
-                None => ops.push(Op::Delete(Space::Objects, key)),
-                Some((n_val, object)) => {
-                    let record = codec::encode_object(*n_val, object);
-                    if u32::try_from(record.len()).is_err() {
-                        return Err(Error::ObjectTooLarge {
-                            location: id.to_string(),
-                            len: record.len(),
-                        });
-                    }
-                    ops.push(Op::Put(Space::Objects, key, record));
-                }
-            }
+            let filed = after.as_ref().map(|(n_val, object)| (*n_val, object));
+            ops.push(Self::object_op(id, codec::object_key(id), filed)?);
             let digest =
                 |s: &Option<(u8, Object)>| s.as_ref().map(|(n, o)| (*n, Self::digest(id, o)));
             changes.extend(trees.plan(id.hash(), digest(before), digest(after), &mut ops)?);

@@ -284,13 +284,19 @@ fn scans_resume_from_any_hash_within_its_partition<H: Harness>() {
     }
 }
 
-fn dropping_a_partition_removes_it_and_its_trees_only<H: Harness>() {
-    let mut h = H::open(config());
+/// 3,000 keys written (n_val 3), and the partition of the first.
+fn three_thousand_keys<S: Store>(store: &S) -> (Vec<ObjectId>, PartitionId) {
     let keys: Vec<ObjectId> = (0..3000).map(|i| id("b", &format!("k{i}"))).collect();
     for k in &keys {
-        put(h.store(), k, 3, b"v", 1);
+        put(store, k, 3, b"v", 1);
     }
-    let victim = partition_of(h.store(), &keys[0]);
+    let victim = partition_of(store, &keys[0]);
+    (keys, victim)
+}
+
+fn dropping_a_partition_removes_it_and_its_trees_only<H: Harness>() {
+    let mut h = H::open(config());
+    let (keys, victim) = three_thousand_keys(h.store());
     let in_victim = keys
         .iter()
         .filter(|k| partition_of(h.store(), k) == victim)
@@ -321,11 +327,7 @@ fn dropping_a_partition_removes_it_and_its_trees_only<H: Harness>() {
 /// rest goes, and the trees still agree with the data.
 fn a_drop_keeps_what_changed_after_the_hand_off<H: Harness>() {
     let mut h = H::open(config());
-    let keys: Vec<ObjectId> = (0..3000).map(|i| id("b", &format!("k{i}"))).collect();
-    for k in &keys {
-        put(h.store(), k, 3, b"v", 1);
-    }
-    let victim = partition_of(h.store(), &keys[0]);
+    let (keys, victim) = three_thousand_keys(h.store());
     let in_victim: Vec<&ObjectId> = keys
         .iter()
         .filter(|k| partition_of(h.store(), k) == victim)
