@@ -180,6 +180,7 @@ fn kv_error(e: gyre_replication::Error) -> KvError {
             "the cluster has no layout yet: join nodes with `gyre cluster join` and `gyre cluster commit`"
                 .to_owned(),
         ),
+        e @ gyre_replication::Error::Removed(_) => KvError::NotReady(e.to_string()),
         gyre_replication::Error::Storage(
             e @ (gyre_storage::Error::KeyTooLong { .. }
             | gyre_storage::Error::ValueTooLarge { .. }

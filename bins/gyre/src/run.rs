@@ -193,7 +193,11 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         id.as_u64(),
     )?
     .with_older(booted.older)
-    .with_reading(booted.reading);
+    .with_reading(booted.reading)
+    .with_self_removed(booted.removed);
+    if booted.removed {
+        tracing::error!(node = %id, "{}", gyre_node::REMOVED_ADVICE);
+    }
     let replica = Replica::new(
         id,
         Arc::clone(&store),

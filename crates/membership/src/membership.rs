@@ -56,8 +56,10 @@ pub enum Event {
     Down(NodeId),
     /// A node id was removed by an operator (here or elsewhere).
     Removed(NodeId),
-    /// An operator removed this node's id: its driver should stop it. A node
-    /// whose data is wiped comes back with a fresh id.
+    /// An operator removed this node's id. From now on the core is quiet
+    /// ([`Membership::is_self_removed`]); its driver should persist this
+    /// (restored with [`Membership::with_self_removed`]) and refuse
+    /// requests. A node whose data is wiped comes back with a fresh id.
     SelfRemoved,
     /// This node now holds another layout.
     LayoutChanged(LayoutStamp),
@@ -352,6 +354,24 @@ impl Membership {
         self
     }
 
+    /// Restores what this node learned before a restart: that an operator
+    /// removed its id ([`Event::SelfRemoved`], as its driver persisted it).
+    /// A removed node stays quiet ([`Membership::is_self_removed`]).
+    pub fn with_self_removed(mut self, removed: bool) -> Self {
+        self.self_removed |= removed;
+        self
+    }
+
+    /// Whether an operator removed this node's id (a peer's tombstone said
+    /// so, now or before a restart). A removed node is out of the cluster
+    /// for good: it gossips no more and answers no gossip, its driver
+    /// serves no requests, and peers refuse what it asks. Its data is no
+    /// longer the cluster's; the machine comes back only wiped, as a new
+    /// node under a fresh id.
+    pub fn is_self_removed(&self) -> bool {
+        self.self_removed
+    }
+
     /// Every layout in use, oldest first; the last is [`Membership::layout`].
     /// More than one while a change moves data: writes go to every one of
     /// them, reads to [`Membership::read_layout`].
@@ -540,7 +560,7 @@ impl Membership {
             state: Some(&self.me),
             in_layout: in_layout(self.me.id),
             seed: false,
-            removed: false,
+            removed: self.self_removed,
             up: true,
             phi: Some(0.0),
         });
@@ -602,9 +622,13 @@ impl Membership {
     /// heartbeat gossip still brings, forgets expired tombstones, asks again
     /// for an overdue layout, and opens a round with a random live peer,
     /// sometimes also with an unreachable node and a seed (Cassandra's choice).
+    /// A removed node ([`Membership::is_self_removed`]) does nothing.
     pub fn tick(&mut self, now: Duration) -> Vec<Output> {
         self.last_now = self.last_now.max(now);
         let mut out = Vec::new();
+        if self.self_removed {
+            return out;
+        }
         self.me.heartbeat = self.me.heartbeat.saturating_add(1);
         self.tombstones.retain(|_, expires| *expires > now);
         let params = self.phi_params();
@@ -646,10 +670,14 @@ impl Membership {
     /// handled: unknown ids are learned (up to [`Config::max_nodes`]), long
     /// lists are read only up to the limits, states over the limits are
     /// ignored, and claims about this node never change it other than to
-    /// move its versions past them, so that its own state wins again.
+    /// move its versions past them, so that its own state wins again. A
+    /// removed node ([`Membership::is_self_removed`]) ignores everything.
     pub fn receive(&mut self, now: Duration, from: NodeId, msg: Message) -> Vec<Output> {
         self.last_now = self.last_now.max(now);
         let mut out = Vec::new();
+        if self.self_removed {
+            return out;
+        }
         let mut pings = Vec::new();
         match msg {
             Message::Syn {
@@ -657,6 +685,9 @@ impl Membership {
                 tombstones,
             } => {
                 let listed = self.merge_tombstones(now, &tombstones, &mut out);
+                if self.self_removed {
+                    return out;
+                }
                 let reply = self.answer_syn(now, &digests, &listed);
                 out.push(Output::Send {
                     to: from,
@@ -670,6 +701,9 @@ impl Membership {
                 tombstones,
             } => {
                 self.merge_tombstones(now, &tombstones, &mut out);
+                if self.self_removed {
+                    return out;
+                }
                 self.apply_states(now, states, &mut out, &mut pings);
                 self.apply_heartbeats(now, &heartbeats, &mut pings);
                 let (states, heartbeats) = self.answer_want(&want);

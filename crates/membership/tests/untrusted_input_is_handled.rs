@@ -151,7 +151,7 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
 
 fn tombstone() -> impl Strategy<Value = Tombstone> {
     (
-        prop_oneof![4 => (3u64..12).prop_map(NodeId::new), 1 => Just(ME)],
+        prop_oneof![16 => (3u64..12).prop_map(NodeId::new), 1 => Just(ME)],
         number(),
     )
         .prop_map(|(id, age_ms)| Tombstone { id, age_ms })
@@ -303,6 +303,7 @@ proptest! {
                 Op::Receive { msg, .. } => claims_about_me(msg),
                 _ => Vec::new(),
             };
+            let quiet = m.is_self_removed() && matches!(op, Op::Receive { .. } | Op::Tick { .. });
             let out = match op {
                 Op::Receive { from, msg } => {
                     // Every message survives serialisation unchanged.
@@ -321,6 +322,11 @@ proptest! {
                 }
             };
             check_outputs(&out);
+            if quiet {
+                // Removed: nothing changes it, and it says nothing.
+                prop_assert!(out.is_empty());
+                prop_assert_eq!(m.state(), &last);
+            }
             let me = m.state();
             // Who I am and what I advertise do not change...
             prop_assert_eq!(me.id, ME);
@@ -340,6 +346,8 @@ proptest! {
             // My versions never go back, and end at or past every claim about me.
             prop_assert!((me.generation, me.version) >= (last.generation, last.version));
             prop_assert!((me.generation, me.heartbeat) >= (last.generation, last.heartbeat));
+            // (A removed node has nothing to win: it ignores them.)
+            let claims = if m.is_self_removed() { Vec::new() } else { claims };
             for (generation, version, heartbeat) in claims {
                 prop_assert!((me.generation, me.version) >= (generation, version));
                 prop_assert!((me.generation, me.heartbeat) >= (generation, heartbeat));
@@ -474,4 +482,43 @@ fn a_tombstone_about_me_is_reported_and_changes_nothing_else() {
     // Reported once.
     let out = m.receive(Duration::from_secs(2), NodeId::new(2), msg);
     assert!(!out.contains(&Output::Event(gyre_membership::Event::SelfRemoved)));
+}
+
+#[test]
+fn a_removed_node_stays_quiet_and_says_so_after_a_restart() {
+    let mut m = Membership::new(info(ME), 1, None, Config::default(), 1).unwrap();
+    assert!(!m.is_self_removed());
+    let removal = Message::Syn {
+        digests: vec![],
+        tombstones: vec![Tombstone { id: ME, age_ms: 0 }],
+    };
+    let out = m.receive(Duration::from_secs(1), NodeId::new(2), removal);
+    // Told, and nothing answered: a removed node has nothing to say.
+    assert_eq!(out, [Output::Event(gyre_membership::Event::SelfRemoved)]);
+    assert!(m.is_self_removed());
+    let me = m
+        .members(Duration::from_secs(1))
+        .find(|v| v.id == ME)
+        .unwrap();
+    assert!(me.removed);
+    // Gossip rounds and what peers send change nothing and send nothing.
+    let before = m.state().clone();
+    assert!(m.tick(Duration::from_secs(2)).is_empty());
+    let syn = Message::Syn {
+        digests: vec![],
+        tombstones: vec![],
+    };
+    assert!(
+        m.receive(Duration::from_secs(3), NodeId::new(2), syn)
+            .is_empty()
+    );
+    assert_eq!(m.state(), &before);
+
+    // Restored as its driver persisted it: quiet from the start.
+    let mut again = Membership::new(info(ME), 2, None, Config::default(), 1)
+        .unwrap()
+        .with_self_removed(true);
+    assert!(again.is_self_removed());
+    again.introduce(NodeId::new(2), "seed".to_owned());
+    assert!(again.tick(Duration::from_secs(1)).is_empty());
 }

@@ -102,6 +102,12 @@ pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use replication::{Counters, ReadReply, ReplicationService};
 pub use sweep::SweepStats;
 
+/// What a removed node logs when it learns it was removed, and at each
+/// start after.
+pub const REMOVED_ADVICE: &str = "an operator removed this node from the cluster: it serves no \
+    requests and peers refuse it; its data is no longer the cluster's. Stop it; to use this \
+    machine again, wipe its data directory and join it as a new node";
+
 /// What replication needs to know of the cluster: the layouts to route
 /// with, the failure detector's verdicts, and the time.
 pub trait ClusterView: Send + Sync + 'static {
@@ -114,6 +120,12 @@ pub trait ClusterView: Send + Sync + 'static {
     }
     /// Whether this node considers `id` up.
     fn is_up(&self, id: NodeId) -> bool;
+    /// Whether an operator removed `id` from the cluster (this node's own
+    /// id included: then it serves nothing). Peers refuse what a removed
+    /// node asks.
+    fn is_removed(&self, _id: NodeId) -> bool {
+        false
+    }
     /// A request to `id` went unanswered for its whole timeout: evidence
     /// for the failure detector (see
     /// [`gyre_membership::Membership::unresponsive`]).

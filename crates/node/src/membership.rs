@@ -278,7 +278,7 @@ fn log(event: &Event) {
     match event {
         Event::Up(id) => tracing::info!(node = %id, "node up"),
         Event::Down(id) => tracing::warn!(node = %id, "node down"),
-        Event::SelfRemoved => tracing::error!("this node's id was removed by an operator"),
+        Event::SelfRemoved => tracing::error!("{}", crate::REMOVED_ADVICE),
         Event::LayoutRefused(stamp) => tracing::error!(%stamp, "refused a layout of another ring"),
         Event::LayoutChanged(stamp) => tracing::info!(%stamp, "layout adopted"),
         Event::Left => tracing::warn!(
@@ -380,6 +380,10 @@ impl<T: Peers> ClusterView for MembershipService<T> {
 
     fn is_up(&self, id: NodeId) -> bool {
         id == self.id() || MembershipService::is_up(self, id)
+    }
+
+    fn is_removed(&self, id: NodeId) -> bool {
+        self.with(|core, _| core.is_removed(id) || (id == core.id() && core.is_self_removed()))
     }
 
     fn unresponsive(&self, id: NodeId) {

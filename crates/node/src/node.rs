@@ -282,21 +282,22 @@ async fn background<T: Peers, S: Store + 'static>(
         // random number tokio seeds afresh for every runtime, so the
         // simulator could not replay a run from its seed. No branch can
         // starve the others: two are timers and events are rare.
+        let removed = || membership.with(|core, _| core.is_self_removed());
         tokio::select! {
             biased;
-            _ = hints.tick() => {
+            _ = hints.tick(), if !removed() => {
                 replication.deliver_hints().await;
                 round = round.wrapping_add(1);
                 exchange_buckets(&membership, &replication, &buckets, round).await;
             }
-            () = tokio::time::sleep_until(sync_at) => {
+            () = tokio::time::sleep_until(sync_at), if !removed() => {
                 let stats = replication.sync_all().await;
                 if stats.keys_fetched + stats.keys_pushed > 0 {
                     tracing::info!(?stats, "anti-entropy synced keys");
                 }
                 sync_at = tokio::time::Instant::now() + period;
             }
-            () = tokio::time::sleep_until(sweep_at) => {
+            () = tokio::time::sleep_until(sweep_at), if !removed() => {
                 let stats = replication.sweep().await;
                 if stats.read > 0 {
                     tracing::info!(?stats, "sweep read collectable keys");
@@ -304,7 +305,13 @@ async fn background<T: Peers, S: Store + 'static>(
                 sweep_at = tokio::time::Instant::now() + sweep_period;
             }
             event = events.recv() => match event {
-                Ok(Event::Up(_)) => {
+                Ok(Event::SelfRemoved) => {
+                    let store = replication.replica().store();
+                    if let Err(e) = crate::persist::save_removed(store) {
+                        tracing::error!(error = %e, "cannot record that this node was removed");
+                    }
+                }
+                Ok(Event::Up(_)) if !removed() => {
                     replication.deliver_hints().await;
                     replication.sync_all().await;
                 }

@@ -9,6 +9,9 @@ use gyre_types::NodeId;
 /// The metadata entry that holds the layout this node reads with.
 const READING: &str = "reading";
 
+/// The metadata entry that says an operator removed this node.
+const REMOVED: &str = "removed";
+
 /// Why a node cannot start on a store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -43,6 +46,10 @@ pub struct Boot {
     /// that is already a layout member on a new store means its data was
     /// lost, and the node must come back under a fresh id.
     pub fresh: bool,
+    /// Whether an operator removed this node before it stopped: give it to
+    /// [`gyre_membership::Membership::with_self_removed`], so that it
+    /// refuses requests from its first moment.
+    pub removed: bool,
 }
 
 /// Binds `store` to node `id` (recording the id in a new store, refusing a
@@ -61,6 +68,7 @@ pub fn boot<S: Store>(store: &S, id: NodeId) -> Result<Boot, BootError> {
                 .meta(READING)?
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok()),
             fresh: false,
+            removed: store.meta(REMOVED)?.is_some(),
         }),
         None => {
             store.set_node_id(id)?;
@@ -69,6 +77,7 @@ pub fn boot<S: Store>(store: &S, id: NodeId) -> Result<Boot, BootError> {
                 older: Vec::new(),
                 reading: None,
                 fresh: true,
+                removed: false,
             })
         }
     }
@@ -91,6 +100,14 @@ pub(crate) fn save_routing<S: Store>(
     // A stamp always serialises.
     let reading = serde_json::to_vec(&reading).unwrap_or_default();
     store.set_layouts(&history, &newest, vec![(READING.to_owned(), reading)])
+}
+
+/// Records that an operator removed this node, for good.
+///
+/// # Errors
+/// Store errors.
+pub(crate) fn save_removed<S: Store>(store: &S) -> Result<(), gyre_storage::Error> {
+    store.set_meta(REMOVED, Vec::new())
 }
 
 #[cfg(test)]
@@ -131,5 +148,9 @@ mod tests {
         // Said nothing: nothing comes back.
         save_routing(&store, vec![v2], None).unwrap();
         assert_eq!(boot(&store, me).unwrap().reading, None);
+        // Removed: for good.
+        assert!(!boot(&store, me).unwrap().removed);
+        save_removed(&store).unwrap();
+        assert!(boot(&store, me).unwrap().removed);
     }
 }

@@ -319,6 +319,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         op: ClientOp,
         forwarded: Option<Forwarded>,
     ) -> Result<ClientReply> {
+        if self.view.is_removed(self.me()) {
+            return Err(Error::Removed(self.me()));
+        }
         let (bucket, key) = {
             let (bucket, key) = op.target();
             (bucket.clone(), key.clone())
@@ -815,6 +818,13 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// Serves a request from peer `from`: a forwarded client operation, or a
     /// replica request.
     pub async fn serve(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
+        // A removed node is out for good: nothing it asks is done, and a
+        // removed node does nothing for others.
+        for id in [from, self.me()] {
+            if self.view.is_removed(id) {
+                return Response::Error(remote(&Error::Removed(id)));
+            }
+        }
         match request {
             Request::Coordinate { op, ticket, .. } => {
                 match self.route_op(op, Some(Forwarded { from, ticket })).await {
@@ -1183,6 +1193,7 @@ fn remote(e: &Error) -> RemoteError {
         Error::NoLayout | Error::WrongLayout => ErrorKind::WrongLayout,
         Error::Withdrawn => ErrorKind::Withdrawn,
         Error::Storage(_) => ErrorKind::Storage,
+        Error::Removed(_) => ErrorKind::Removed,
         _ => ErrorKind::Internal,
     };
     RemoteError {

@@ -1,16 +1,19 @@
 //! A node's id and layout survive a restart on its data directory (fjall),
-//! and a data directory refuses a node of another id.
+//! a data directory refuses a node of another id, and a node an operator
+//! removed is refused when it comes back, and refuses everything itself.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use gyre_membership::{Change, Config, Membership, NodeInfo};
 use gyre_node::{BootError, Node, NodeConfig, boot};
 use gyre_replication::Replica;
 use gyre_storage::{Durability, FjallStore, Store, StoreConfig};
-use gyre_transport::{MemNetwork, MemTransport};
-use gyre_types::{NodeId, ZoneName};
+use gyre_transport::{MemNetwork, MemTransport, Transport};
+use gyre_types::{BucketName, Key, NodeId, ZoneName};
+use gyre_wire::{ClientOp, ClientReply, ErrorKind, Expiry, Request, Response};
 
 type TestNode = Node<MemTransport, Arc<FjallStore>>;
 
@@ -42,7 +45,9 @@ fn start(
         gossip_interval: Duration::from_millis(100),
         ..Config::default()
     };
-    let core = Membership::new(me, generation, booted.layout, config, id.as_u64()).unwrap();
+    let core = Membership::new(me, generation, booted.layout, config, id.as_u64())
+        .unwrap()
+        .with_self_removed(booted.removed);
     let replica = Replica::new(id, store, gyre_replication::Config::default()).unwrap();
     Node::start(
         core,
@@ -138,5 +143,162 @@ fn id_and_layout_survive_a_restart_and_a_foreign_store_is_refused() {
         .await;
         a.shutdown().await;
         b.shutdown().await;
+    });
+}
+
+#[test]
+fn a_removed_node_that_comes_back_is_refused_and_refuses() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ids = [NodeId::new(1), NodeId::new(2), NodeId::new(3)];
+    let gone = ids[2];
+    runtime.block_on(async {
+        let network = MemNetwork::new(5);
+        let mut nodes: Vec<_> = (0..3)
+            .map(|i| {
+                let seeds = if i == 0 {
+                    Vec::new()
+                } else {
+                    vec![ids[0].to_string()]
+                };
+                start(&network, ids[i], open(dirs[i].path()), 1, seeds)
+            })
+            .collect();
+        until("seeing each other", || {
+            ids.iter()
+                .all(|&id| nodes.iter().all(|n| n.membership().is_up(id)))
+        })
+        .await;
+        let admin = Arc::clone(nodes[0].membership());
+        for id in ids {
+            admin.with(|core, _| core.stage(Change::Join(id))).unwrap();
+        }
+        admin
+            .commit(admin.with(|core, _| core.plan()).unwrap())
+            .unwrap();
+        until("all holding the layout", || {
+            nodes.iter().all(|n| n.membership().layout().is_some())
+        })
+        .await;
+        let (bucket, key) = (
+            BucketName::new("b").unwrap(),
+            Key::new(b"k".to_vec()).unwrap(),
+        );
+        let put = ClientOp::Put {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            context: None,
+            value: Bytes::from("v"),
+            w: None,
+            expiry: Expiry::Default,
+        };
+        let written = nodes[0].replication().client(put.clone()).await.unwrap();
+        assert!(
+            matches!(written, ClientReply::Written { .. }),
+            "{written:?}"
+        );
+
+        // Node 3 stops, is seen down, and an operator removes it.
+        let stopped = nodes.pop().unwrap();
+        stopped.shutdown().await;
+        network.leave(gone);
+        drop(stopped);
+        until("node 3 seen down", || !admin.is_up(gone)).await;
+        admin
+            .with(|core, _| core.stage(Change::Remove(gone)))
+            .unwrap();
+        let plan = admin.with(|core, _| core.plan()).unwrap();
+        let removal = plan.stamp();
+        admin.commit(plan).unwrap();
+        until("the removal adopted", || {
+            nodes.iter().all(|n| {
+                n.membership()
+                    .layout()
+                    .is_some_and(|l| l.member(gone).is_none())
+            })
+        })
+        .await;
+
+        // It comes back on its data, with the layout it held.
+        let back = start(
+            &network,
+            gone,
+            open(dirs[2].path()),
+            2,
+            vec![ids[0].to_string()],
+        );
+        until("node 3 told it was removed", || {
+            back.membership().with(|core, _| core.is_self_removed())
+        })
+        .await;
+        // It serves no client and adopts nothing more.
+        let refused = back.replication().client(put.clone()).await;
+        assert!(
+            matches!(refused, Err(gyre_replication::Error::Removed(id)) if id == gone),
+            "{refused:?}"
+        );
+        let get = ClientOp::Get {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            r: None,
+        };
+        let refused = back.replication().client(get.clone()).await;
+        assert!(
+            matches!(refused, Err(gyre_replication::Error::Removed(_))),
+            "{refused:?}"
+        );
+        assert_ne!(
+            back.membership()
+                .layout()
+                .map(|l| gyre_membership::LayoutStamp::of(&l)),
+            Some(removal)
+        );
+        // Peers refuse what it asks, saying why.
+        let asked = back
+            .membership()
+            .transport()
+            .request(ids[0], Request::Ping, Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&asked, Response::Error(e) if e.kind == ErrorKind::Removed),
+            "{asked:?}"
+        );
+        // And go on without it: they see it removed, never up.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for n in &nodes {
+            assert!(!n.membership().is_up(gone));
+            let seen = n
+                .membership()
+                .with(|core, now| core.members(now).find(|m| m.id == gone).map(|m| m.removed));
+            assert_eq!(seen, Some(true));
+        }
+        let read = nodes[1].replication().client(get.clone()).await.unwrap();
+        assert!(
+            matches!(&read, ClientReply::Values { values, .. } if values == &[Bytes::from("v")]),
+            "{read:?}"
+        );
+
+        // Restarted once more, it refuses from its first moment, before
+        // any peer has said a word.
+        back.shutdown().await;
+        network.leave(gone);
+        drop(back);
+        let store = open(dirs[2].path());
+        assert!(boot(&store, gone).unwrap().removed);
+        let again = start(&network, gone, store, 3, vec![ids[0].to_string()]);
+        let refused = again.replication().client(put).await;
+        assert!(
+            matches!(refused, Err(gyre_replication::Error::Removed(_))),
+            "{refused:?}"
+        );
+        again.shutdown().await;
+        for n in &nodes {
+            n.shutdown().await;
+        }
     });
 }

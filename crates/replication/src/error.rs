@@ -38,6 +38,14 @@ pub enum Error {
     /// took it, or the forwarder gave up on it): nothing was written.
     #[error("withdrawn: the forwarder gave the write to another primary; nothing was written")]
     Withdrawn,
+    /// An operator removed node `0` from the cluster (this node, or the
+    /// peer that asked): it serves nothing and nothing it asks is done.
+    /// Nothing was read or written.
+    #[error(
+        "removed: an operator removed node {0} from the cluster; it serves nothing and peers \
+         refuse it (wipe its data directory and join it as a new node)"
+    )]
+    Removed(NodeId),
     /// The local store failed.
     #[error("storage: {0}")]
     Storage(#[from] gyre_storage::Error),

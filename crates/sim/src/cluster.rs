@@ -311,10 +311,16 @@ impl Cluster {
             partitions: self.config.partitions,
             replication: self.config.replication,
         };
+        // What the node recorded with its data that the simulator does not
+        // hold for it: whether it was removed.
+        let removed = gyre_node::boot(&slot.store, slot.id)
+            .map_err(|e| Error::Setup(e.to_string()))?
+            .removed;
         let core = Membership::new(me, slot.generation, layout, membership, rng_seed)
             .map_err(|e| Error::Setup(e.to_string()))?
             .with_older(history)
-            .with_reading(reading);
+            .with_reading(reading)
+            .with_self_removed(removed);
         let replica = Replica::new(
             slot.id,
             Arc::clone(&slot.store),

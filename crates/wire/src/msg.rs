@@ -581,6 +581,9 @@ pub enum ErrorKind {
     /// A forwarded write its forwarder did not permit (another primary
     /// took it, or the forwarder gave up on it): nothing was written.
     Withdrawn,
+    /// An operator removed the asking node (or the receiver) from the
+    /// cluster: nothing was done. Appended: older nodes cannot decode it.
+    Removed,
 }
 
 /// A message that expects no answer.

@@ -295,7 +295,8 @@ pub(crate) async fn local_trees<B: Backend>(State(shared): State<Arc<Shared<B>>>
 /// The answer of `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
 struct Health {
-    /// `ok`, `no_layout` or `alive`.
+    /// `ok`, `no_layout`, `removed` (an operator removed this node from the
+    /// cluster: it serves nothing) or `alive`.
     status: &'static str,
     /// This node's id.
     node: String,
@@ -310,12 +311,17 @@ struct Health {
     tag = "node",
     responses(
         (status = 200, description = "Ready: the node holds a layout", body = Health),
-        (status = 503, description = "Not ready: no layout committed yet", body = Health),
+        (status = 503, description = "Not ready: no layout committed yet, or this node was removed from the cluster", body = Health),
     ),
 )]
 pub(crate) async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
     let status = shared.backend.status();
+    let removed = status
+        .members
+        .iter()
+        .any(|m| m.id == status.node && m.status == "removed");
     let (code, word) = match status.layout_version {
+        _ if removed => (StatusCode::SERVICE_UNAVAILABLE, "removed"),
         Some(_) => (StatusCode::OK, "ok"),
         None => (StatusCode::SERVICE_UNAVAILABLE, "no_layout"),
     };

@@ -305,6 +305,7 @@ pub fn error_kind() -> impl Strategy<Value = ErrorKind> {
     prop_oneof![
         Just(ErrorKind::BadRequest),
         Just(ErrorKind::WrongLayout),
+        Just(ErrorKind::Removed),
         Just(ErrorKind::Unavailable),
         Just(ErrorKind::Storage),
         Just(ErrorKind::Busy),
