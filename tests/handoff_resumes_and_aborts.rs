@@ -4,8 +4,9 @@
 //! an old replica killed while it serves is replaced by another; an abort
 //! mid-stream returns to the old layout (ending a pacing wait at once), the
 //! new node drops its partial copies, and nothing deleted comes back; a
-//! throttle lifted mid-stream takes effect at once. Every key is read back through
-//! every node afterwards.
+//! throttle lifted mid-stream takes effect at once; a change stacked on one
+//! mid-stream keeps what was already streamed. Every key is read back
+//! through every node afterwards.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -224,4 +225,34 @@ fn a_throttle_raised_mid_stream_takes_effect_at_once() {
     let all = [0, 1, 2, new];
     cluster.wait_change_complete(&all, CHANGE);
     check_keys(&cluster, &all);
+}
+
+#[test]
+fn a_change_stacked_mid_stream_keeps_what_was_streamed() {
+    let (mut cluster, new) = setup();
+    let later = cluster.grow(1)[0];
+    join(&cluster, new);
+    let before = wait_mid_stream(&cluster, new, 900_000);
+    let streamed = before["keys_done"].as_u64().unwrap();
+    // A second join, committed while the first one streams.
+    join(&cluster, later);
+    let all = [0, 1, 2, new, later];
+    cluster.wait_change_complete(&all, CHANGE);
+    // What the change on top streamed to the first new node: what it holds
+    // now, less what it had streamed and kept. Starting over would stream
+    // all it holds again.
+    let last = cluster.nodes[new].status()["transfers"]["last"].clone();
+    let received = last["keys"].as_u64().unwrap();
+    let held = (0..KEYS)
+        .filter(|&i| cluster.nodes[new].holds(&key(i)).unwrap())
+        .count() as u64;
+    assert!(
+        received + streamed / 4 <= held,
+        "the stacked change streamed {received} objects to a node holding {held}, \
+         which had streamed {streamed} before it: {last}"
+    );
+    check_keys(&cluster, &all);
+    wait_for("equal roots on exactly the new replicas", SETTLE, || {
+        cluster.try_replicas_agree(&all)
+    });
 }

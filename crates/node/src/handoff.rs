@@ -115,8 +115,43 @@ impl Default for HandoffConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Cursors {
     layout: Option<LayoutStamp>,
+    /// The layout reads used while these were made (absent in cursors of
+    /// older builds: then they are not carried to a stacked change).
+    #[serde(default)]
+    read: Option<LayoutStamp>,
     /// Per "partition/n_val": `None` once done, else the last key merged.
     entries: BTreeMap<String, Cursor>,
+}
+
+impl Cursors {
+    /// Moves these cursors to the transfer of `layout`, reading with
+    /// `read`, which fills `work`. A change stacked on the one in flight
+    /// keeps what was streamed and verified of every (partition, n_val)
+    /// it still gives this node, while reads use the same layout: that
+    /// copy came from replicas of that layout, and since it began this
+    /// node was in the write set of a layout still in use (writes go to
+    /// every one), so it missed nothing the final verification would not
+    /// repair. Anything else starts over.
+    fn carry_to(&mut self, layout: LayoutStamp, read: LayoutStamp, work: &[(PartitionId, u8)]) {
+        if self.layout == Some(layout) {
+            return;
+        }
+        let kept: BTreeMap<String, Cursor> = if self.read == Some(read) {
+            work.iter()
+                .filter_map(|&(p, n)| {
+                    let name = entry_name(p, n);
+                    self.entries.remove(&name).map(|c| (name, c))
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        *self = Self {
+            layout: Some(layout),
+            read: Some(read),
+            entries: kept,
+        };
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +323,11 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let Some(routing) = self.membership.routing() else {
             return;
         };
+        if self.membership.with(|core, _| core.is_self_removed()) {
+            // Out of the cluster: peers refuse it, and its data is no
+            // longer the cluster's.
+            return;
+        }
         if routing.is_changing() {
             *lock(&self.settled) = None;
             self.fill(&routing).await;
@@ -418,8 +458,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         }
     }
 
-    /// Starts tracking the transfer of `stamp` if it is new: forgets the
-    /// cursors of any other layout and asks the sources their sizes.
+    /// Starts tracking the transfer of `stamp` if it is new: carries over
+    /// the cursors a stacked change keeps ([`Cursors::carry_to`]), forgets
+    /// the others, and asks the sources their sizes.
     async fn begin(
         self: &Arc<Self>,
         stamp: LayoutStamp,
@@ -429,15 +470,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         if lock(&self.progress).layout == Some(stamp) {
             return;
         }
-        {
-            let mut cursors = lock(&self.cursors);
-            if cursors.layout != Some(stamp) {
-                *cursors = Cursors {
-                    layout: Some(stamp),
-                    entries: BTreeMap::new(),
-                };
-            }
-        }
+        lock(&self.cursors).carry_to(stamp, LayoutStamp::of(&routing.read), work);
         let read = &routing.read;
         let partitions = work
             .iter()
@@ -930,5 +963,70 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn stamp(version: u64) -> LayoutStamp {
+        LayoutStamp {
+            version,
+            digest: version * 7,
+        }
+    }
+
+    fn p(i: u32) -> PartitionId {
+        PartitionId::new(i)
+    }
+
+    fn after(key: &str) -> Cursor {
+        Cursor::After(
+            BucketName::new("b").unwrap(),
+            Key::new(key.as_bytes().to_vec()).unwrap(),
+        )
+    }
+
+    fn cursors() -> Cursors {
+        let mut c = Cursors::default();
+        c.carry_to(stamp(2), stamp(1), &[(p(1), 3), (p(2), 3), (p(3), 3)]);
+        c.entries.insert(entry_name(p(1), 3), Cursor::Done);
+        c.entries.insert(entry_name(p(2), 3), after("k"));
+        c
+    }
+
+    #[test]
+    fn a_stacked_change_keeps_the_cursors_of_what_it_still_gives() {
+        let mut c = cursors();
+        // Version 3 stacks on 2; reads still use 1; it keeps partitions 1
+        // and 3 here, gives 2 away and adds 4.
+        c.carry_to(stamp(3), stamp(1), &[(p(1), 3), (p(3), 3), (p(4), 3)]);
+        assert_eq!(c.layout, Some(stamp(3)));
+        assert_eq!(c.entries.len(), 1);
+        assert_eq!(c.entries.get(&entry_name(p(1), 3)), Some(&Cursor::Done));
+        // Carried again to the same layout: nothing changes.
+        let before = c.clone();
+        c.carry_to(stamp(3), stamp(1), &[]);
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn cursors_made_while_reads_used_another_layout_start_over() {
+        let mut c = cursors();
+        c.carry_to(stamp(3), stamp(2), &[(p(1), 3), (p(2), 3)]);
+        assert!(c.entries.is_empty());
+        // Cursors of an older build say no read layout: they start over.
+        let mut c = cursors();
+        c.read = None;
+        c.carry_to(stamp(3), stamp(1), &[(p(1), 3), (p(2), 3)]);
+        assert!(c.entries.is_empty());
+        // And they still decode.
+        let old = r#"{"layout":{"version":2,"digest":14},"entries":{"1/3":"Done"}}"#;
+        let c: Cursors = serde_json::from_str(old).unwrap();
+        assert_eq!(c.read, None);
+        assert_eq!(c.entries.len(), 1);
     }
 }
