@@ -24,7 +24,7 @@ pub struct NodeConfig {
     /// an owner is seen up again).
     pub hint_interval: Duration,
     /// How often every replicated (partition, n_val) is compared with its
-    /// other replicas (also at once when a peer is seen up again). Each
+    /// other replicas (and at once with a peer seen up again, for what both replicate). Each
     /// round starts after a jitter of up to a quarter of this.
     pub anti_entropy_interval: Duration,
     /// How often this node sweeps the partitions it is the first up primary
@@ -311,9 +311,9 @@ async fn background<T: Peers, S: Store + 'static>(
                         tracing::error!(error = %e, "cannot record that this node was removed");
                     }
                 }
-                Ok(Event::Up(_)) if !removed() => {
+                Ok(Event::Up(peer)) if !removed() => {
                     replication.deliver_hints().await;
-                    replication.sync_all().await;
+                    replication.sync_peer(peer).await;
                 }
                 Ok(
                     Event::LayoutChanged(stamp)

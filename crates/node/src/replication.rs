@@ -1064,6 +1064,19 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// at a time with `sync_pause` between sessions. Returns the summed
     /// stats.
     pub async fn sync_all(self: &Arc<Self>) -> SyncStats {
+        self.sync_among(None).await
+    }
+
+    /// Anti-entropy with `peer` alone (seen up again), for every
+    /// (partition, n_val) both replicate, as [`ReplicationService::sync_all`]
+    /// would: what a node that was away may have missed, or may hold that
+    /// this one lacks, without comparing every other replica again.
+    pub async fn sync_peer(self: &Arc<Self>, peer: NodeId) -> SyncStats {
+        self.sync_among(Some(peer)).await
+    }
+
+    /// [`ReplicationService::sync_all`], with `only` that peer if given.
+    async fn sync_among(self: &Arc<Self>, only: Option<NodeId>) -> SyncStats {
         let mut total = SyncStats::default();
         let Ok(routing) = self.routing() else {
             return total;
@@ -1085,7 +1098,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 if !primaries.contains(&me) {
                     continue;
                 }
-                for &peer in primaries.iter().filter(|&&p| p != me && self.view.is_up(p)) {
+                let with = |p: NodeId| p != me && only.is_none_or(|o| o == p) && self.view.is_up(p);
+                for &peer in primaries.iter().filter(|&&p| with(p)) {
                     tokio::time::sleep(self.replica.config().sync_pause).await;
                     match self.sync_with(peer, partition, n_val).await {
                         Ok(s) => total += s,

@@ -49,6 +49,8 @@ pub struct Totals {
     pub read_repairs: u64,
     /// Keys synced by anti-entropy.
     pub ae_keys: u64,
+    /// Anti-entropy sessions (Merkle exchanges) completed.
+    pub ae_sessions: u64,
     /// Operations refused for lack of replicas.
     pub unavailable: u64,
 }
@@ -61,6 +63,7 @@ impl Totals {
         self.hints_delivered += get(&c.hints_delivered);
         self.read_repairs += get(&c.read_repairs);
         self.ae_keys += get(&c.ae_keys);
+        self.ae_sessions += get(&c.ae_sessions);
         self.unavailable += get(&c.unavailable);
     }
 }
@@ -166,9 +169,13 @@ impl Cluster {
         let mut slots = Vec::with_capacity(config.nodes + config.spares);
         for i in 0..config.nodes + config.spares {
             let n = i as u64 + 1;
+            let zone = match config.zones {
+                0 => n,
+                zones => (i % zones) as u64 + 1,
+            };
             slots.push(Slot {
                 id: NodeId::new(n),
-                zone: ZoneName::new(format!("z{n}")).map_err(|e| Error::Setup(e.to_string()))?,
+                zone: ZoneName::new(format!("z{zone}")).map_err(|e| Error::Setup(e.to_string()))?,
                 store: Arc::new(
                     MemStore::new(store_config).map_err(|e| Error::Setup(e.to_string()))?,
                 ),
@@ -416,6 +423,11 @@ impl Cluster {
         self.slots().iter().map(|s| s.id).collect()
     }
 
+    /// The zone of node `i`.
+    pub fn zone(&self, i: usize) -> Option<ZoneName> {
+        self.slots().get(i).map(|s| s.zone.clone())
+    }
+
     /// The index of the node with `id`.
     pub fn index_of(&self, id: NodeId) -> Option<usize> {
         self.slots().iter().position(|s| s.id == id)
@@ -475,6 +487,7 @@ impl Cluster {
             t.hints_delivered += s.totals.hints_delivered;
             t.read_repairs += s.totals.read_repairs;
             t.ae_keys += s.totals.ae_keys;
+            t.ae_sessions += s.totals.ae_sessions;
             t.unavailable += s.totals.unavailable;
             if let Some(n) = &s.node {
                 t.add(n);

@@ -112,8 +112,12 @@ impl SimConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
     /// K, how many nodes form the first layout (ids 1..=K, each in a zone
-    /// of its own).
+    /// of its own unless `zones` says otherwise).
     pub nodes: usize,
+    /// How many zones the nodes (spares included) are spread over, round
+    /// robin: node `i` (from 0) in zone `z{i % zones + 1}`. 0: each node in
+    /// a zone of its own.
+    pub zones: usize,
     /// Nodes started beside them (ids K+1..) that are not members of the
     /// first layout: what layout changes join.
     pub spares: usize,
@@ -159,6 +163,7 @@ impl Default for ClusterConfig {
         Self {
             nodes: 5,
             spares: 0,
+            zones: 0,
             partitions,
             replication: 3,
             membership: gyre_membership::Config {

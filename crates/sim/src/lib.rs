@@ -108,6 +108,7 @@ pub mod faults;
 mod history;
 mod rng;
 mod run;
+pub mod scale;
 mod transport;
 pub mod workload;
 

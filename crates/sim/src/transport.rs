@@ -154,7 +154,7 @@ impl Transport for SimTransport {
             self.inner.request(peer, request, timeout).await
         };
         let fetched = match &answer {
-            Ok(Response::Items(items)) => values(items),
+            Ok(Response::Items(items) | Response::Chunk { items, .. }) => values(items),
             _ => (0, 0),
         };
         let answer_bytes = match (&answer, bytes) {

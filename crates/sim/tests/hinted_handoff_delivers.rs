@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_clean, block_on, client, cluster, keys_where, settle};
-use gyre_sim::{ClusterConfig, Outcome, bucket};
+use gyre_sim::{ClusterConfig, bucket};
 
 #[test]
 fn one_replica_down_during_writes_gets_its_hints() {
@@ -20,30 +20,12 @@ fn one_replica_down_during_writes_gets_its_hints() {
         let down_id = cluster.id(down);
         let keys = keys_where(&cluster, "hint-", 20, |p| p.contains(&down_id));
 
-        assert!(cluster.crash(down).await);
-        let others: Vec<usize> = (0..cluster.len()).filter(|&i| i != down).collect();
-        let noticed = cluster
-            .wait_until(Duration::from_secs(10), |c| {
-                others.iter().all(|&i| !c.sees_up(i, down))
-            })
-            .await;
-        assert!(noticed, "the others did not notice the crash");
+        common::crash_and_notice(&cluster, down).await;
 
         // Every write is coordinated by a running primary and acknowledged
         // at W = 2 with a fallback standing in for the crashed one.
         let mut c = client(&cluster, &recorder, 0);
-        let mut values = Vec::new();
-        for key in &keys {
-            let primaries = cluster.primaries(&bucket(), key);
-            let via = primaries
-                .iter()
-                .map(|&p| cluster.index_of(p).unwrap())
-                .find(|&i| i != down)
-                .unwrap();
-            let (value, outcome) = c.put(via, key, None).await;
-            assert!(matches!(outcome, Outcome::Written { .. }), "{outcome:?}");
-            values.push(value);
-        }
+        let values = common::put_avoiding(&cluster, &mut c, &keys, down).await;
         let fallbacks = cluster.totals().fallbacks;
         assert!(
             fallbacks >= keys.len() as u64,

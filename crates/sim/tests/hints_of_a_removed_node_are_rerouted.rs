@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{block_on, client, cluster, keys_where};
 use gyre_membership::Change;
-use gyre_sim::{ClusterConfig, Outcome, bucket};
+use gyre_sim::{ClusterConfig, bucket};
 
 #[test]
 fn hints_for_a_removed_node_reach_the_new_replicas() {
@@ -25,28 +25,11 @@ fn hints_for_a_removed_node_reach_the_new_replicas() {
         let lost_id = cluster.id(lost);
         let keys = keys_where(&cluster, "lost-", 20, |p| p.contains(&lost_id));
 
-        assert!(cluster.crash(lost).await);
+        common::crash_and_notice(&cluster, lost).await;
         let others: Vec<usize> = (0..cluster.len()).filter(|&i| i != lost).collect();
-        let noticed = cluster
-            .wait_until(Duration::from_secs(10), |c| {
-                others.iter().all(|&i| !c.sees_up(i, lost))
-            })
-            .await;
-        assert!(noticed, "the others did not notice the crash");
 
         let mut c = client(&cluster, &recorder, 0);
-        let mut values = Vec::new();
-        for key in &keys {
-            let via = cluster
-                .primaries(&bucket(), key)
-                .iter()
-                .map(|&p| cluster.index_of(p).unwrap())
-                .find(|&i| i != lost)
-                .unwrap();
-            let (value, outcome) = c.put(via, key, None).await;
-            assert!(matches!(outcome, Outcome::Written { .. }), "{outcome:?}");
-            values.push(value);
-        }
+        let values = common::put_avoiding(&cluster, &mut c, &keys, lost).await;
         let held = |c: &gyre_sim::Cluster| -> u64 {
             others
                 .iter()

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gyre_sim::{Check, Client, Cluster, ClusterConfig, Recorder, SettleConfig, bucket};
+use bytes::Bytes;
+use gyre_sim::{Check, Client, Cluster, ClusterConfig, Outcome, Recorder, SettleConfig, bucket};
 use gyre_types::{Key, NodeId};
 
 /// Runs `f` on a fresh paused current-thread runtime.
@@ -44,6 +45,41 @@ pub fn keys_where(
         .filter(|k| filter(&cluster.primaries(&bucket(), k)))
         .take(count)
         .collect()
+}
+
+/// Crashes node `away` and waits until every other node sees it down.
+pub async fn crash_and_notice(cluster: &Cluster, away: usize) {
+    assert!(cluster.crash(away).await);
+    let others: Vec<usize> = (0..cluster.len()).filter(|&i| i != away).collect();
+    let noticed = cluster
+        .wait_until(Duration::from_secs(10), |c| {
+            others.iter().all(|&i| !c.sees_up(i, away))
+        })
+        .await;
+    assert!(noticed, "the others did not notice the crash");
+}
+
+/// Puts each of `keys` blind through a primary other than node `away`,
+/// each acknowledged; returns the values written.
+pub async fn put_avoiding(
+    cluster: &Cluster,
+    c: &mut Client,
+    keys: &[Key],
+    away: usize,
+) -> Vec<Bytes> {
+    let mut values = Vec::new();
+    for key in keys {
+        let via = cluster
+            .primaries(&bucket(), key)
+            .iter()
+            .map(|&p| cluster.index_of(p).unwrap())
+            .find(|&i| i != away)
+            .unwrap();
+        let (value, outcome) = c.put(via, key, None).await;
+        assert!(matches!(outcome, Outcome::Written { .. }), "{outcome:?}");
+        values.push(value);
+    }
+    values
 }
 
 /// Settles with the default settle settings; panics if it does not
