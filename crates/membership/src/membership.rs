@@ -193,6 +193,10 @@ pub struct Membership {
     rng: Rng,
     was_member: bool,
     self_removed: bool,
+    /// Whether this node says it routes with a layout only once its driver
+    /// reports the writes routed with older ones finished
+    /// ([`Membership::with_write_drain`]).
+    drain_writes: bool,
     /// The latest `now` any call brought: the time operator actions (which
     /// take none) judge liveness at.
     last_now: Duration,
@@ -262,6 +266,7 @@ impl Membership {
             rng: Rng::new(rng_seed),
             was_member: member,
             self_removed: false,
+            drain_writes: false,
             last_now: Duration::ZERO,
             announced: (stamp, stamp, stamp, status),
         })
@@ -370,6 +375,37 @@ impl Membership {
     /// node under a fresh id.
     pub fn is_self_removed(&self) -> bool {
         self.self_removed
+    }
+
+    /// Makes this node say it routes with a layout it adopted
+    /// ([`NodeState::layout`], what the prepare barrier of a change waits
+    /// for) only once its driver reports, with [`Membership::writes_drained`],
+    /// that every write it routed with an older layout has finished. It
+    /// routes with the new layout at once. Without this (the default), it
+    /// says so at adoption; a write routed just before could then still be
+    /// in flight, to the old replicas only, when the new replicas copy the
+    /// partition (Garage's `ack_lock` closes the same gap).
+    pub fn with_write_drain(mut self) -> Self {
+        self.drain_writes = true;
+        self
+    }
+
+    /// The driver's word that every write this node routed with a layout
+    /// older than `stamp` has finished: with
+    /// [`Membership::with_write_drain`], it now says it routes with
+    /// `stamp` (if that is still the layout it holds) and pushes that word
+    /// to every node. Otherwise nothing.
+    pub fn writes_drained(&mut self, now: Duration, stamp: LayoutStamp) -> Vec<Output> {
+        self.last_now = self.last_now.max(now);
+        let mut out = Vec::new();
+        if !self.drain_writes || self.stamp != Some(stamp) || self.me.layout >= Some(stamp) {
+            return out;
+        }
+        self.me.layout = Some(stamp);
+        self.me.version = self.me.version.saturating_add(1);
+        self.advance_transition(now, &mut out);
+        self.announce(&mut out);
+        out
     }
 
     /// Every layout in use, oldest first; the last is [`Membership::layout`].
@@ -1367,7 +1403,9 @@ impl Membership {
             NodeStatus::Joining
         };
         self.me.status = status;
-        self.me.layout = Some(stamp);
+        if !self.drain_writes {
+            self.me.layout = Some(stamp);
+        }
         self.me.version = self.me.version.saturating_add(1);
         out.push(Output::Event(Event::LayoutChanged(stamp)));
     }

@@ -522,3 +522,31 @@ fn a_removed_node_stays_quiet_and_says_so_after_a_restart() {
     again.introduce(NodeId::new(2), "seed".to_owned());
     assert!(again.tick(Duration::from_secs(1)).is_empty());
 }
+
+#[test]
+fn with_write_drain_a_layout_is_said_only_once_the_driver_says_older_writes_are_over() {
+    let layouts = layouts();
+    let v1 = LayoutStamp::of(&layouts[0]);
+    let v2 = LayoutStamp::of(&layouts[1]);
+    let mut m = Membership::new(info(ME), 1, Some(layouts[0].clone()), Config::default(), 1)
+        .unwrap()
+        .with_write_drain();
+    m.introduce(NodeId::new(2), "seed".to_owned());
+    let now = Duration::from_secs(1);
+    let out = m.layout_received(now, layouts[1].clone());
+    assert!(out.contains(&Output::Event(gyre_membership::Event::LayoutChanged(v2))));
+    // Routes with v2, says v1.
+    assert_eq!(m.layout_stamp(), Some(v2));
+    assert_eq!(m.state().layout, Some(v1));
+    // A word about another layout changes nothing.
+    assert!(m.writes_drained(now, v1).is_empty());
+    assert_eq!(m.state().layout, Some(v1));
+    // The driver's word: said (and pushed to every peer whose state is
+    // known, as any change of the barrier word is).
+    let version = m.state().version;
+    m.writes_drained(now, v2);
+    assert_eq!(m.state().layout, Some(v2));
+    assert!(m.state().version > version);
+    // Said once.
+    assert!(m.writes_drained(now, v2).is_empty());
+}

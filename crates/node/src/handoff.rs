@@ -8,13 +8,11 @@
 //!
 //! 1. *prepare*: wait until every live node of every layout in use says
 //!    it routes with the newest layout. Writes coordinated from then on
-//!    reach the new replica set too. Replicas take a write whatever layout
-//!    it was routed with, and the barrier does not wait for writes that a
-//!    node routed with an older layout before it adopted the newest and
-//!    that are still in flight: one that lands on the old replicas after
-//!    *verify* below compared trees is missed here until anti-entropy or a
-//!    read repair brings it (the issue "Layout changes, the last mile"
-//!    tracks draining them first, as Garage's layout manager does).
+//!    reach the new replica set too. A node says so only once every write
+//!    it routed with an older layout is over (`crate::drain`, as Garage's
+//!    `ack_lock`), so none can land on the old replicas after *verify*
+//!    below compared trees. Replicas take a write whatever layout it was
+//!    routed with.
 //! 2. *stream*: pull the partition from one old replica in key order, in
 //!    chunks (at most `chunk_items` objects or about `chunk_bytes`), each
 //!    merged by DVV sync (never replace) in one store write and its cursor

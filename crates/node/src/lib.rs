@@ -72,6 +72,7 @@
 //! ```
 
 mod buckets;
+mod drain;
 mod handoff;
 mod listing;
 mod membership;
@@ -91,6 +92,7 @@ use gyre_ring::Layout;
 use gyre_types::NodeId;
 
 pub use buckets::BucketCatalog;
+pub use drain::Routed;
 pub use handoff::{HandoffConfig, Transfers};
 pub use listing::KeyListing;
 pub use membership::MembershipService;
@@ -120,6 +122,13 @@ pub trait ClusterView: Send + Sync + 'static {
     }
     /// Whether this node considers `id` up.
     fn is_up(&self, id: NodeId) -> bool;
+    /// Counts a write this node coordinates, routed with layout `version`,
+    /// until the guard is dropped: the node says it routes with a newer
+    /// layout only once no write routed with an older one is in flight.
+    /// `None`: not counted.
+    fn routed(&self, _version: u64) -> Option<Routed> {
+        None
+    }
     /// Whether an operator removed `id` from the cluster (this node's own
     /// id included: then it serves nothing). Peers refuse what a removed
     /// node asks.

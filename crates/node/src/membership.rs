@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::drain::{Drain, Routed};
 use crate::{ClusterView, Peers};
 
 /// How long a layout pull may take.
@@ -54,6 +55,8 @@ pub struct MembershipService<T> {
     tasks: Mutex<JoinSet<()>>,
     /// The peer address last taught to the transport, per peer.
     learned: Mutex<HashMap<NodeId, String>>,
+    /// Writes in flight by the layout they were routed with.
+    drain: Arc<Drain>,
 }
 
 impl<T: Peers> MembershipService<T> {
@@ -65,7 +68,7 @@ impl<T: Peers> MembershipService<T> {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let routing = routing_of(&core);
         let service = Arc::new(Self {
-            core: Mutex::new(core),
+            core: Mutex::new(core.with_write_drain()),
             transport,
             epoch: Instant::now(),
             wall_base_ms: wall_ms,
@@ -73,6 +76,7 @@ impl<T: Peers> MembershipService<T> {
             events,
             tasks: Mutex::new(JoinSet::new()),
             learned: Mutex::new(HashMap::new()),
+            drain: Arc::default(),
         });
         let weak = Arc::downgrade(&service);
         service.spawn(async move {
@@ -266,6 +270,18 @@ impl<T: Peers> MembershipService<T> {
                     self.spawn(pull_layout(weak, from, stamp));
                 }
                 Output::Event(event) => {
+                    if let Event::LayoutChanged(stamp) = event {
+                        // Say so once what was routed with older ones is done.
+                        let weak = Arc::downgrade(self);
+                        let drain = Arc::clone(&self.drain);
+                        self.spawn(async move {
+                            drain.older_done(stamp.version).await;
+                            if let Some(s) = weak.upgrade() {
+                                let outputs = s.with(|core, now| core.writes_drained(now, stamp));
+                                s.carry_out(outputs);
+                            }
+                        });
+                    }
                     log(&event);
                     let _ = self.events.send(event);
                 }
@@ -380,6 +396,10 @@ impl<T: Peers> ClusterView for MembershipService<T> {
 
     fn is_up(&self, id: NodeId) -> bool {
         id == self.id() || MembershipService::is_up(self, id)
+    }
+
+    fn routed(&self, version: u64) -> Option<Routed> {
+        Some(self.drain.routed(version))
     }
 
     fn is_removed(&self, id: NodeId) -> bool {

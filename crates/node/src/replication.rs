@@ -582,6 +582,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             permit,
         } = write;
         let started = Instant::now();
+        // Counted until the write and its background sends are over.
+        let routed = self.view.routed(routing.newest().version());
         let (bucket, key) = {
             let (bucket, key) = op.target();
             (bucket.clone(), key.clone())
@@ -706,6 +708,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         // The rest (slow replicas, fallbacks) finish in the background.
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            let _routed = routed;
             while let Some(joined) = set.join_next().await {
                 let Ok((tag, answer)) = joined else { continue };
                 let (more, _) = op.on_answer(tag, matches!(answer, Ok(Response::Stored)));
