@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# A fourth node joins a loaded three-node cluster: what the handoff costs.
+# A fourth node joins a loaded three-node cluster (or, with CHANGE=leave,
+# the fourth node of a loaded four-node cluster leaves): what the handoff
+# costs.
 #
 # Builds gyre (release), starts three nodes on loopback (n_val 3, R = W = 2,
 # fsync group, Q = 256), writes KEYS keys of VALUE_SIZE bytes through
@@ -22,6 +24,9 @@
 #   CLIENTS     redis-benchmark connections      [50]
 #   LOAD_CONNECTIONS  redis-cli --pipe loaders   [8]
 #   DROP_GRACE  --handoff-drop-grace-secs of every node [the node's default]
+#   CHANGE      join or leave                    [join]
+#   LOAD_DURING 1: GET load during the transfer; 0: none, to measure the
+#               transfer alone                   [1]
 #   GYRE_BIN    use this gyre binary, do not build
 #
 # Usage: deploy/bench/handoff.sh
@@ -34,6 +39,9 @@ CLIENTS=${CLIENTS:-50}
 LOAD_CONNECTIONS=${LOAD_CONNECTIONS:-8}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 DROP_GRACE=${DROP_GRACE:-}
+LOAD_DURING=${LOAD_DURING:-1}
+CHANGE=${CHANGE:-join}
+[[ $CHANGE == join || $CHANGE == leave ]] || die "CHANGE is join or leave, not $CHANGE"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -92,13 +100,18 @@ start_node 1
 SEED=$(field 1 peer)
 start_node 2 --seed "$SEED"
 start_node 3 --seed "$SEED"
-for i in 1 2 3; do ID[i]=$(field "$i" id); RESP[i]=$(field "$i" resp); HTTP[i]=$(field "$i" http); done
+FIRST=(1 2 3)
+if [[ $CHANGE == leave ]]; then
+    start_node 4 --seed "$SEED" --handoff-rate "$RATE"
+    FIRST=(1 2 3 4)
+fi
+for i in "${FIRST[@]}"; do ID[i]=$(field "$i" id); RESP[i]=$(field "$i" resp); HTTP[i]=$(field "$i" http); done
 ADMIN="http://${HTTP[1]}"
 join() { "$GYRE_BIN" cluster join "$1" --node "$ADMIN" >/dev/null 2>&1; }
-for i in 1 2 3; do poll "$READY_TIMEOUT" join "${ID[i]}" || die "node1 did not learn of node$i"; done
+for i in "${FIRST[@]}"; do poll "$READY_TIMEOUT" join "${ID[i]}" || die "node1 did not learn of node$i"; done
 "$GYRE_BIN" cluster commit --node "$ADMIN" >/dev/null
 healthy() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$1/health") == 200 ]]; }
-for i in 1 2 3; do poll "$READY_TIMEOUT" healthy "${HTTP[i]}" || die "node$i holds no layout"; done
+for i in "${FIRST[@]}"; do poll "$READY_TIMEOUT" healthy "${HTTP[i]}" || die "node$i holds no layout"; done
 
 log "writing $KEYS keys of $VALUE_SIZE bytes"
 VALUE=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' 'v')
@@ -107,7 +120,7 @@ LOADERS=()
 for part in $(seq 0 $((LOAD_CONNECTIONS - 1))); do
     awk -v n="$KEYS" -v v="$VALUE" -v p="$part" -v m="$LOAD_CONNECTIONS" \
         'BEGIN { for (i = p; i < n; i += m) printf "SET key:%012d %s\r\n", i, v }' |
-        redis-cli -h 127.0.0.1 -p "${RESP[1 + part % 3]##*:}" --pipe >"$WORK/load$part.out" &
+        redis-cli -h 127.0.0.1 -p "${RESP[1 + part % ${#FIRST[@]}]##*:}" --pipe >"$WORK/load$part.out" &
     LOADERS+=($!)
 done
 for pid in "${LOADERS[@]}"; do wait "$pid" || die "loading failed"; done
@@ -116,15 +129,29 @@ log "loaded in $((SECONDS - start)) s: $(cat "$WORK"/load*.out | grep -c 'errors
 log "GET latency before the join"
 BEFORE=$(redis-benchmark -h 127.0.0.1 -p "${RESP[1]##*:}" -t get -c "$CLIENTS" -r "$KEYS" -n 200000 --csv | tail -1)
 
-start_node 4 --seed "$SEED" --handoff-rate "$RATE"
-ID[4]=$(field 4 id); HTTP[4]=$(field 4 http)
-poll "$READY_TIMEOUT" join "${ID[4]}" || die "node1 did not learn of node4"
+if [[ $CHANGE == join ]]; then
+    start_node 4 --seed "$SEED" --handoff-rate "$RATE"
+    ID[4]=$(field 4 id); HTTP[4]=$(field 4 http)
+    poll "$READY_TIMEOUT" join "${ID[4]}" || die "node1 did not learn of node4"
+    RECEIVERS=(4)
+else
+    # The three that stay receive what it held, each at the throttle.
+    for i in 1 2 3; do
+        "$GYRE_BIN" cluster throttle --rate "$RATE" --only --node "http://${HTTP[i]}" >/dev/null
+    done
+    "$GYRE_BIN" cluster leave "${ID[4]}" --node "$ADMIN" >/dev/null
+    RECEIVERS=(1 2 3)
+fi
 PLAN=$(curl -s -X POST -H 'content-type: application/json' -d '{"command":"plan"}' "$ADMIN/v1/cluster/admin")
 ESTIMATE=$(jq '.plan.bytes' <<<"$PLAN")
 log "plan: $(jq -c '{moves: .plan.moves, bytes: .plan.bytes, eta_secs: .plan.eta_secs, safe: .plan.safe}' <<<"$PLAN")"
 T0=$(date +%s.%N)
 "$GYRE_BIN" cluster commit --node "$ADMIN" >/dev/null
-redis-benchmark -h 127.0.0.1 -p "${RESP[1]##*:}" -t get -c "$CLIENTS" -r "$KEYS" -n 200000 --csv >"$WORK/during.csv" &
+if [[ $LOAD_DURING == 1 ]]; then
+    redis-benchmark -h 127.0.0.1 -p "${RESP[1]##*:}" -t get -c "$CLIENTS" -r "$KEYS" -n 200000 --csv >"$WORK/during.csv" &
+else
+    echo '"GET","-","-","-","-","-","-","-"' >"$WORK/during.csv" &
+fi
 BENCH=$!
 # Complete: one layout in use everywhere (reads and writes on the new
 # replicas only). Settled: and every old copy handed off and dropped.
@@ -141,10 +168,14 @@ poll 3600 all_nodes '.change == null and .transfers.to_drop == 0' || die "the ol
 T1=$(date +%s.%N)
 wait "$BENCH" || true
 DURING=$(tail -1 "$WORK/during.csv")
-LAST=$(curl -s "http://${HTTP[4]}/v1/cluster" | jq '.transfers.last')
-MOVED=$(jq '.bytes' <<<"$LAST")
-TOOK=$(jq '.took_ms' <<<"$LAST")
-STREAM=$(jq '.stream_ms' <<<"$LAST")
+# What the receivers moved, and the longest of their transfers.
+MOVED=0 TOOK=0 STREAM=0
+for i in "${RECEIVERS[@]}"; do
+    LAST=$(curl -s "http://${HTTP[i]}/v1/cluster" | jq '.transfers.last')
+    MOVED=$((MOVED + $(jq '.bytes // 0' <<<"$LAST")))
+    TOOK=$(jq --argjson t "$TOOK" '[.took_ms // 0, $t] | max' <<<"$LAST")
+    STREAM=$(jq --argjson t "$STREAM" '[.stream_ms // 0, $t] | max' <<<"$LAST")
+done
 KEYLEN=16
 IDEAL=$((KEYS * (VALUE_SIZE + KEYLEN) * 3 / 4))
 col() { cut -d, -f"$2" <<<"$1" | tr -d '"'; }   # redis-benchmark 7 CSV: test,rps,avg,min,p50,p95,p99,max
@@ -153,12 +184,13 @@ awk -v streamonly="$STREAM" -v took="$(awk -v a="$T0" -v b="$T1" 'BEGIN { print 
     -v est="$ESTIMATE" -v rate="$RATE" -v b99="$(col "$BEFORE" 7)" -v d99="$(col "$DURING" 7)" \
     -v brps="$(col "$BEFORE" 2)" -v drps="$(col "$DURING" 2)" -v keys="$KEYS" 'BEGIN {
     printf "| measure | value | target |\n|---|--:|--:|\n"
-    printf "| keys before the join | %d |  |\n", keys
+    printf "| keys before the change | %d |  |\n", keys
     printf "| change, commit to one layout everywhere | %.1f s |  |\n", complete
     printf "| change, commit to settled everywhere (old copies dropped) | %.1f s |  |\n", took
     printf "| prepare + stream + verify on the new node | %.1f s |  |\n", stream / 1000
     printf "| first chunk to last | %.1f s |  |\n", streamonly / 1000
     printf "| bytes moved | %d |  |\n", moved
+    printf "| stream rate (first chunk to last) | %.2f MB/s | >= 20 MB/s |\n", moved / (streamonly / 1000) / 1e6
     printf "| bytes moved / ideal share | %.3f | <= 1.25 |\n", moved / ideal
     printf "| dry-run estimate / bytes moved | %.3f | 0.9 - 1.1 |\n", est / moved
     printf "| GET p99 before / during (ms) | %s / %s | during <= 2x |\n", b99, d99

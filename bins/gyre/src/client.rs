@@ -130,8 +130,9 @@ pub(crate) enum ClusterCommand {
         #[arg(long, value_name = "SECS", requires = "wait")]
         timeout: Option<u64>,
     },
-    /// Undo the layout change in flight: back to the replicas reads use;
-    /// the new replicas drop their partial copies.
+    /// Undo the layout changes in flight: a new layout with the oldest
+    /// one's replicas (every change stacked since undone; removed nodes
+    /// stay out); the new replicas drop their partial copies.
     Abort,
     /// The partition transfers of every node: stage counts, bytes, rate,
     /// ETA, and what stalls.

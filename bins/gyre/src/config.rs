@@ -148,8 +148,8 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "GYRE_HANDOFF_OUTBOUND")]
     pub(crate) handoff_outbound: Option<usize>,
     /// Seconds a finished layout change waits before this node hands off
-    /// and drops the partitions it no longer holds [default: a request
-    /// timeout plus two gossip intervals, 4 s].
+    /// and drops the partitions it no longer holds [default: one gossip
+    /// interval, 1 s].
     #[arg(long, env = "GYRE_HANDOFF_DROP_GRACE_SECS")]
     pub(crate) handoff_drop_grace_secs: Option<u64>,
 }

@@ -29,7 +29,8 @@
 //!    old layouts are retired (see `gyre_membership::history`).
 //!
 //! Dropping: once a single layout is in use and has been for `drop_grace`
-//! (hints in flight land meanwhile, and are rerouted by the layout in use),
+//! (hints in flight land meanwhile, and are rerouted by the layout in use;
+//! replica reads of partitions held under no layout in use are refused),
 //! every partition held here that the layout does not give this node is
 //! synced to each of its replicas (all must answer) and then dropped: only
 //! the objects of Merkle leaves that are as they were before that sync
@@ -82,13 +83,15 @@ pub struct HandoffConfig {
     pub max_rate: u64,
     /// How long a single layout must have been in use before partitions
     /// it no longer gives this node are handed off and dropped. `None`
-    /// (the default): a request timeout plus two gossip intervals (4 s
-    /// with the defaults). A drop takes only what the hand-off copied
-    /// (leaf by leaf, delete-if-equal), so no grace is needed to lose
-    /// nothing; the grace spares the requests still in flight that a
-    /// coordinator routed with the older layout before it read with the
-    /// newest (each ends within a request timeout), and lets the change's
-    /// last word (this node retired the old layout) reach every node.
+    /// (the default): one gossip interval (1 s with the defaults). No
+    /// grace is needed for safety: a drop takes only what the hand-off
+    /// copied (leaf by leaf, delete-if-equal), so a late write is handed
+    /// off at the next round, and a replica read of a partition this node
+    /// holds under no layout in use is refused, not answered "nothing
+    /// here", so a read routed with the old layout fails over instead of
+    /// reading a dropped copy. The grace lets the change's last word (the
+    /// old layout retired) reach every node first, so that few writes
+    /// still go to the old replicas and need a second round.
     pub drop_grace: Option<Duration>,
     /// How often stalled work is tried again (and progress re-checked).
     /// Default 1 s.
@@ -231,10 +234,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let drop_grace = config.drop_grace.unwrap_or_else(|| {
-            let gossip = membership.with(|core, _| core.config().gossip_interval);
-            replication.replica().config().request_timeout + 2 * gossip
-        });
+        let drop_grace = config
+            .drop_grace
+            .unwrap_or_else(|| membership.with(|core, _| core.config().gossip_interval));
         Arc::new(Self {
             drop_grace,
             max_rate: tokio::sync::watch::Sender::new(config.max_rate),

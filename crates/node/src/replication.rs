@@ -12,7 +12,7 @@ use gyre_replication::{
 };
 use gyre_ring::Layout;
 use gyre_storage::Store;
-use gyre_types::{BucketName, BucketProps, ConflictMode, Key, NodeId, PartitionId};
+use gyre_types::{BucketName, BucketProps, ConflictMode, Key, KeyHash, NodeId, PartitionId};
 use gyre_versioning::{Context, Policy};
 use gyre_wire::{
     ClientOp, ClientReply, ErrorKind, Expiry, Item, Object, RemoteError, Request, Response,
@@ -150,6 +150,37 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// leaves out catch up when they verify against the old ones, which
     /// they do only once every live node routes with the new layout.
     async fn serve_here(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
+        // A replica read (of a key, or a page of keys) of a partition this
+        // node holds under no layout in use (a read routed with a layout
+        // retired here, whose partition may be dropped already) is refused,
+        // not answered "nothing here": the coordinator then counts it as
+        // failed, never as a replica that holds nothing.
+        let read_of = match &request {
+            Request::ReplicaGet { bucket, key, .. } => Some((bucket, KeyHash::of(bucket, key))),
+            Request::ScanKeys { bucket, from, .. } => Some((bucket, KeyHash::from_u64(*from))),
+            _ => None,
+        };
+        if let Some((bucket, hash)) = read_of
+            && let Some(routing) = self.view.routing()
+        {
+            let n_val = self.replica.props(bucket).n_val();
+            let partition = routing.newest().partition_of(hash);
+            let me = self.me();
+            let holds = routing
+                .write
+                .iter()
+                .any(|l| route::partition_primaries(l, partition, n_val).contains(&me));
+            if !holds {
+                return Response::Error(RemoteError {
+                    kind: ErrorKind::WrongLayout,
+                    message: format!(
+                        "this node holds no replica of partition {} under the layouts it uses (newest: version {})",
+                        partition.get(),
+                        routing.newest().version()
+                    ),
+                });
+            }
+        }
         if let Request::HandoffChunk { layout, .. } = &request {
             let newest = self.view.layout();
             if newest.as_ref().map(|l| gyre_membership::LayoutStamp::of(l)) != Some(*layout) {
