@@ -586,6 +586,15 @@ impl Membership {
         self.tombstones.contains_key(&id)
     }
 
+    /// Every removed id this node knows of: those it holds tombstones of,
+    /// and its own if it was removed ([`Membership::is_self_removed`]).
+    pub fn removed_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.tombstones
+            .keys()
+            .copied()
+            .chain(self.self_removed.then_some(self.me.id))
+    }
+
     /// Every node this node knows of (itself, peers, seeds, removed ids),
     /// sorted by id.
     pub fn members(&self, now: Duration) -> impl Iterator<Item = MemberView<'_>> + '_ {

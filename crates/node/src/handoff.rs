@@ -56,7 +56,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
-use crate::{MembershipService, Peers, ReplicationService};
+use crate::{ClusterView, MembershipService, Peers, ReplicationService};
 
 /// Longest wait between two failed hand-offs of a partition to drop.
 const DROP_BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -323,7 +323,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let Some(routing) = self.membership.routing() else {
             return;
         };
-        if self.membership.with(|core, _| core.is_self_removed()) {
+        if self.membership.is_removed(self.me()) {
             // Out of the cluster: peers refuse it, and its data is no
             // longer the cluster's.
             return;

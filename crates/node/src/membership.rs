@@ -1,7 +1,7 @@
 //! [`MembershipService`]: a node's membership core, driven over a
 //! transport.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -51,6 +51,10 @@ pub struct MembershipService<T> {
     wall_base_ms: u64,
     /// What replication routes with, and the core's state it was made of.
     routing: RwLock<Option<(RoutingKey, Routing)>>,
+    /// The removed ids the core knows (its own included once removed), as
+    /// of its last change: what every request checks, read without the
+    /// core's lock.
+    removed: RwLock<BTreeSet<NodeId>>,
     events: broadcast::Sender<Event>,
     tasks: Mutex<JoinSet<()>>,
     /// The peer address last taught to the transport, per peer.
@@ -67,12 +71,14 @@ impl<T: Peers> MembershipService<T> {
         let interval = core.config().gossip_interval;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let routing = routing_of(&core);
+        let removed = core.removed_ids().collect();
         let service = Arc::new(Self {
             core: Mutex::new(core.with_write_drain()),
             transport,
             epoch: Instant::now(),
             wall_base_ms: wall_ms,
             routing: RwLock::new(routing),
+            removed: RwLock::new(removed),
             events,
             tasks: Mutex::new(JoinSet::new()),
             learned: Mutex::new(HashMap::new()),
@@ -169,13 +175,22 @@ impl<T: Peers> MembershipService<T> {
         Ok(stamp)
     }
 
-    /// Refreshes the shared routing if the core's layouts changed.
+    /// Refreshes the shared routing if the core's layouts changed, and the
+    /// removed ids if they did.
     fn refresh_layout(&self) {
         let core = self.lock();
         let key = routing_key(&core);
         let cached = recover(self.routing.read()).as_ref().map(|(k, _)| *k);
         if key != cached {
             *recover(self.routing.write()) = routing_of(&core);
+        }
+        let changed = {
+            let removed = recover(self.removed.read());
+            core.removed_ids().count() != removed.len()
+                || !core.removed_ids().all(|id| removed.contains(&id))
+        };
+        if changed {
+            *recover(self.removed.write()) = core.removed_ids().collect();
         }
     }
 
@@ -403,7 +418,7 @@ impl<T: Peers> ClusterView for MembershipService<T> {
     }
 
     fn is_removed(&self, id: NodeId) -> bool {
-        self.with(|core, _| core.is_removed(id) || (id == core.id() && core.is_self_removed()))
+        recover(self.removed.read()).contains(&id)
     }
 
     fn unresponsive(&self, id: NodeId) {

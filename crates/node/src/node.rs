@@ -282,7 +282,7 @@ async fn background<T: Peers, S: Store + 'static>(
         // random number tokio seeds afresh for every runtime, so the
         // simulator could not replay a run from its seed. No branch can
         // starve the others: two are timers and events are rare.
-        let removed = || membership.with(|core, _| core.is_self_removed());
+        let removed = || membership.is_removed(membership.id());
         tokio::select! {
             biased;
             _ = hints.tick(), if !removed() => {
