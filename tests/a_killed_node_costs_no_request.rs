@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Reply, SETTLE, agent, cli, http, wait_for};
+use common::{Cluster, Reply, SETTLE, agent, cli, http, streaming, wait_for};
 
 /// Nodes in the cluster.
 const NODES: usize = 5;
@@ -378,7 +378,7 @@ fn a_join_with_an_old_member_killed_mid_stream_refuses_no_request() {
     let all: Vec<usize> = (0..NODES).collect();
     wait_for("the new node to be mid-stream", SETTLE, || {
         let t = cluster.nodes[new].try_status()?["transfers"].clone();
-        let streaming = t["stages"][1].as_u64().unwrap_or(0);
+        let streaming = streaming(&t);
         let done = t["bytes_done"].as_u64().unwrap_or(0);
         if streaming > 0 && done > 50_000 {
             Ok(())

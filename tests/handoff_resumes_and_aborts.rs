@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, SETTLE, cli, wait_for};
+use common::{Cluster, SETTLE, cli, streaming, wait_for};
 
 const KEYS: usize = 1200;
 const DELETED: usize = 100;
@@ -72,7 +72,7 @@ fn join(cluster: &Cluster, node: usize) {
 fn wait_mid_stream(cluster: &Cluster, node: usize, min_bytes: u64) -> serde_json::Value {
     wait_for("the new node to be mid-stream", SETTLE, || {
         let t = cluster.nodes[node].try_status()?["transfers"].clone();
-        let streaming = t["stages"][1].as_u64().unwrap_or(0);
+        let streaming = streaming(&t);
         let done = t["bytes_done"].as_u64().unwrap_or(0);
         if streaming > 0 && done > min_bytes {
             Ok(t)

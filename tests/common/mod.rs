@@ -38,6 +38,14 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(30);
 /// How often [`wait_for`] looks again.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How many partition replicas a node's transfers (`/v1/cluster`'s
+/// `transfers`) stream now.
+pub(crate) fn streaming(transfers: &Value) -> usize {
+    transfers["partitions"]
+        .as_array()
+        .map_or(0, |ps| ps.iter().filter(|p| p["stage"] == "stream").count())
+}
+
 /// Lines of each node's log printed when a test fails.
 const LOG_TAIL: usize = 40;
 
@@ -876,7 +884,7 @@ impl Cluster {
                             "{}: change {} ; transfers {}",
                             self.nodes[i].label(),
                             status["change"],
-                            status["transfers"]["stages"]
+                            status["transfers"]["partitions"]
                         ));
                     }
                     let to_drop = status["transfers"]["to_drop"].as_u64().unwrap_or(0);

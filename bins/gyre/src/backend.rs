@@ -6,11 +6,10 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KeyPage,
-    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PeerStats, PlanSummary,
-    TransferDone, TransferStatus, TreeRoot,
+    KvError, MemberStatus, NodeMoves, NodeStats, PeerStats, PlanSummary, TreeRoot,
 };
 use gyre_membership::{Change, NodeStatus, Plan};
-use gyre_node::{PlanEstimate, Stage, TransferProgress};
+use gyre_node::PlanEstimate;
 use gyre_ring::Layout;
 use gyre_storage::Store;
 use gyre_types::{BucketName, BucketProps, Key, NodeId, ZoneName};
@@ -83,64 +82,6 @@ fn summary(plan: &Plan, estimate: &PlanEstimate) -> PlanSummary {
             .unsafe_because
             .clone()
             .unwrap_or_else(|| "safe: every partition keeps W live replicas in its old and new sets if one more node fails".to_owned()),
-    }
-}
-
-/// This node's transfers, as the API shows them.
-fn transfers(p: &TransferProgress) -> TransferStatus {
-    let stage = |s: Stage| {
-        match s {
-            Stage::Prepare => "prepare",
-            Stage::Stream => "stream",
-            Stage::Verify => "verify",
-            Stage::Synced => "synced",
-        }
-        .to_owned()
-    };
-    TransferStatus {
-        layout: p.layout.map(|s| s.version),
-        stages: p.stage_counts().map(|c| c as u64),
-        partitions: p
-            .partitions
-            .iter()
-            .map(|t| PartitionTransferStatus {
-                partition: t.partition,
-                n_val: t.n_val,
-                stage: stage(t.stage),
-                source: t.source.map(|s| s.to_string()),
-                keys: t.keys,
-                bytes: t.bytes,
-                waiting: t.waiting.clone(),
-            })
-            .collect(),
-        bytes_total: p.bytes_total,
-        bytes_done: p.bytes_done,
-        bytes_extra: p.bytes_extra,
-        keys_done: p.keys_done,
-        rate: p.rate,
-        eta_secs: p.eta_secs,
-        max_rate: p.max_rate,
-        max_inbound: u32::try_from(p.max_inbound).unwrap_or(u32::MAX),
-        max_outbound: u32::try_from(p.max_outbound).unwrap_or(u32::MAX),
-        outbound: u32::try_from(p.outbound).unwrap_or(u32::MAX),
-        stalled: p.stalled().map(|t| {
-            format!(
-                "partition {}: {}",
-                t.partition,
-                t.waiting.as_deref().unwrap_or("")
-            )
-        }),
-        to_drop: p.to_drop as u64,
-        dropped: p.dropped,
-        last: p.last.as_ref().map(|l| TransferDone {
-            layout: l.layout.version,
-            partitions: l.partitions as u64,
-            keys: l.keys,
-            bytes: l.bytes,
-            resent_chunks: l.resent_chunks,
-            took_ms: l.took_ms,
-            stream_ms: l.stream_ms,
-        }),
     }
 }
 
@@ -297,7 +238,7 @@ impl Backend for NodeBackend {
                     not_synced: t.not_synced.iter().map(ToString::to_string).collect(),
                     not_reading: t.not_reading.iter().map(ToString::to_string).collect(),
                 }),
-                transfers: transfers(&self.node.transfers().progress()),
+                transfers: self.node.transfers().progress(),
             }
         })
     }
@@ -484,7 +425,7 @@ impl Backend for NodeBackend {
                 .node
                 .membership()
                 .with(|core, _| core.history().len() as u64),
-            transfers: transfers(&self.node.transfers().progress()),
+            transfers: self.node.transfers().progress(),
         }
     }
 }

@@ -420,6 +420,7 @@ fn print_transfers(all: &[(String, Result<ClusterStatus, String>)]) {
         match s {
             Ok(s) => {
                 let t = &s.transfers;
+                let stages = t.stage_counts();
                 total.0 += t.bytes_done;
                 total.1 += t.bytes_total;
                 total.3 += t.bytes_extra;
@@ -427,15 +428,15 @@ fn print_transfers(all: &[(String, Result<ClusterStatus, String>)]) {
                 out!(
                     "{:<16}  {:>7} {:>6} {:>6} {:>6}  {:>10} / {:<10}  {:>8}/s  {:>7}  {}",
                     id,
-                    t.stages[0],
-                    t.stages[1],
-                    t.stages[2],
-                    t.stages[3],
+                    stages[0],
+                    stages[1],
+                    stages[2],
+                    stages[3],
                     bytes(t.bytes_done),
                     bytes(t.bytes_total),
                     bytes(t.rate),
                     t.eta_secs.map_or("-".to_owned(), duration),
-                    t.stalled.as_deref().unwrap_or("-")
+                    t.stalled_because().as_deref().unwrap_or("-")
                 );
             }
             Err(e) => out!("{id:<16}  no answer: {e}"),
@@ -490,7 +491,7 @@ fn print_change(status: &ClusterStatus) {
             if let Some(l) = &status.transfers.last {
                 out!(
                     "last change filled here: layout {}, {} partitions, {} keys, {} in {}, {} chunks re-sent",
-                    l.layout,
+                    l.layout.version,
                     l.partitions,
                     l.keys,
                     bytes(l.bytes),
@@ -533,11 +534,9 @@ fn watch(target: &Target, timeout: Option<Duration>) -> anyhow::Result<()> {
                     let t = &s.transfers;
                     bar.set_length(t.bytes_total.max(t.bytes_done));
                     bar.set_position(t.bytes_done);
-                    let waits = t.stalled.clone().unwrap_or_default();
-                    bar.set_message(format!(
-                        "{}p {}s {}v {}✓ {waits}",
-                        t.stages[0], t.stages[1], t.stages[2], t.stages[3]
-                    ));
+                    let waits = t.stalled_because().unwrap_or_default();
+                    let [prepare, stream, verify, synced] = t.stage_counts();
+                    bar.set_message(format!("{prepare}p {stream}s {verify}v {synced}✓ {waits}"));
                     busy |= s.change.is_some() || t.to_drop > 0;
                 }
                 Err(e) => {
@@ -821,16 +820,13 @@ fn print_status(status: &ClusterStatus) {
     print_change(status);
     let t = &status.transfers;
     if t.layout.is_some() && status.change.is_some() {
+        let [prepare, stream, verify, synced] = t.stage_counts();
         out!(
-            "transfers here: {} prepare, {} stream, {} verify, {} synced; {} of {}{}{}",
-            t.stages[0],
-            t.stages[1],
-            t.stages[2],
-            t.stages[3],
+            "transfers here: {prepare} prepare, {stream} stream, {verify} verify, {synced} synced; {} of {}{}{}",
             bytes(t.bytes_done),
             bytes(t.bytes_total),
             written_meanwhile(t.bytes_extra),
-            t.stalled
+            t.stalled_because()
                 .as_deref()
                 .map(|s| format!("; waits: {s}"))
                 .unwrap_or_default()

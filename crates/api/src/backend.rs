@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
+use gyre_handoff::TransferProgress;
 use gyre_types::{BucketName, BucketProps, Key};
 use gyre_wire::{ClientOp, ClientReply};
 use serde::{Deserialize, Serialize};
@@ -301,7 +302,7 @@ pub struct ClusterStatus {
     pub change: Option<ChangeStatus>,
     /// This node's partition transfers.
     #[serde(default)]
-    pub transfers: TransferStatus,
+    pub transfers: TransferProgress,
 }
 
 /// A layout change in flight, as one node sees it.
@@ -321,86 +322,6 @@ pub struct ChangeStatus {
     pub not_synced: Vec<String>,
     /// Nodes that do not read with the new layout yet.
     pub not_reading: Vec<String>,
-}
-
-/// One node's partition transfers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TransferStatus {
-    /// The layout version being filled.
-    pub layout: Option<u64>,
-    /// Partition replicas per stage: prepare, stream, verify, synced.
-    pub stages: [u64; 4],
-    /// Each partition replica being filled.
-    pub partitions: Vec<PartitionTransferStatus>,
-    /// Bytes the old replicas hold of them (estimate).
-    pub bytes_total: u64,
-    /// Bytes received of those: never more than `bytes_total`.
-    pub bytes_done: u64,
-    /// Bytes received beyond each partition's estimate: written during
-    /// the change (or missed by the estimate).
-    #[serde(default)]
-    pub bytes_extra: u64,
-    /// Objects received.
-    pub keys_done: u64,
-    /// Bytes per second over the transfer so far.
-    pub rate: u64,
-    /// Seconds left at that rate.
-    pub eta_secs: Option<u64>,
-    /// The throttle: bytes per second (0: none).
-    pub max_rate: u64,
-    /// The throttle: partitions pulled at once.
-    pub max_inbound: u32,
-    /// The throttle: partitions served at once.
-    pub max_outbound: u32,
-    /// Partitions served now.
-    pub outbound: u32,
-    /// The partition that waits, and why (peer down, prepare, verify…).
-    pub stalled: Option<String>,
-    /// Partitions held here that no layout gives this node any more.
-    pub to_drop: u64,
-    /// Partitions dropped since the node started.
-    pub dropped: u64,
-    /// The last change this node finished filling.
-    pub last: Option<TransferDone>,
-}
-
-/// One partition replica being filled.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PartitionTransferStatus {
-    /// The partition.
-    pub partition: u32,
-    /// The n_val of its keys.
-    pub n_val: u8,
-    /// `prepare`, `stream`, `verify` or `synced`.
-    pub stage: String,
-    /// The old replica it streams from.
-    pub source: Option<String>,
-    /// Objects received.
-    pub keys: u64,
-    /// Bytes received.
-    pub bytes: u64,
-    /// What it waits for.
-    pub waiting: Option<String>,
-}
-
-/// A change a node finished filling.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TransferDone {
-    /// The layout version.
-    pub layout: u64,
-    /// Partition replicas filled.
-    pub partitions: u64,
-    /// Objects received.
-    pub keys: u64,
-    /// Bytes received.
-    pub bytes: u64,
-    /// Chunks received twice after a restart.
-    pub resent_chunks: u64,
-    /// Milliseconds it took.
-    pub took_ms: u64,
-    /// Milliseconds from its first chunk to its last.
-    #[serde(default)]
-    pub stream_ms: u64,
 }
 
 /// One node as another sees it.
@@ -464,7 +385,7 @@ pub struct NodeStats {
     /// Layouts in use (more than one while a layout change moves data).
     pub layouts_in_use: u64,
     /// This node's partition transfers.
-    pub transfers: TransferStatus,
+    pub transfers: TransferProgress,
     /// Hints held now, per target node.
     pub hints_by_target: Vec<(String, u64)>,
     /// This node's own membership status (`member`, `joining`, ...).

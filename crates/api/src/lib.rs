@@ -35,9 +35,9 @@ pub mod tls;
 
 pub use backend::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ChangeStatus, ClusterStatus, KeyPage,
-    KvError, MemberStatus, NodeMoves, NodeStats, PartitionTransferStatus, PeerStats, PlanSummary,
-    ProcessStats, TransferDone, TransferStatus, TreeRoot,
+    KvError, MemberStatus, NodeMoves, NodeStats, PeerStats, PlanSummary, ProcessStats, TreeRoot,
 };
+pub use gyre_handoff::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use metrics::{Front, Metrics, Op};
 
 /// The bucket that always exists, used by plain Redis commands unless a

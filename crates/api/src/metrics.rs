@@ -297,7 +297,7 @@ impl Metrics {
                 "gyre_handoff_partitions_to_drop",
                 "Partitions held here that no layout gives this node",
                 "gauge",
-                t.to_drop,
+                t.to_drop as u64,
             ),
             (
                 "gyre_layouts_in_use",
@@ -313,10 +313,7 @@ impl Metrics {
             ));
         }
         out.push_str("# HELP gyre_handoff_partitions Partition replicas this node fills, by stage.\n# TYPE gyre_handoff_partitions gauge\n");
-        for (stage, n) in ["prepare", "stream", "verify", "synced"]
-            .iter()
-            .zip(t.stages)
-        {
+        for (stage, n) in gyre_handoff::Stage::ALL.iter().zip(t.stage_counts()) {
             out.push_str(&format!(
                 "gyre_handoff_partitions{{stage=\"{stage}\"}} {n}\n"
             ));

@@ -49,14 +49,15 @@ use gyre_replication::route::{Routing, partition_primaries as primaries};
 use gyre_replication::{Direction, object_bytes};
 use gyre_ring::Layout;
 use gyre_storage::Store;
-use gyre_types::{BucketName, Key, KeyHash, NodeId, PartitionId};
+use gyre_types::{KeyHash, NodeId, PartitionId};
 use gyre_wire::{Request, Response};
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 use crate::{ClusterView, MembershipService, Peers, ReplicationService};
+use gyre_handoff::{
+    Cursor, Cursors, Pacer, PartitionTransfer, Stage, TransferProgress, TransferSummary,
+};
 
 /// Longest wait between two failed hand-offs of a partition to drop.
 const DROP_BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -112,71 +113,6 @@ impl Default for HandoffConfig {
     }
 }
 
-/// Where each transfer of one layout stands, persisted after every chunk.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Cursors {
-    layout: Option<LayoutStamp>,
-    /// The layout reads used while these were made (absent in cursors of
-    /// older builds: then they are not carried to a stacked change).
-    #[serde(default)]
-    read: Option<LayoutStamp>,
-    /// Per "partition/n_val": `None` once done, else the last key merged.
-    entries: BTreeMap<String, Cursor>,
-}
-
-impl Cursors {
-    /// Moves these cursors to the transfer of `layout`, reading with
-    /// `read`, which fills `work`. A change stacked on the one in flight
-    /// keeps what was streamed and verified of every (partition, n_val)
-    /// it still gives this node, while reads use the same layout: that
-    /// copy came from replicas of that layout, and since it began this
-    /// node was in the write set of a layout still in use (writes go to
-    /// every one), so it missed nothing the final verification would not
-    /// repair. Anything else starts over.
-    fn carry_to(&mut self, layout: LayoutStamp, read: LayoutStamp, work: &[(PartitionId, u8)]) {
-        if self.layout == Some(layout) {
-            return;
-        }
-        let kept: BTreeMap<String, Cursor> = if self.read == Some(read) {
-            work.iter()
-                .filter_map(|&(p, n)| {
-                    let name = entry_name(p, n);
-                    self.entries.remove(&name).map(|c| (name, c))
-                })
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
-        *self = Self {
-            layout: Some(layout),
-            read: Some(read),
-            entries: kept,
-        };
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum Cursor {
-    After(BucketName, Key),
-    Done,
-}
-
-/// When a wait until `until`, paced at `old` bytes per second, ends at
-/// `new` (both non-zero): what is left of it scales by `old / new`.
-fn rescaled(until: Instant, old: u64, new: u64) -> Instant {
-    let now = Instant::now();
-    if old == 0 {
-        return now;
-    }
-    now + until
-        .saturating_duration_since(now)
-        .mul_f64(old as f64 / new.max(1) as f64)
-}
-
-fn entry_name(partition: PartitionId, n_val: u8) -> String {
-    format!("{}/{n_val}", partition.get())
-}
-
 /// A node's partition handoff, running.
 pub struct Transfers<T, S> {
     membership: Arc<MembershipService<T>>,
@@ -184,8 +120,12 @@ pub struct Transfers<T, S> {
     config: HandoffConfig,
     /// `config.drop_grace`, or the one derived from the timeouts.
     drop_grace: Duration,
-    /// The byte rate limit (0: none); pacing waits see changes at once.
+    /// The byte rate limit (0: none), told to pacing waits at once.
     max_rate: tokio::sync::watch::Sender<u64>,
+    /// The throttle's bookings.
+    pacer: Mutex<Pacer>,
+    /// The start of the time the pacer is fed.
+    epoch: Instant,
     max_inbound: AtomicUsize,
     progress: Mutex<TransferProgress>,
     /// When the transfer of the layout in `progress` started.
@@ -201,8 +141,6 @@ pub struct Transfers<T, S> {
     /// snapshots reach the store in the order they were taken (a later
     /// one never overwritten by an earlier).
     saving: tokio::sync::Mutex<()>,
-    /// When the bytes received so far have been paid for at the throttle.
-    paced_until: Mutex<Option<Instant>>,
     /// When the first and the last chunk of this change arrived.
     chunks_between: Mutex<Option<(Instant, Instant)>>,
 }
@@ -226,20 +164,25 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         config: HandoffConfig,
     ) -> Arc<Self> {
         replication.set_max_outbound(config.max_outbound);
-        let cursors = replication
-            .replica()
-            .store()
-            .meta(CURSORS)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let cursors = match replication.replica().store().meta(CURSORS) {
+            Ok(Some(bytes)) => Cursors::decode(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "transfers in flight start over");
+                Cursors::default()
+            }),
+            Ok(None) => Cursors::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the transfer cursors: transfers in flight start over");
+                Cursors::default()
+            }
+        };
         let drop_grace = config
             .drop_grace
             .unwrap_or_else(|| membership.with(|core, _| core.config().gossip_interval));
         Arc::new(Self {
             drop_grace,
             max_rate: tokio::sync::watch::Sender::new(config.max_rate),
+            pacer: Mutex::new(Pacer::new(config.max_rate)),
+            epoch: Instant::now(),
             max_inbound: AtomicUsize::new(config.max_inbound.max(1)),
             membership,
             replication,
@@ -251,7 +194,6 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             resent: AtomicU64::new(0),
             cursors: Mutex::new(cursors),
             saving: tokio::sync::Mutex::new(()),
-            paced_until: Mutex::new(None),
             chunks_between: Mutex::new(None),
         })
     }
@@ -269,7 +211,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     /// What the transfers have done so far.
     pub fn progress(&self) -> TransferProgress {
         let mut p = lock(&self.progress).clone();
-        p.max_rate = *self.max_rate.borrow();
+        p.max_rate = lock(&self.pacer).rate();
         p.max_inbound = self.max_inbound.load(Ordering::Relaxed);
         (p.max_outbound, p.outbound) = self.replication.outbound();
         if let Some(started) = *lock(&self.started) {
@@ -288,12 +230,8 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     /// partitions pulled at once and partitions served at once (each at
     /// least 1).
     pub fn set_throttle(&self, max_rate: u64, max_inbound: usize, max_outbound: usize) {
-        let old = self.max_rate.send_replace(max_rate);
-        let mut next = lock(&self.paced_until);
-        *next = match (*next, max_rate) {
-            (_, 0) | (None, _) => None,
-            (Some(until), new) => Some(rescaled(until, old, new)),
-        };
+        lock(&self.pacer).set_rate(self.epoch.elapsed(), max_rate);
+        self.max_rate.send_replace(max_rate);
         self.max_inbound
             .store(max_inbound.max(1), Ordering::Relaxed);
         self.replication.set_max_outbound(max_outbound);
@@ -570,10 +508,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     }
 
     fn cursor(&self, partition: PartitionId, n_val: u8) -> Option<Cursor> {
-        lock(&self.cursors)
-            .entries
-            .get(&entry_name(partition, n_val))
-            .cloned()
+        lock(&self.cursors).get(partition, n_val).cloned()
     }
 
     /// Records a cursor durably (after the chunk it follows is durable).
@@ -587,11 +522,10 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let _saving = self.saving.lock().await;
         let bytes = {
             let mut cursors = lock(&self.cursors);
-            if cursors.layout != Some(stamp) {
-                return Err("superseded by a newer layout".to_owned());
-            }
-            cursors.entries.insert(entry_name(partition, n_val), cursor);
-            serde_json::to_vec(&*cursors).map_err(|e| e.to_string())?
+            cursors
+                .set(stamp, partition, n_val, cursor)
+                .map_err(|e| e.to_string())?;
+            cursors.encode()
         };
         self.replication
             .on_store(true, move |replica| {
@@ -780,17 +714,13 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     /// newer layout (an abort, a stacked change) ends it.
     async fn pace(&self, stamp: LayoutStamp, bytes: u64) {
         let mut throttle = self.max_rate.subscribe();
-        let mut rate = *throttle.borrow_and_update();
-        if rate == 0 || bytes == 0 {
-            return;
-        }
-        let mut until = {
-            let mut next = lock(&self.paced_until);
-            let now = Instant::now();
-            let start = next.filter(|n| *n > now).unwrap_or(now);
-            let until = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
-            *next = Some(until);
-            until
+        throttle.borrow_and_update();
+        let (mut rate, mut until) = {
+            let mut pacer = lock(&self.pacer);
+            let Some(until) = pacer.book(self.epoch.elapsed(), bytes) else {
+                return;
+            };
+            (pacer.rate(), until)
         };
         let mut events = self.membership.subscribe();
         loop {
@@ -806,7 +736,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                     if new == 0 {
                         return;
                     }
-                    until = rescaled(until, rate, new);
+                    until = Pacer::rescale(until, self.epoch.elapsed(), rate, new);
                     rate = new;
                 }
                 event = events.recv() => {
@@ -816,7 +746,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                         return;
                     }
                 }
-                () = tokio::time::sleep_until(until) => return,
+                () = tokio::time::sleep_until(self.epoch + until) => return,
             }
         }
     }
@@ -963,70 +893,5 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             }
         }
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn stamp(version: u64) -> LayoutStamp {
-        LayoutStamp {
-            version,
-            digest: version * 7,
-        }
-    }
-
-    fn p(i: u32) -> PartitionId {
-        PartitionId::new(i)
-    }
-
-    fn after(key: &str) -> Cursor {
-        Cursor::After(
-            BucketName::new("b").unwrap(),
-            Key::new(key.as_bytes().to_vec()).unwrap(),
-        )
-    }
-
-    fn cursors() -> Cursors {
-        let mut c = Cursors::default();
-        c.carry_to(stamp(2), stamp(1), &[(p(1), 3), (p(2), 3), (p(3), 3)]);
-        c.entries.insert(entry_name(p(1), 3), Cursor::Done);
-        c.entries.insert(entry_name(p(2), 3), after("k"));
-        c
-    }
-
-    #[test]
-    fn a_stacked_change_keeps_the_cursors_of_what_it_still_gives() {
-        let mut c = cursors();
-        // Version 3 stacks on 2; reads still use 1; it keeps partitions 1
-        // and 3 here, gives 2 away and adds 4.
-        c.carry_to(stamp(3), stamp(1), &[(p(1), 3), (p(3), 3), (p(4), 3)]);
-        assert_eq!(c.layout, Some(stamp(3)));
-        assert_eq!(c.entries.len(), 1);
-        assert_eq!(c.entries.get(&entry_name(p(1), 3)), Some(&Cursor::Done));
-        // Carried again to the same layout: nothing changes.
-        let before = c.clone();
-        c.carry_to(stamp(3), stamp(1), &[]);
-        assert_eq!(c, before);
-    }
-
-    #[test]
-    fn cursors_made_while_reads_used_another_layout_start_over() {
-        let mut c = cursors();
-        c.carry_to(stamp(3), stamp(2), &[(p(1), 3), (p(2), 3)]);
-        assert!(c.entries.is_empty());
-        // Cursors of an older build say no read layout: they start over.
-        let mut c = cursors();
-        c.read = None;
-        c.carry_to(stamp(3), stamp(1), &[(p(1), 3), (p(2), 3)]);
-        assert!(c.entries.is_empty());
-        // And they still decode.
-        let old = r#"{"layout":{"version":2,"digest":14},"entries":{"1/3":"Done"}}"#;
-        let c: Cursors = serde_json::from_str(old).unwrap();
-        assert_eq!(c.read, None);
-        assert_eq!(c.entries.len(), 1);
     }
 }

@@ -81,7 +81,6 @@ mod outbound;
 mod peers;
 mod persist;
 mod plan;
-mod progress;
 mod replication;
 mod sweep;
 
@@ -93,6 +92,7 @@ use gyre_types::NodeId;
 
 pub use buckets::BucketCatalog;
 pub use drain::Routed;
+pub use gyre_handoff::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use handoff::{HandoffConfig, Transfers};
 pub use listing::KeyListing;
 pub use membership::MembershipService;
@@ -100,7 +100,6 @@ pub use node::{Node, NodeConfig};
 pub use peers::Peers;
 pub use persist::{Boot, BootError, boot};
 pub use plan::{NodeEstimate, PlanEstimate};
-pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use replication::{Counters, ReadReply, ReplicationService};
 pub use sweep::SweepStats;
 

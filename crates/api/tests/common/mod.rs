@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use gyre_api::{
     AdminCommand, AdminError, AdminReply, Backend, BucketSet, ClusterStatus, KeyPage, KvError,
-    MemberStatus, NodeStats, PlanSummary, TransferStatus, TreeRoot,
+    MemberStatus, NodeStats, PlanSummary, TransferProgress, TreeRoot,
 };
 use gyre_types::{BucketName, BucketProps, Key, NodeId, Timestamp};
 use gyre_versioning::{Context, DvvSet, Policy};
@@ -309,7 +309,7 @@ impl Backend for ModelBackend {
             }],
             staged: Vec::new(),
             change: None,
-            transfers: TransferStatus::default(),
+            transfers: TransferProgress::default(),
         }
     }
 

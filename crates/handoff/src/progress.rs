@@ -1,11 +1,28 @@
-//! What a node reports of the partition transfers a layout change gives it.
+//! What a node reports of the partition transfers a layout change gives
+//! it: one type, kept by the node, served by the HTTP API and read by the
+//! CLI as it is.
 
 use gyre_membership::LayoutStamp;
-use gyre_types::NodeId;
-use serde::Serialize;
+use gyre_types::{NodeId, PartitionId};
+use serde::{Deserialize, Serialize};
+
+// `LayoutStamp`'s shape, for the OpenAPI document.
+/// A layout: its version, and the digest that tells two commits of one
+/// version apart.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = LayoutStamp)]
+#[allow(dead_code)]
+struct LayoutStampSchema {
+    /// The layout's version.
+    version: u64,
+    /// The digest of the layout (two commits of one version differ in it).
+    digest: u64,
+}
 
 /// Where one partition replica this node is filling stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Waiting until every live node routes with the new layout, so that
@@ -24,8 +41,50 @@ pub enum Stage {
     Synced,
 }
 
+/// A node id as its text (a JSON number would lose digits in clients that
+/// read numbers as doubles).
+mod id_text {
+    use gyre_types::NodeId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(id: &Option<NodeId>, s: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => s.collect_str(id),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NodeId>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+impl Stage {
+    /// Every stage, in the order a partition goes through them.
+    pub const ALL: [Self; 4] = [Self::Prepare, Self::Stream, Self::Verify, Self::Synced];
+
+    /// Its name, as serialised: `prepare`, `stream`, `verify`, `synced`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::Stream => "stream",
+            Self::Verify => "verify",
+            Self::Synced => "synced",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One (partition, n_val) this node is filling.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartitionTransfer {
     /// The partition.
     pub partition: u32,
@@ -33,7 +92,10 @@ pub struct PartitionTransfer {
     pub n_val: u8,
     /// Its stage.
     pub stage: Stage,
-    /// The old replica it streams from.
+    /// The old replica it streams from (its id as 16 hexadecimal digits,
+    /// as everywhere in the HTTP API).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(with = "id_text")]
     pub source: Option<NodeId>,
     /// Objects received so far.
     pub keys: u64,
@@ -48,9 +110,11 @@ pub struct PartitionTransfer {
 }
 
 /// A finished change, as this node saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferSummary {
     /// The layout that was filled.
+    #[cfg_attr(feature = "openapi", schema(value_type = LayoutStampSchema))]
     pub layout: LayoutStamp,
     /// Partition replicas this node filled.
     pub partitions: usize,
@@ -71,10 +135,12 @@ pub struct TransferSummary {
 
 /// The transfers of one node: the change it is filling replicas for, each
 /// partition's stage, the totals and the throttle.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferProgress {
-    /// The layout being filled; `None` when no change gives this node
-    /// anything to fill.
+    /// The layout being filled; `None` when no change gave this node
+    /// anything to fill since it started.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<LayoutStampSchema>))]
     pub layout: Option<LayoutStamp>,
     /// Each partition replica being filled.
     pub partitions: Vec<PartitionTransfer>,
@@ -111,21 +177,9 @@ pub struct TransferProgress {
 }
 
 impl TransferProgress {
-    /// Partitions per stage: prepare, stream, verify, synced.
+    /// Partitions per stage, in the order of [`Stage::ALL`].
     pub fn stage_counts(&self) -> [usize; 4] {
-        let mut counts = [0; 4];
-        for p in &self.partitions {
-            let i = match p.stage {
-                Stage::Prepare => 0,
-                Stage::Stream => 1,
-                Stage::Verify => 2,
-                Stage::Synced => 3,
-            };
-            if let Some(c) = counts.get_mut(i) {
-                *c += 1;
-            }
-        }
-        counts
+        Stage::ALL.map(|stage| self.partitions.iter().filter(|p| p.stage == stage).count())
     }
 
     /// Bytes received in all: the estimate's share and the rest.
@@ -136,13 +190,7 @@ impl TransferProgress {
     /// Counts a chunk of `keys` objects and `bytes` bytes received for
     /// (`partition`, `n_val`): toward [`Self::bytes_done`] up to what is
     /// left of its estimate, the rest toward [`Self::bytes_extra`].
-    pub(crate) fn received(
-        &mut self,
-        partition: gyre_types::PartitionId,
-        n_val: u8,
-        keys: u64,
-        bytes: u64,
-    ) {
+    pub fn received(&mut self, partition: PartitionId, n_val: u8, keys: u64, bytes: u64) {
         let mut counted = 0;
         if let Some(t) = self
             .partitions
@@ -163,12 +211,22 @@ impl TransferProgress {
     pub fn stalled(&self) -> Option<&PartitionTransfer> {
         self.partitions.iter().find(|p| p.waiting.is_some())
     }
+
+    /// [`Self::stalled`], readable: "partition 7: every old replica is
+    /// down: …".
+    pub fn stalled_because(&self) -> Option<String> {
+        self.stalled().map(|t| {
+            format!(
+                "partition {}: {}",
+                t.partition,
+                t.waiting.as_deref().unwrap_or("")
+            )
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use gyre_types::PartitionId;
-
     use super::*;
 
     fn filling(expected: &[u64]) -> TransferProgress {
@@ -191,6 +249,29 @@ mod tests {
             partitions,
             ..TransferProgress::default()
         }
+    }
+
+    #[test]
+    fn stages_are_serialised_by_their_names() {
+        for stage in Stage::ALL {
+            let json = serde_json::to_string(&stage).unwrap_or_default();
+            assert_eq!(json, format!("\"{stage}\""));
+            assert_eq!(serde_json::from_str::<Stage>(&json).ok(), Some(stage));
+        }
+    }
+
+    #[test]
+    fn progress_reads_back_as_it_was_served() {
+        let mut p = filling(&[10, 20]);
+        p.received(PartitionId::new(1), 3, 2, 25);
+        p.partitions[0].waiting = Some("prepare".to_owned());
+        p.partitions[1].source = "00000000000000ff".parse().ok();
+        let json = serde_json::to_vec(&p).unwrap_or_default();
+        assert!(String::from_utf8_lossy(&json).contains(r#""source":"00000000000000ff""#));
+        assert_eq!(
+            serde_json::from_slice::<TransferProgress>(&json).ok(),
+            Some(p)
+        );
     }
 
     #[test]
