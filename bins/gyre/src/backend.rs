@@ -27,20 +27,14 @@ impl NodeBackend {
         Self { node }
     }
 
-    /// The dry run of `plan` against the layout this node holds.
-    async fn estimate(&self, plan: &Plan) -> PlanEstimate {
-        let Some(current) = self.node.membership().layout() else {
-            return PlanEstimate::default();
-        };
-        let w = self
+    /// Commits `plan` (see [`gyre_node::Node::commit_plan`]) and sums it up.
+    async fn committed(&self, plan: Plan, force: bool) -> Result<AdminReply, AdminError> {
+        let estimate = self
             .node
-            .buckets()
-            .props(&BucketName::default())
-            .map_or(2, |p| p.w());
-        self.node
-            .transfers()
-            .estimate(&current, plan.layout(), plan.removed(), w)
+            .commit_plan(plan.clone(), force)
             .await
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        Ok(AdminReply::Committed(summary(&plan, &estimate)))
     }
 }
 
@@ -287,29 +281,17 @@ impl Backend for NodeBackend {
             }),
             AdminCommand::Plan => {
                 let plan = membership.with(|core, _| core.plan()).map_err(bad)?;
-                let estimate = self.estimate(&plan).await;
+                let estimate = self.node.dry_run(&plan).await;
                 Ok(AdminReply::Plan(summary(&plan, &estimate)))
             }
             AdminCommand::Commit { force } => {
                 let plan = membership.with(|core, _| core.plan()).map_err(bad)?;
-                let estimate = self.estimate(&plan).await;
-                let summary = summary(&plan, &estimate);
-                if let Some(why) = &estimate.unsafe_because
-                    && !force
-                {
-                    return Err(AdminError::BadRequest(format!(
-                        "unsafe plan: {why}; commit with force to go ahead anyway"
-                    )));
-                }
-                membership.commit(plan).map_err(bad)?;
-                Ok(AdminReply::Committed(summary))
+                self.committed(plan, force).await
             }
             AdminCommand::Abort => {
+                // An abort is the remedy, whatever the dry run says of it.
                 let plan = membership.with(|core, _| core.abort_plan()).map_err(bad)?;
-                let estimate = self.estimate(&plan).await;
-                let summary = summary(&plan, &estimate);
-                membership.commit(plan).map_err(bad)?;
-                Ok(AdminReply::Committed(summary))
+                self.committed(plan, true).await
             }
             AdminCommand::Throttle {
                 rate,

@@ -1,8 +1,10 @@
 //! The pure core of partition handoff, with no IO: what a node reports of
 //! the transfers a layout change gives it ([`TransferProgress`], one type
 //! that the node keeps, the HTTP API serves and the CLI reads as it is),
-//! where each transfer stands ([`Cursors`], persisted by the node), and the
-//! throttle ([`Pacer`], fed the time).
+//! where each transfer stands ([`Cursors`], persisted by the node), the
+//! throttle ([`Pacer`], fed the time), what a change gives a node to fill
+//! and the barrier it waits on ([`fill`]), and a change's dry run with its
+//! safety verdict ([`PlanEstimate`]).
 //!
 //! The node (`gyre-node`) drives it, asking peers and the store.
 //!
@@ -33,10 +35,13 @@
 
 mod cursors;
 mod error;
+pub mod fill;
 mod pace;
+mod plan;
 mod progress;
 
 pub use cursors::{Cursor, Cursors};
 pub use error::Error;
 pub use pace::Pacer;
+pub use plan::{DryRun, NodeEstimate, PlanEstimate};
 pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use gyre_membership::{LayoutStamp, Membership};
+use gyre_membership::LayoutStamp;
 use gyre_replication::route::{Routing, partition_primaries as primaries};
 use gyre_replication::{Direction, object_bytes};
 use gyre_ring::Layout;
@@ -56,7 +56,7 @@ use tokio::time::Instant;
 
 use crate::{ClusterView, MembershipService, Peers, ReplicationService};
 use gyre_handoff::{
-    Cursor, Cursors, Pacer, PartitionTransfer, Stage, TransferProgress, TransferSummary,
+    Cursor, Cursors, Pacer, PartitionTransfer, Stage, TransferProgress, TransferSummary, fill,
 };
 
 /// Longest wait between two failed hand-offs of a partition to drop.
@@ -198,16 +198,6 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         })
     }
 
-    /// The membership service it follows.
-    pub(crate) fn membership(&self) -> &Arc<MembershipService<T>> {
-        &self.membership
-    }
-
-    /// The replication service it fills replicas through.
-    pub(crate) fn replication(&self) -> &Arc<ReplicationService<T, S>> {
-        &self.replication
-    }
-
     /// What the transfers have done so far.
     pub fn progress(&self) -> TransferProgress {
         let mut p = lock(&self.progress).clone();
@@ -278,44 +268,11 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         self.membership.id()
     }
 
-    /// The (partition, n_val) pairs the newest layout gives this node and
-    /// the layout reads use does not. Every member of that one is synced
-    /// and every write since reached it, so what it gives this node is here
-    /// already; layouts older than it may miss writes (nodes that saw every
-    /// node read with it have retired them).
+    /// What the change in flight gives this node to fill
+    /// ([`fill::gained`]).
     fn gained(&self, routing: &Routing) -> Vec<(PartitionId, u8)> {
-        let (me, read, newest) = (self.me(), &routing.read, routing.newest());
         let n_vals = self.replication.n_vals();
-        let mut out = Vec::new();
-        for partition in newest.partitions_of(me) {
-            for &n in &n_vals {
-                if primaries(newest, partition, n).contains(&me)
-                    && !primaries(read, partition, n).contains(&me)
-                {
-                    out.push((partition, n));
-                }
-            }
-        }
-        out
-    }
-
-    /// The live nodes of any layout in use that do not route with `stamp`
-    /// yet (the prepare barrier waits for none to be left).
-    fn not_prepared(core: &Membership, now: Duration, stamp: LayoutStamp) -> Vec<NodeId> {
-        let mut waiting = Vec::new();
-        for layout in core.history() {
-            for m in layout.members() {
-                let behind = core.node(m.id).and_then(|s| s.layout) < Some(stamp);
-                if behind
-                    && !core.is_removed(m.id)
-                    && core.is_up(m.id, now)
-                    && !waiting.contains(&m.id)
-                {
-                    waiting.push(m.id);
-                }
-            }
-        }
-        waiting
+        fill::gained(routing.newest(), &routing.read, self.me(), &n_vals)
     }
 
     async fn fill(self: &Arc<Self>, routing: &Routing) {
@@ -325,7 +282,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let (synced, waiting) = self.membership.with(|core, now| {
             (
                 core.state().synced >= Some(stamp),
-                Self::not_prepared(core, now, stamp),
+                fill::not_prepared(core, now, stamp),
             )
         });
         if newest.member(me).is_none() || synced {
@@ -541,30 +498,11 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             .is_some_and(|l| LayoutStamp::of(&l) == stamp)
     }
 
-    /// The replicas to fill (partition, n_val) from: those of the layout
-    /// reads use (they hold every write: see [`Transfers::gained`]), else
-    /// of the first layout in use after it that has any, leaving out this
-    /// node and nodes removed for good (a replace of a lost node removes it
-    /// while it was still an old replica).
+    /// The replicas to fill (partition, n_val) from ([`fill::sources`]).
     fn sources(&self, routing: &Routing, partition: PartitionId, n_val: u8) -> Vec<NodeId> {
         let me = self.me();
-        let from = routing
-            .write
-            .iter()
-            .position(|l| l.version() == routing.read.version())
-            .unwrap_or(0);
         self.membership.with(|core, _| {
-            std::iter::once(&routing.read)
-                .chain(routing.write.iter().skip(from + 1))
-                .map(|l| {
-                    primaries(l, partition, n_val)
-                        .iter()
-                        .copied()
-                        .filter(|&n| n != me && !core.is_removed(n))
-                        .collect::<Vec<_>>()
-                })
-                .find(|set| !set.is_empty())
-                .unwrap_or_default()
+            fill::sources(core, &routing.read, &routing.write, me, partition, n_val)
         })
     }
 

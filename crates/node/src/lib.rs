@@ -92,6 +92,7 @@ use gyre_types::NodeId;
 
 pub use buckets::BucketCatalog;
 pub use drain::Routed;
+pub use gyre_handoff::{NodeEstimate, PlanEstimate};
 pub use gyre_handoff::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
 pub use handoff::{HandoffConfig, Transfers};
 pub use listing::KeyListing;
@@ -99,7 +100,7 @@ pub use membership::MembershipService;
 pub use node::{Node, NodeConfig};
 pub use peers::Peers;
 pub use persist::{Boot, BootError, boot};
-pub use plan::{NodeEstimate, PlanEstimate};
+pub use plan::CommitError;
 pub use replication::{Counters, ReadReply, ReplicationService};
 pub use sweep::SweepStats;
 

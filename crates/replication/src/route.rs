@@ -80,10 +80,7 @@ pub fn primaries(
 /// The first `n_val` replicas of `partition` under `layout`: the
 /// primaries of its keys in buckets with that n_val.
 pub fn partition_primaries(layout: &Layout, partition: PartitionId, n_val: u8) -> &[NodeId] {
-    let replicas = layout.replicas(partition);
-    replicas
-        .get(..usize::from(n_val).min(replicas.len()))
-        .unwrap_or(replicas)
+    layout.primaries(partition, n_val)
 }
 
 /// The partition's extended preference list (for sloppy-quorum fallbacks).

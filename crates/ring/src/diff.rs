@@ -22,6 +22,21 @@ pub struct Move {
     pub to: Option<NodeId>,
 }
 
+/// The partitions a change from `old` to `new` gives `node` to fill for
+/// keys of buckets with `n_val` replicas: those of which it is one of the
+/// first `n_val` replicas under `new` and not under `old`. With `n_val` =
+/// N these are the [`Move`]s of [`LayoutDiff::between`] to `node`.
+pub fn gained<'a>(
+    old: &'a Layout,
+    new: &'a Layout,
+    node: NodeId,
+    n_val: u8,
+) -> impl Iterator<Item = PartitionId> + 'a {
+    new.partitions_of(node).into_iter().filter(move |&p| {
+        new.primaries(p, n_val).contains(&node) && !old.primaries(p, n_val).contains(&node)
+    })
+}
+
 /// Per-node totals of a [`LayoutDiff`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeChange {

@@ -180,6 +180,15 @@ impl Layout {
             .unwrap_or(&[])
     }
 
+    /// The first `n_val` replicas of partition `p` (all of them if it has
+    /// fewer): the primaries of its keys in buckets with that n_val.
+    pub fn primaries(&self, p: PartitionId, n_val: u8) -> &[NodeId] {
+        let replicas = self.replicas(p);
+        replicas
+            .get(..usize::from(n_val).min(replicas.len()))
+            .unwrap_or(replicas)
+    }
+
     /// The nodes that hold a key of a bucket with `n_val` replicas: the first
     /// `n_val` of its partition's preference list.
     pub fn preference_list(&self, hash: KeyHash, n_val: usize) -> Result<&[NodeId]> {

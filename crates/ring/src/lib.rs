@@ -53,7 +53,7 @@ mod flow;
 mod layout;
 mod member;
 
-pub use diff::{LayoutDiff, Move, NodeChange};
+pub use diff::{LayoutDiff, Move, NodeChange, gained};
 pub use error::{Error, Result};
 pub use layout::{
     Balance, ExtendedPreferenceList, Layout, MAX_MEMBERS, MAX_REPLICATION, MemberBalance,

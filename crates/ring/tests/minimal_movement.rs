@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gyre_ring::{Layout, LayoutDiff, Member, RingConfig};
+use gyre_ring::{Layout, LayoutDiff, Member, RingConfig, gained};
 use gyre_types::{NodeId, PartitionCount};
 use proptest::prelude::*;
 
@@ -67,6 +67,27 @@ fn unavoidable(diff: &LayoutDiff) -> u32 {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// What a change gives a node to fill is one thing, however asked: at
+    /// n_val = N, `gained` names exactly the partitions of the diff's moves
+    /// to it; at a smaller n_val, only partitions it gained a replica of
+    /// (or moved up in).
+    #[test]
+    fn gained_is_the_diff_seen_from_one_node(n in 3usize..8, zones in 1usize..4, q in q(), leaver: prop::sample::Index, joins: bool) {
+        let (before, after) = if joins { join(n, zones, q) } else { leave(n, zones, q, leaver) };
+        let diff = LayoutDiff::between(&before, &after).unwrap();
+        for m in after.members() {
+            let full: Vec<_> = gained(&before, &after, m.id, 3).collect();
+            let mut moved: Vec<_> = diff.moves.iter().filter(|mv| mv.to == Some(m.id)).map(|mv| mv.partition).collect();
+            moved.dedup();
+            prop_assert_eq!(&full, &moved);
+            prop_assert_eq!(full.len(), diff.nodes[&m.id].gains as usize);
+            for p in gained(&before, &after, m.id, 1) {
+                prop_assert_eq!(after.primaries(p, 1), &[m.id][..]);
+                prop_assert!(before.primaries(p, 1) != [m.id]);
+            }
+        }
+    }
 
     /// Adding one node to n equal nodes (one zone) moves at most 1.25 · N·Q/(n+1) replicas.
     #[test]
