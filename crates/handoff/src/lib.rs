@@ -3,8 +3,9 @@
 //! that the node keeps, the HTTP API serves and the CLI reads as it is),
 //! where each transfer stands ([`Cursors`], persisted by the node), the
 //! throttle ([`Pacer`], fed the time), what a change gives a node to fill
-//! and the barrier it waits on ([`fill`]), and a change's dry run with its
-//! safety verdict ([`PlanEstimate`]).
+//! and the barrier it waits on ([`fill`]), the filling of one replica
+//! ([`Transfer`]: what to ask next, answers in), and a change's dry run
+//! with its safety verdict ([`PlanEstimate`]).
 //!
 //! The node (`gyre-node`) drives it, asking peers and the store.
 //!
@@ -39,9 +40,11 @@ pub mod fill;
 mod pace;
 mod plan;
 mod progress;
+mod transfer;
 
 pub use cursors::{Cursor, Cursors};
 pub use error::Error;
 pub use pace::Pacer;
 pub use plan::{DryRun, NodeEstimate, PlanEstimate};
 pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
+pub use transfer::{Accepted, Next, Transfer};

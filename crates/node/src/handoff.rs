@@ -1,6 +1,9 @@
 //! [`Transfers`]: partition handoff. Fills the replicas a layout change
 //! gives this node, and hands off and drops those no layout in use gives
-//! it any more.
+//! it any more. The rules are `gyre_handoff`'s (what to fill and from
+//! whom, the prepare barrier, each replica's [`Transfer`], the cursors,
+//! the throttle); this module carries them out over the network and the
+//! store.
 //!
 //! Filling, per (partition, n_val) that the newest layout gives this node
 //! and the layout reads use does not (the stages of [`Stage`]), from that
@@ -56,7 +59,8 @@ use tokio::time::Instant;
 
 use crate::{ClusterView, MembershipService, Peers, ReplicationService};
 use gyre_handoff::{
-    Cursor, Cursors, Pacer, PartitionTransfer, Stage, TransferProgress, TransferSummary, fill,
+    Cursor, Cursors, Next, Pacer, PartitionTransfer, Stage, Transfer, TransferProgress,
+    TransferSummary, fill,
 };
 
 /// Longest wait between two failed hand-offs of a partition to drop.
@@ -506,8 +510,10 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         })
     }
 
-    /// Streams then verifies one (partition, n_val) from the replicas
-    /// [`Transfers::sources`] names.
+    /// Drives the [`Transfer`] of one (partition, n_val) from the replicas
+    /// [`Transfers::sources`] names: its chunk requests and tree
+    /// comparisons carried out, their answers handed back, each chunk
+    /// merged, its cursor recorded and its bytes paced.
     async fn transfer(
         self: &Arc<Self>,
         stamp: LayoutStamp,
@@ -516,122 +522,101 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         n_val: u8,
     ) -> Result<(), String> {
         let old = self.sources(routing, partition, n_val);
-        if old.is_empty() {
-            // Every replica it had was removed: there is nothing to fetch.
-            return self
-                .save_cursor(stamp, partition, n_val, Cursor::Done)
-                .await;
+        let cursor = self.cursor(partition, n_val);
+        let mut t = Transfer::new(
+            partition,
+            n_val,
+            &old,
+            |n| self.membership.is_up(n),
+            cursor.as_ref(),
+        );
+        if t.resumed() {
+            self.resent.fetch_add(1, Ordering::Relaxed);
         }
-        let up: Vec<NodeId> = old
-            .iter()
-            .copied()
-            .filter(|&n| self.membership.is_up(n))
-            .collect();
-        if up.is_empty() {
-            return Err(format!("every old replica is down: {old:?}"));
-        }
-        let mut sources = up.clone().into_iter();
-        let mut source = sources.next().unwrap_or_else(|| self.me());
-        self.update(partition, n_val, |t| {
-            t.stage = Stage::Stream;
-            t.source = Some(source);
-            t.waiting = None;
-        });
-        let mut after = match self.cursor(partition, n_val) {
-            Some(Cursor::After(bucket, key)) => {
-                // A resumed stream: the chunk after the cursor may have been
-                // merged already without its cursor being recorded.
-                self.resent.fetch_add(1, Ordering::Relaxed);
-                Some((bucket, key))
-            }
-            _ => None,
-        };
+        let newest = routing.newest();
         loop {
-            if !self.still_filling(stamp) {
-                return Err("superseded by a newer layout".to_owned());
+            let next = t.next();
+            if let Next::Fetch { .. } | Next::Verify { .. } = next {
+                self.update(partition, n_val, |p| {
+                    p.stage = t.stage();
+                    p.source = t.source();
+                    p.waiting = None;
+                });
             }
-            let request = Request::HandoffChunk {
-                layout: stamp,
-                partition,
-                n_val,
-                after: after.clone(),
-                max_items: self.config.chunk_items,
-                max_bytes: self.config.chunk_bytes,
-            };
-            let (items, next) = match self.replication.ask(source, request).await {
-                Ok(Response::Chunk { items, next }) => (items, next),
-                // That source serves others: ask the next old replica (the
-                // cursor is a key, the same on every replica).
-                Ok(Response::Error(e)) if e.kind == gyre_wire::ErrorKind::Busy => {
-                    let Some(next) = sources.next() else {
-                        return Err(format!("every old replica is busy: {}", e.message));
-                    };
-                    source = next;
-                    self.update(partition, n_val, |t| t.source = Some(source));
-                    continue;
-                }
-                Ok(Response::Error(e)) => return Err(format!("{source}: {}", e.message)),
-                Ok(other) => return Err(format!("{source} answered {other:?}")),
-                Err(e) => return Err(format!("{source} unreachable: {e}")),
-            };
-            if !self.still_filling(stamp) {
-                return Err("superseded by a newer layout".to_owned());
-            }
-            // What a peer sends is checked before anything is merged: only
-            // keys of this partition and n_val, and a cursor that moves.
-            let newest = routing.newest();
-            if let Some(stray) = items.iter().find(|i| {
-                i.n_val != n_val || newest.partition_of(KeyHash::of(&i.bucket, &i.key)) != partition
-            }) {
-                return Err(format!(
-                    "{source} sent a key of another partition or n_val ({}, n_val {}) in a chunk of {partition:?}",
-                    stray.bucket, stray.n_val
-                ));
-            }
-            if next.is_some() && next == after {
-                return Err(format!(
-                    "{source} answered a chunk whose cursor does not move"
-                ));
-            }
-            let keys = items.len() as u64;
-            let bytes: u64 = items.iter().map(|i| object_bytes(&i.key, &i.object)).sum();
-            self.merge_chunk(items).await?;
-            {
-                let now = Instant::now();
-                let mut between = lock(&self.chunks_between);
-                *between = Some((between.map_or(now, |(first, _)| first), now));
-            }
-            let cursor = match &next {
-                Some((bucket, key)) => Cursor::After(bucket.clone(), key.clone()),
-                None => Cursor::Done,
-            };
-            // The stream is complete only once verified: record "done" then.
-            if let Cursor::After(..) = cursor {
-                self.save_cursor(stamp, partition, n_val, cursor).await?;
-            }
-            lock(&self.progress).received(partition, n_val, keys, bytes);
-            self.pace(stamp, bytes).await;
             match next {
-                Some(n) => after = Some(n),
-                None => break,
+                Next::Fetch { source, after } => {
+                    if !self.still_filling(stamp) {
+                        return Err("superseded by a newer layout".to_owned());
+                    }
+                    let request = Request::HandoffChunk {
+                        layout: stamp,
+                        partition,
+                        n_val,
+                        after,
+                        max_items: self.config.chunk_items,
+                        max_bytes: self.config.chunk_bytes,
+                    };
+                    match self.replication.ask(source, request).await {
+                        Ok(Response::Chunk { items, next }) => {
+                            if !self.still_filling(stamp) {
+                                return Err("superseded by a newer layout".to_owned());
+                            }
+                            let keys = items.iter().map(|i| (&i.bucket, &i.key, i.n_val));
+                            let accepted = t.chunk(keys, next, |bucket, key| {
+                                newest.partition_of(KeyHash::of(bucket, key))
+                            })?;
+                            self.take_chunk(stamp, partition, n_val, items, accepted.cursor)
+                                .await?;
+                        }
+                        Ok(Response::Error(e)) if e.kind == gyre_wire::ErrorKind::Busy => {
+                            t.busy(&e.message);
+                        }
+                        Ok(Response::Error(e)) => t.failed(format!("{source}: {}", e.message)),
+                        Ok(other) => t.failed(format!("{source} answered {other:?}")),
+                        Err(e) => t.failed(format!("{source} unreachable: {e}")),
+                    }
+                }
+                Next::Verify { peer } => {
+                    let compared = self.replication.sync_with(peer, partition, n_val).await;
+                    if let Err(e) = &compared {
+                        tracing::debug!(%peer, ?partition, error = %e, "verification failed");
+                    }
+                    t.verified(compared.is_ok());
+                }
+                Next::Done => {
+                    return self
+                        .save_cursor(stamp, partition, n_val, Cursor::Done)
+                        .await;
+                }
+                Next::Wait(why) => return Err(why),
             }
         }
-        self.update(partition, n_val, |t| t.stage = Stage::Verify);
-        let quorum = old.len() / 2 + 1;
-        let mut verified = 0;
-        for &peer in &up {
-            match self.replication.sync_with(peer, partition, n_val).await {
-                Ok(_) => verified += 1,
-                Err(e) => tracing::debug!(%peer, ?partition, error = %e, "verification failed"),
-            }
+    }
+
+    /// Merges an accepted chunk, records the cursor after it once it is
+    /// durable, counts it and paces the stream.
+    async fn take_chunk(
+        self: &Arc<Self>,
+        stamp: LayoutStamp,
+        partition: PartitionId,
+        n_val: u8,
+        items: Vec<gyre_wire::Item>,
+        cursor: Option<Cursor>,
+    ) -> Result<(), String> {
+        let keys = items.len() as u64;
+        let bytes: u64 = items.iter().map(|i| object_bytes(&i.key, &i.object)).sum();
+        self.merge_chunk(items).await?;
+        {
+            let now = Instant::now();
+            let mut between = lock(&self.chunks_between);
+            *between = Some((between.map_or(now, |(first, _)| first), now));
         }
-        if verified < quorum {
-            return Err(format!(
-                "verify: {verified} of the {quorum} old replicas needed compared trees"
-            ));
+        if let Some(cursor) = cursor {
+            self.save_cursor(stamp, partition, n_val, cursor).await?;
         }
-        self.save_cursor(stamp, partition, n_val, Cursor::Done)
-            .await
+        lock(&self.progress).received(partition, n_val, keys, bytes);
+        self.pace(stamp, bytes).await;
+        Ok(())
     }
 
     /// Merges a chunk's objects (DVV sync) in one store write: one batch
