@@ -2,6 +2,8 @@
 //! it: one type, kept by the node, served by the HTTP API and read by the
 //! CLI as it is.
 
+use std::time::Duration;
+
 use gyre_membership::LayoutStamp;
 use gyre_types::{NodeId, PartitionId};
 use serde::{Deserialize, Serialize};
@@ -206,6 +208,37 @@ impl TransferProgress {
         self.bytes_extra += bytes - counted;
     }
 
+    /// Sets the rate and the time left from how long the transfer has run
+    /// (both stay as they were until something was received).
+    pub fn running_for(&mut self, elapsed: Duration) {
+        let (secs, received) = (elapsed.as_secs_f64(), self.bytes_received());
+        if secs > 0.0 && received > 0 {
+            self.rate = (received as f64 / secs) as u64;
+            let left = self.bytes_total.saturating_sub(self.bytes_done);
+            self.eta_secs = (self.rate > 0).then(|| left / self.rate.max(1));
+        }
+    }
+
+    /// Closes the transfer of `layout`: it took `took` from its start to
+    /// its last verification, `streamed` from its first chunk to its last,
+    /// and `resent` chunks were received twice. The rate stays as it was
+    /// over the whole transfer; [`Self::last`] sums it up.
+    pub fn finish(&mut self, layout: LayoutStamp, took: Duration, streamed: Duration, resent: u64) {
+        let received = self.bytes_received();
+        let took_ms = took.as_millis() as u64;
+        self.rate = (received * 1000).checked_div(took_ms).unwrap_or(0);
+        self.eta_secs = Some(0);
+        self.last = Some(TransferSummary {
+            layout,
+            partitions: self.partitions.len(),
+            keys: self.keys_done,
+            bytes: received,
+            resent_chunks: resent,
+            took_ms,
+            stream_ms: streamed.as_millis() as u64,
+        });
+    }
+
     /// The partition that has waited longest, and why (the first one not
     /// moving, in partition order).
     pub fn stalled(&self) -> Option<&PartitionTransfer> {
@@ -249,6 +282,31 @@ mod tests {
             partitions,
             ..TransferProgress::default()
         }
+    }
+
+    #[test]
+    fn the_rate_and_the_time_left_follow_what_was_received() {
+        let mut p = filling(&[1000, 1000]);
+        p.running_for(Duration::from_secs(2));
+        assert_eq!((p.rate, p.eta_secs), (0, None));
+        p.received(PartitionId::new(0), 3, 5, 500);
+        p.running_for(Duration::from_secs(2));
+        assert_eq!((p.rate, p.eta_secs), (250, Some(6)));
+        let stamp = LayoutStamp {
+            version: 3,
+            digest: 9,
+        };
+        p.finish(stamp, Duration::from_secs(5), Duration::from_secs(1), 1);
+        assert_eq!((p.rate, p.eta_secs), (100, Some(0)));
+        let last = p.last.clone().unwrap_or_else(|| unreachable!());
+        assert_eq!(
+            (last.layout, last.partitions, last.keys, last.bytes),
+            (stamp, 2, 5, 500)
+        );
+        assert_eq!(
+            (last.resent_chunks, last.took_ms, last.stream_ms),
+            (1, 5000, 1000)
+        );
     }
 
     #[test]

@@ -60,7 +60,8 @@ impl Drain {
     }
 }
 
-/// One write in flight (see [`Drain::routed`]).
+/// One write in flight, counted until it is dropped (see
+/// [`crate::ClusterView::routed`]).
 #[derive(Debug)]
 pub struct Routed {
     drain: Arc<Drain>,
