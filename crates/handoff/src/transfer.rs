@@ -20,11 +20,12 @@ pub enum Next {
         /// The last key already merged.
         after: Option<(BucketName, Key)>,
     },
-    /// Compare Merkle trees with `peer`, repairing both ways, and hand
-    /// the outcome to [`Transfer::verified`].
+    /// Compare Merkle trees with each of `peers` (at once: they are
+    /// independent), repairing both ways, and hand how many succeeded to
+    /// [`Transfer::verified`].
     Verify {
-        /// The old replica to compare with.
-        peer: NodeId,
+        /// The old replicas to compare with: every one that is up.
+        peers: Vec<NodeId>,
     },
     /// Streamed and verified (or nothing to fetch): record
     /// [`Cursor::Done`].
@@ -45,22 +46,16 @@ pub struct Accepted {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
-    Stream {
-        after: Option<(BucketName, Key)>,
-    },
-    Verify {
-        /// Index in `up` of the next replica to compare with.
-        next: usize,
-        verified: usize,
-    },
+    Stream { after: Option<(BucketName, Key)> },
+    Verify,
     Done,
     Wait(String),
 }
 
 /// Filling one (partition, n_val): stream it in key order from one up old
 /// replica (the next one when a source is busy: a cursor is a key, the
-/// same on every replica), then compare trees with every up old replica,
-/// done when a majority of all of them did.
+/// same on every replica), then compare trees with every up old replica at
+/// once, done when a majority of all of them did.
 #[derive(Clone, Debug)]
 pub struct Transfer {
     partition: PartitionId,
@@ -120,7 +115,7 @@ impl Transfer {
     pub fn stage(&self) -> Stage {
         match self.state {
             State::Stream { .. } | State::Wait(_) => Stage::Stream,
-            State::Verify { .. } => Stage::Verify,
+            State::Verify => Stage::Verify,
             State::Done => Stage::Synced,
         }
     }
@@ -146,9 +141,8 @@ impl Transfer {
                 },
                 None => Next::Wait("no old replica to stream from".to_owned()),
             },
-            State::Verify { next, .. } => match self.up.get(*next) {
-                Some(&peer) => Next::Verify { peer },
-                None => Next::Wait("verify: no replica left to compare with".to_owned()),
+            State::Verify => Next::Verify {
+                peers: self.up.clone(),
             },
             State::Done => Next::Done,
             State::Wait(why) => Next::Wait(why.clone()),
@@ -190,10 +184,7 @@ impl Transfer {
             .map(|(bucket, key)| Cursor::After(bucket.clone(), key.clone()));
         self.state = match next {
             Some(after) => State::Stream { after: Some(after) },
-            None => State::Verify {
-                next: 0,
-                verified: 0,
-            },
+            None => State::Verify,
         };
         Ok(Accepted { cursor })
     }
@@ -214,26 +205,21 @@ impl Transfer {
         self.stop(why);
     }
 
-    /// The outcome of [`Next::Verify`]. Once every up old replica was
-    /// asked, it is done if a majority of the old replicas compared trees,
-    /// else it waits.
-    pub fn verified(&mut self, ok: bool) {
-        let State::Verify { next, verified } = &mut self.state else {
+    /// The outcome of [`Next::Verify`]: how many of the replicas compared
+    /// trees. It is done if a majority of all the old replicas did, else it
+    /// waits.
+    pub fn verified(&mut self, verified: usize) {
+        if self.state != State::Verify {
             return;
-        };
-        *next += 1;
-        *verified += usize::from(ok);
-        if *next >= self.up.len() {
-            let verified = *verified;
-            self.state = if verified >= self.quorum {
-                State::Done
-            } else {
-                State::Wait(format!(
-                    "verify: {verified} of the {} old replicas needed compared trees",
-                    self.quorum
-                ))
-            };
         }
+        self.state = if verified >= self.quorum {
+            State::Done
+        } else {
+            State::Wait(format!(
+                "verify: {verified} of the {} old replicas needed compared trees",
+                self.quorum
+            ))
+        };
     }
 
     fn stop(&mut self, why: String) -> String {
@@ -297,7 +283,9 @@ mod tests {
                     merged.extend(from..to);
                     assert_eq!(accepted.cursor.is_none(), to == keys);
                 }
-                Next::Verify { peer } => t.verified(verifies(peer)),
+                Next::Verify { peers } => {
+                    t.verified(peers.into_iter().filter(|&p| verifies(p)).count());
+                }
                 end => return (merged, end),
             }
         }

@@ -520,7 +520,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let newest = routing.newest();
         loop {
             let next = t.next();
-            if let Next::Fetch { .. } | Next::Verify { .. } = next {
+            if let Next::Fetch { .. } | Next::Verify { .. } = &next {
                 self.update(partition, n_val, |p| {
                     p.stage = t.stage();
                     p.source = t.source();
@@ -560,12 +560,27 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                         Err(e) => t.failed(format!("{source} unreachable: {e}")),
                     }
                 }
-                Next::Verify { peer } => {
-                    let compared = self.replication.sync_with(peer, partition, n_val).await;
-                    if let Err(e) = &compared {
-                        tracing::debug!(%peer, ?partition, error = %e, "verification failed");
+                Next::Verify { peers } => {
+                    let mut sessions = JoinSet::new();
+                    for peer in peers {
+                        let replication = Arc::clone(&self.replication);
+                        sessions.spawn(async move {
+                            (peer, replication.sync_with(peer, partition, n_val).await)
+                        });
                     }
-                    t.verified(compared.is_ok());
+                    let mut verified = 0;
+                    while let Some(joined) = sessions.join_next().await {
+                        match joined {
+                            Ok((_, Ok(_))) => verified += 1,
+                            Ok((peer, Err(e))) => {
+                                tracing::debug!(%peer, ?partition, error = %e, "verification failed");
+                            }
+                            Err(e) => {
+                                tracing::debug!(?partition, error = %e, "verification failed")
+                            }
+                        }
+                    }
+                    t.verified(verified);
                 }
                 Next::Done => {
                     return self
