@@ -1,7 +1,9 @@
-//! Faults on real hosts, the checking half: the history a real-host run
-//! records ([`history`]: every client operation with its outcome and every
-//! fault, as JSON lines) and the checker of that history against the state
-//! read back at R = N after the heal ([`check`]).
+//! Faults on real hosts, the checking half: the workload's clients
+//! ([`workload`]: causal read-modify-writes and blind writes through a real
+//! Redis client library), the history a run records ([`history`]: every
+//! client operation with its outcome and every fault, as JSON lines) and
+//! the checker of that history against the state read back at R = N after
+//! the heal ([`check`]).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -28,3 +30,4 @@
 
 pub mod check;
 pub mod history;
+pub mod workload;
