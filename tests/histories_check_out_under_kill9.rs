@@ -1,7 +1,7 @@
 //! The real-host run in small, on loopback: four clients doing causal
 //! read-modify-writes, blind `SET`s and `DEL`s on eight keys through three
 //! nodes (the `redis` client library), one node killed -9 mid-run and
-//! restarted. Once the replicas agree, the state read at R = 3 and the
+//! restarted (the clients then use it again). Once the replicas agree, the state read at R = 3 and the
 //! recorded history pass every rule of `gyre_nemesis::check`: nothing
 //! acknowledged lost, nothing superseded back, no value nobody wrote,
 //! siblings only from writes that did not see each other.
@@ -10,8 +10,8 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use common::{Cluster, SETTLE, wait_for};
@@ -33,7 +33,8 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
         .unwrap_or(7);
     eprintln!("workload seed {seed} (GYRE_NEMESIS_SEED={seed} replays its choices)");
     let mut cluster = Cluster::start(3);
-    let nodes: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.ep.resp).collect();
+    let resp: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.ep.resp).collect();
+    let nodes = Arc::new(RwLock::new(resp));
     let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
     let (stop, acked) = (
         Arc::new(AtomicBool::new(false)),
@@ -42,7 +43,7 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
     let start = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
-            let client = Client::new(id, nodes.clone(), keys.clone(), seed, start);
+            let client = Client::new(id, Arc::clone(&nodes), keys.clone(), seed, start);
             let (stop, acked) = (Arc::clone(&stop), Arc::clone(&acked));
             std::thread::spawn(move || client.run(&stop, &acked))
         })
@@ -62,6 +63,8 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
     let at_kill = acked.load(Ordering::Relaxed);
     wait_acked(at_kill + PHASE, "operations through the live nodes");
     cluster.restart(1);
+    // The restarted process listens on new ports: clients follow.
+    nodes.write().unwrap()[1] = cluster.nodes[1].ep.resp;
     let at_restart = acked.load(Ordering::Relaxed);
     wait_acked(at_restart + PHASE, "operations after the restart");
     stop.store(true, Ordering::Relaxed);

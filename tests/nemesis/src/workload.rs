@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisError, Value};
@@ -35,7 +36,9 @@ impl Choices {
 /// One client of the workload.
 pub struct Client {
     id: u32,
-    nodes: Vec<SocketAddr>,
+    /// Each node's RESP address, as the harness knows it now (a restarted
+    /// process may listen elsewhere).
+    nodes: Arc<RwLock<Vec<SocketAddr>>>,
     keys: Vec<String>,
     choices: Choices,
     /// One connection per node, made on first use and dropped on an IO
@@ -80,10 +83,11 @@ fn context_and_values(v: Value) -> Result<(Vec<u8>, Vec<String>), String> {
 
 impl Client {
     /// Client `id` of a run that started at `start`, sending to `nodes`
-    /// (RESP addresses) and writing `keys`, its choices seeded by `seed`.
+    /// (RESP addresses, read again at each new connection) and writing
+    /// `keys`, its choices seeded by `seed`.
     pub fn new(
         id: u32,
-        nodes: Vec<SocketAddr>,
+        nodes: Arc<RwLock<Vec<SocketAddr>>>,
         keys: Vec<String>,
         seed: u64,
         start: Instant,
@@ -99,13 +103,24 @@ impl Client {
         }
     }
 
+    fn addrs(&self) -> Vec<SocketAddr> {
+        self.nodes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
 
     fn call(&mut self, node: usize, cmd: &redis::Cmd) -> Result<Value, RedisError> {
         if !self.conns.contains_key(&node) {
-            let addr = self.nodes[node];
+            let addr = self
+                .addrs()
+                .get(node)
+                .copied()
+                .ok_or_else(|| RedisError::from((redis::ErrorKind::Client, "no such node")))?;
             let client = redis::Client::open(format!("redis://{addr}/"))?;
             let conn = client.get_connection_with_timeout(TIMEOUT)?;
             conn.set_read_timeout(Some(TIMEOUT))?;
@@ -168,7 +183,7 @@ impl Client {
     /// One operation: a causal read-modify-write (a read and a put or a
     /// delete), a blind `SET` or a blind `DEL`.
     fn step(&mut self, history: &mut Vec<Entry>) {
-        let node = self.choices.below(self.nodes.len());
+        let node = self.choices.below(self.addrs().len());
         let key = self.keys[self.choices.below(self.keys.len())].clone();
         self.seq += 1;
         let value = format!("c{}.{}", self.id, self.seq);
