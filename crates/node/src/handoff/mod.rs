@@ -339,12 +339,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let done = work
             .iter()
             .all(|(p, n)| self.cursor(*p, *n) == Some(Cursor::Done));
-        if done
-            && self
-                .membership
-                .layout()
-                .is_some_and(|l| LayoutStamp::of(&l) == stamp)
-        {
+        if done && self.still_filling(stamp) {
             self.finish(stamp);
             self.membership.set_synced(stamp);
             tracing::info!(%stamp, partitions = work.len(), "every partition this layout gives this node is filled and verified");
