@@ -377,14 +377,12 @@ impl<S: Store> Replica<S> {
         let mut items = Vec::new();
         let mut bytes = 0u64;
         loop {
-            let page = self.store.scan(partition, after.as_ref(), max_items)?;
+            // Read no more than the chunk can still take: a page past it
+            // would be decoded for nothing and read again by the next
+            // chunk.
+            let want = (max_items - items.len()).min(scan_budget).max(1);
+            let page = self.store.scan(partition, after.as_ref(), want)?;
             for s in page.items {
-                if items.len() >= max_items
-                    || (bytes >= max_bytes && !items.is_empty())
-                    || (scan_budget == 0 && after.is_some())
-                {
-                    return Ok((items, after));
-                }
                 scan_budget = scan_budget.saturating_sub(1);
                 after = Some(s.id.clone());
                 if s.n_val != n_val {
@@ -397,10 +395,16 @@ impl<S: Store> Replica<S> {
                     n_val,
                     object: s.object,
                 });
+                if bytes >= max_bytes {
+                    return Ok((items, after));
+                }
             }
             match page.next {
-                Some(next) => after = Some(next),
                 None => return Ok((items, None)),
+                Some(next) => after = Some(next),
+            }
+            if items.len() >= max_items || scan_budget == 0 {
+                return Ok((items, after));
             }
         }
     }

@@ -832,3 +832,67 @@ fn a_chunk_of_a_sparse_n_val_scans_a_bounded_run() {
     // would take about 50 + 64).
     assert!(requests >= 4000 / 8, "{requests} requests");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Paging a partition by handoff chunks, whatever their item and byte
+    /// limits and however the n_vals mix, yields every object of the
+    /// n_val asked for exactly once, in key order, no chunk over its item
+    /// limit or (past its first object) its byte limit.
+    #[test]
+    fn chunks_page_a_partition_once_in_order(
+        n_vals in proptest::collection::vec(prop_oneof![3 => Just(3u8), 1 => Just(2u8)], 0..1000),
+        max_items in 1usize..40,
+        max_bytes in 1u64..4000,
+    ) {
+        let q = gyre_types::PartitionCount::new(64).unwrap();
+        let store = MemStore::new(StoreConfig {
+            durability: Durability::None,
+            partitions: q,
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let target = Replica::new(NodeId::new(2), store, Config::default()).unwrap();
+        let writer = replica(1);
+        for (i, &n_val) in n_vals.iter().enumerate() {
+            let mut item = writer
+                .write(WALL, &bucket(), &key(i as u32), value("v"), None)
+                .unwrap()
+                .item;
+            item.n_val = n_val;
+            target.merge(WALL, &item).unwrap();
+        }
+        for p in 0..q.get() {
+            let partition = gyre_types::PartitionId::new(p);
+            let wanted: Vec<_> = target
+                .store()
+                .scan(partition, None, 10_000)
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|s| s.n_val == 3)
+                .map(|s| s.id.key().clone())
+                .collect();
+            let (mut after, mut got) = (None, Vec::new());
+            for _ in 0..=n_vals.len() + 1 {
+                let (items, next) = target.chunk(partition, 3, after, max_items, max_bytes).unwrap();
+                prop_assert!(items.len() <= max_items);
+                let bytes: u64 = items
+                    .iter()
+                    .map(|i| gyre_replication::object_bytes(&i.key, &i.object))
+                    .collect::<Vec<_>>()
+                    .split_last()
+                    .map_or(0, |(_, rest)| rest.iter().sum());
+                prop_assert!(bytes < max_bytes, "a chunk went on past its byte limit");
+                got.extend(items.into_iter().map(|i| i.key));
+                after = next;
+                if after.is_none() {
+                    break;
+                }
+            }
+            prop_assert!(after.is_none(), "the chunks did not reach the partition's end");
+            prop_assert_eq!(got, wanted);
+        }
+    }
+}
