@@ -513,6 +513,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             self.resent.fetch_add(1, Ordering::Relaxed);
         }
         let newest = routing.newest();
+        // The answer to the next fetch, asked for while the chunk before
+        // it was merged.
+        let mut ahead: Option<Result<Response, String>> = None;
         loop {
             let next = t.next();
             if let Next::Fetch { .. } | Next::Verify { .. } = &next {
@@ -527,15 +530,11 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                     if !self.still_filling(stamp) {
                         return Err("superseded by a newer layout".to_owned());
                     }
-                    let request = Request::HandoffChunk {
-                        layout: stamp,
-                        partition,
-                        n_val,
-                        after,
-                        max_items: self.config.chunk_items,
-                        max_bytes: self.config.chunk_bytes,
+                    let answer = match ahead.take() {
+                        Some(answer) => answer,
+                        None => self.fetch(stamp, partition, n_val, source, after).await,
                     };
-                    match self.replication.ask(source, request).await {
+                    match answer {
                         Ok(Response::Chunk { items, next }) => {
                             if !self.still_filling(stamp) {
                                 return Err("superseded by a newer layout".to_owned());
@@ -544,8 +543,24 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                             let accepted = t.chunk(keys, next, |bucket, key| {
                                 newest.partition_of(KeyHash::of(bucket, key))
                             })?;
-                            self.take_chunk(stamp, partition, n_val, items, accepted.cursor)
-                                .await?;
+                            // The source reads the next chunk while this
+                            // one is merged: at most one chunk ahead, and
+                            // merged only once this one and its cursor are
+                            // durable.
+                            let fetch_ahead = async {
+                                match t.next() {
+                                    Next::Fetch { source, after } => Some(
+                                        self.fetch(stamp, partition, n_val, source, after).await,
+                                    ),
+                                    _ => None,
+                                }
+                            };
+                            let (taken, fetched) = tokio::join!(
+                                self.take_chunk(stamp, partition, n_val, items, accepted.cursor),
+                                fetch_ahead
+                            );
+                            taken?;
+                            ahead = fetched;
                         }
                         Ok(Response::Error(e)) if e.kind == gyre_wire::ErrorKind::Busy => {
                             t.busy(&e.message);
@@ -585,6 +600,26 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                 Next::Wait(why) => return Err(why),
             }
         }
+    }
+
+    /// Asks `source` for the chunk of (`partition`, `n_val`) after `after`.
+    async fn fetch(
+        &self,
+        stamp: LayoutStamp,
+        partition: PartitionId,
+        n_val: u8,
+        source: NodeId,
+        after: Option<(gyre_types::BucketName, gyre_types::Key)>,
+    ) -> Result<Response, String> {
+        let request = Request::HandoffChunk {
+            layout: stamp,
+            partition,
+            n_val,
+            after,
+            max_items: self.config.chunk_items,
+            max_bytes: self.config.chunk_bytes,
+        };
+        self.replication.ask(source, request).await
     }
 
     /// Merges an accepted chunk, records the cursor after it once it is
