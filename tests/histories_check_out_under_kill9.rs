@@ -10,14 +10,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use common::{Cluster, SETTLE, wait_for};
 use gyre_nemesis::check::check;
-use gyre_nemesis::history::{Entry, write_jsonl};
-use gyre_nemesis::workload::{Client, final_state};
+use gyre_nemesis::history::write_jsonl;
+use gyre_nemesis::workload::{Workload, final_state};
 
 const CLIENTS: u32 = 4;
 
@@ -36,21 +34,10 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
     let resp: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.ep.resp).collect();
     let nodes = Arc::new(RwLock::new(resp));
     let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
-    let (stop, acked) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let start = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|id| {
-            let client = Client::new(id, Arc::clone(&nodes), keys.clone(), seed, start);
-            let (stop, acked) = (Arc::clone(&stop), Arc::clone(&acked));
-            std::thread::spawn(move || client.run(&stop, &acked))
-        })
-        .collect();
+    let workload = Workload::start(CLIENTS, &nodes, &keys, seed);
     let wait_acked = |n: u64, what: &str| {
         wait_for(what, SETTLE, || {
-            let now = acked.load(Ordering::Relaxed);
+            let now = workload.acked();
             if now >= n {
                 Ok(())
             } else {
@@ -60,18 +47,14 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
     };
     wait_acked(PHASE, "the workload to get going");
     cluster.nodes[1].kill9();
-    let at_kill = acked.load(Ordering::Relaxed);
+    let at_kill = workload.acked();
     wait_acked(at_kill + PHASE, "operations through the live nodes");
     cluster.restart(1);
     // The restarted process listens on new ports: clients follow.
     nodes.write().unwrap()[1] = cluster.nodes[1].ep.resp;
-    let at_restart = acked.load(Ordering::Relaxed);
+    let at_restart = workload.acked();
     wait_acked(at_restart + PHASE, "operations after the restart");
-    stop.store(true, Ordering::Relaxed);
-    let history: Vec<Entry> = clients
-        .into_iter()
-        .flat_map(|c| c.join().unwrap())
-        .collect();
+    let history = workload.stop();
 
     wait_for("the replicas to agree", SETTLE, || {
         cluster.try_replicas_agree(&[0, 1, 2])
@@ -83,14 +66,7 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
     eprintln!("{:?}; history in {}", report.stats, saved.display());
     assert!(
         report.is_ok(),
-        "seed {seed}: {} violations:\n{}\nfinal state: {fin:?}",
-        report.violations.len(),
-        report
-            .violations
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        "seed {seed}: {report}\nfinal state: {fin:?}"
     );
     assert!(report.stats.acknowledged_puts > 0, "{:?}", report.stats);
 }

@@ -16,6 +16,12 @@
 #                                 documented
 #   clients_use_tls               redis-cli --tls and curl --cacert against a
 #                                 node whose client listeners speak TLS
+#   faults_on_real_hosts          3 and 5 nodes in network namespaces of
+#                                 their own (iproute2), a seeded nemesis of
+#                                 kills, pauses, partitions and packet loss
+#                                 (nftables), the history checked; needs
+#                                 root. GYRE_NEMESIS_SEEDS, _SEED, _SECONDS
+#                                 and _OUT make long runs (tests/README.md)
 #   deploy/kubernetes/validate.sh the Kubernetes manifests against the API
 #                                 schemas and a security linter (PyPI:
 #                                 kubernetes-validate, checkov), offline, in
@@ -45,6 +51,8 @@ NEEDS=(
     "redis-benchmark redis-tools"
     "python3 python3"
     "curl curl"
+    "ip iproute2"
+    "nft nftables"
 )
 
 missing_packages() {
@@ -55,13 +63,16 @@ missing_packages() {
     done | sort -u
 }
 
+if [[ $(id -u) != 0 ]]; then
+    echo "tests/system.sh needs root: faults_on_real_hosts makes network namespaces and nft rules" >&2
+    exit 2
+fi
+
 mapfile -t missing < <(missing_packages)
 if ((${#missing[@]})) && ((install)); then
-    sudo=()
-    if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
     export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
     mapfile -t missing < <(missing_packages)
 fi
 if ((${#missing[@]})); then
@@ -77,9 +88,7 @@ venv=target/system-venv
 if ! "$venv/bin/python" -c "import prometheus_client" >/dev/null 2>&1; then
     if ! python3 -m venv "$venv" >/dev/null 2>&1; then
         if ((install)); then
-            sudo=()
-            if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
-            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq python3-venv >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$venv"
         else
             echo "tests/system.sh needs python3-venv: apt-get install python3-venv (or --install)" >&2
@@ -115,7 +124,8 @@ fi
 # the same features as in the README's test command, so they are reused from
 # its build rather than built (and stored) a second time.
 "${run[@]}" --workspace --features gyre/system-tests --test redis_tools_work_unmodified \
-    --test metrics_parse_cleanly --test http_api_matches_its_openapi --test clients_use_tls
+    --test metrics_parse_cleanly --test http_api_matches_its_openapi --test clients_use_tls \
+    --test faults_on_real_hosts
 
 # The Kubernetes manifests, offline: API schemas and the security linter,
 # with the Secrets made by the gyre binary that the tests above just built.

@@ -262,6 +262,9 @@ struct Spec {
     flags: Vec<String>,
     /// The secret the harness's own requests carry (nodes with users).
     token: Option<String>,
+    /// The network namespace it runs in, and its address there; `None`:
+    /// loopback.
+    host: Option<gyre_nemesis::hosts::Host>,
 }
 
 /// One `gyre node` process (or, after [`Node::kill9`], its data directory
@@ -314,6 +317,20 @@ impl Node {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Pauses it (SIGSTOP) or lets it go on (SIGCONT).
+    pub(crate) fn signal(&mut self, stop: bool) {
+        let child = self
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is not running", self.spec.label));
+        let status = Command::new("kill")
+            .arg(if stop { "-STOP" } else { "-CONT" })
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill failed: {status}");
     }
 
     /// Crashes it: SIGKILL, no clean shutdown.
@@ -524,7 +541,18 @@ fn spawn(spec: &Spec, seeds: &[String]) -> (Child, Endpoints) {
         .open(&spec.log)
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", spec.log.display()));
     let _ = writeln!(log, "==== harness: starting {} ====", spec.label);
-    let mut command = Command::new(GYRE);
+    let listen = spec
+        .host
+        .as_ref()
+        .map_or_else(|| "127.0.0.1:0".to_owned(), |h| format!("{}:0", h.addr));
+    let mut command = match &spec.host {
+        Some(host) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &host.ns, GYRE]);
+            c
+        }
+        None => Command::new(GYRE),
+    };
     command
         .arg("node")
         .arg("--data-dir")
@@ -548,9 +576,9 @@ fn spawn(spec: &Spec, seeds: &[String]) -> (Child, Endpoints) {
             "--peer-listen",
             &spec.peer_listen,
             "--resp-listen",
-            "127.0.0.1:0",
+            &listen,
             "--http-listen",
-            "127.0.0.1:0",
+            &listen,
         ])
         .args(&spec.flags);
     for seed in seeds {
@@ -630,6 +658,9 @@ pub(crate) struct Options {
     /// An admin's secret, for nodes that authenticate clients: the
     /// harness's own requests and commands carry it.
     pub(crate) admin_token: Option<String>,
+    /// Hosts to run the nodes on, node `i` on host `i` (listening on its
+    /// address); loopback for nodes past the end.
+    pub(crate) hosts: Vec<gyre_nemesis::hosts::Host>,
 }
 
 impl Default for Options {
@@ -639,6 +670,7 @@ impl Default for Options {
             log_level: "info".to_owned(),
             extra_flags: Vec::new(),
             admin_token: None,
+            hosts: Vec::new(),
         }
     }
 }
@@ -651,6 +683,8 @@ pub(crate) struct Cluster {
     flags: Vec<String>,
     /// [`Options::admin_token`].
     token: Option<String>,
+    /// [`Options::hosts`].
+    hosts: Vec<gyre_nemesis::hosts::Host>,
     // Last: removed after the nodes are killed.
     dir: tempfile::TempDir,
 }
@@ -714,6 +748,7 @@ impl Cluster {
             ca,
             flags,
             token: options.admin_token.clone(),
+            hosts: options.hosts.clone(),
             dir,
         };
         for _ in 0..n {
@@ -771,9 +806,13 @@ impl Cluster {
             data_dir: self.dir.path().join(&label),
             log: self.dir.path().join(format!("{label}.log")),
             ca: ca.unwrap_or(&self.ca).to_path_buf(),
-            peer_listen: "127.0.0.1:0".to_owned(),
+            peer_listen: self
+                .hosts
+                .get(i)
+                .map_or_else(|| "127.0.0.1:0".to_owned(), |h| format!("{}:0", h.addr)),
             flags: self.flags.clone(),
             token: self.token.clone(),
+            host: self.hosts.get(i).cloned(),
             label,
         };
         self.nodes.push(Node::start(spec, seeds));

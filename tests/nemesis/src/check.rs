@@ -121,6 +121,17 @@ impl Report {
     }
 }
 
+impl fmt::Display for Report {
+    /// How many rules broke, then each, one per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} violations", self.violations.len())?;
+        for v in &self.violations {
+            write!(f, "\n{v}")?;
+        }
+        Ok(())
+    }
+}
+
 fn describe(op: &Op) -> String {
     let what = match &op.action {
         Action::Put { value, .. } => format!("put {value}"),

@@ -1,4 +1,6 @@
-//! Faults on real hosts, the checking half: the workload's clients
+//! Faults on real hosts: hosts in network namespaces and the network
+//! faults between them ([`hosts`]), the seeded schedule of faults
+//! ([`nemesis`]), the workload's clients
 //! ([`workload`]: causal read-modify-writes and blind writes through a real
 //! Redis client library), the history a run records ([`history`]: every
 //! client operation with its outcome and every fault, as JSON lines) and
@@ -29,5 +31,10 @@
 //! ```
 
 pub mod check;
+mod choices;
 pub mod history;
+pub mod hosts;
+pub mod nemesis;
 pub mod workload;
+
+pub use choices::Choices;

@@ -11,27 +11,11 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisError, Value};
 
+use crate::Choices;
 use crate::history::{Action, Entry, Op, Outcome};
 
 /// How long a client waits for a connection or an answer.
 const TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A seeded stream of choices (splitmix64).
-struct Choices(u64);
-
-impl Choices {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// One client of the workload.
 pub struct Client {
@@ -290,4 +274,69 @@ pub fn final_state(
         state.insert(key.clone(), values);
     }
     Ok(state)
+}
+
+/// Clients running in threads of their own until stopped.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    start: Instant,
+    clients: Vec<std::thread::JoinHandle<Vec<Entry>>>,
+}
+
+impl Workload {
+    /// Starts `clients` clients (ids 0..) on `keys` through `nodes`, their
+    /// choices seeded by `seed`.
+    #[must_use]
+    pub fn start(
+        clients: u32,
+        nodes: &Arc<RwLock<Vec<SocketAddr>>>,
+        keys: &[String],
+        seed: u64,
+    ) -> Self {
+        let (stop, acked) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let start = Instant::now();
+        let clients = (0..clients)
+            .map(|id| {
+                let client = Client::new(id, Arc::clone(nodes), keys.to_vec(), seed, start);
+                let (stop, acked) = (Arc::clone(&stop), Arc::clone(&acked));
+                std::thread::spawn(move || client.run(&stop, &acked))
+            })
+            .collect();
+        Self {
+            stop,
+            acked,
+            start,
+            clients,
+        }
+    }
+
+    /// Operations acknowledged so far.
+    #[must_use]
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// When the run started (the zero of the history's times).
+    #[must_use]
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
+    /// Stops the clients: every operation of every client, each client's
+    /// in the order it ran.
+    ///
+    /// # Panics
+    /// If a client panicked.
+    #[must_use]
+    pub fn stop(self) -> Vec<Entry> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    }
 }
