@@ -22,6 +22,8 @@
 #                                 (nftables), the history checked; needs
 #                                 root. GYRE_NEMESIS_SEEDS, _SEED, _SECONDS
 #                                 and _OUT make long runs (tests/README.md)
+#   disk_full_loses_nothing       a node's data directory on a small tmpfs
+#                                 filled up under load; needs root
 #   deploy/kubernetes/validate.sh the Kubernetes manifests against the API
 #                                 schemas and a security linter (PyPI:
 #                                 kubernetes-validate, checkov), offline, in
@@ -125,7 +127,7 @@ fi
 # its build rather than built (and stored) a second time.
 "${run[@]}" --workspace --features gyre/system-tests --test redis_tools_work_unmodified \
     --test metrics_parse_cleanly --test http_api_matches_its_openapi --test clients_use_tls \
-    --test faults_on_real_hosts
+    --test faults_on_real_hosts --test disk_full_loses_nothing
 
 # The Kubernetes manifests, offline: API schemas and the security linter,
 # with the Secrets made by the gyre binary that the tests above just built.

@@ -370,6 +370,16 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             | ClientOp::Increment { w, .. } => route::quorum("w", *w, props.w(), props.n_val())?,
         };
         let mut route = route::coordinator(self.me(), &primaries, |n| self.view.is_up(n));
+        // A node whose store failed (a full disk, a failed fsync) cannot
+        // make a write's new version: another primary coordinates it, and
+        // this replica is brought level once the node restarts.
+        if route == route::Route::Local
+            && forwarded.is_none()
+            && !matches!(op, ClientOp::Get { .. })
+            && self.replica.store().has_failed()
+        {
+            route = route::coordinator_elsewhere(self.me(), &primaries, |n| self.view.is_up(n));
+        }
         if forwarded.is_some() && route != route::Route::Local {
             let sets = routing.write_sets(&bucket, &key, &props)?;
             if !sets.iter().any(|s| s.contains(&self.me())) {

@@ -109,9 +109,26 @@ pub fn coordinator(me: NodeId, primaries: &[NodeId], is_up: impl Fn(NodeId) -> b
     if primaries.contains(&me) {
         return Route::Local;
     }
-    let mut order: Vec<NodeId> = primaries.to_vec();
+    Route::Forward(up_first(primaries, is_up))
+}
+
+/// Where a write should be coordinated when this node cannot write (its
+/// store failed): at the other primaries, up ones first. Forwarding to
+/// none is refused as unavailable, as for any key whose primaries are
+/// all out of reach.
+pub fn coordinator_elsewhere(
+    me: NodeId,
+    primaries: &[NodeId],
+    is_up: impl Fn(NodeId) -> bool,
+) -> Route {
+    let others: Vec<NodeId> = primaries.iter().copied().filter(|&n| n != me).collect();
+    Route::Forward(up_first(&others, is_up))
+}
+
+fn up_first(nodes: &[NodeId], is_up: impl Fn(NodeId) -> bool) -> Vec<NodeId> {
+    let mut order = nodes.to_vec();
     order.sort_by_key(|n| !is_up(*n));
-    Route::Forward(order)
+    order
 }
 
 /// See [`coordinator`].
@@ -121,4 +138,23 @@ pub enum Route {
     Local,
     /// Forward to one of these, in order.
     Forward(Vec<NodeId>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_cannot_write_forwards_to_the_other_primaries_up_first() {
+        let (a, b, c) = (NodeId::new(1), NodeId::new(2), NodeId::new(3));
+        assert_eq!(coordinator(a, &[a, b, c], |_| true), Route::Local);
+        assert_eq!(
+            coordinator_elsewhere(a, &[a, b, c], |n| n != b),
+            Route::Forward(vec![c, b])
+        );
+        assert_eq!(
+            coordinator_elsewhere(a, &[a], |_| true),
+            Route::Forward(vec![])
+        );
+    }
 }

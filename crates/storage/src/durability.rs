@@ -41,8 +41,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fail(&self, state: &mut State, why: String) {
-        tracing::error!(error = %why, "storage sync failed; the store refuses writes until restarted");
+    /// Fails the store: `what` failed (a write, or a sync) for `why`.
+    fn fail(&self, state: &mut State, what: &str, why: String) {
+        if state.failed.is_none() {
+            tracing::error!(error = %why, "storage {what} failed; the store refuses writes until restarted");
+        }
         state.failed.get_or_insert(why);
         self.failed.store(true, Ordering::Release);
         self.done.notify_all();
@@ -110,7 +113,7 @@ impl<E: Engine> Syncer<E> {
     /// now unknown, so the store fails.
     pub(crate) fn write_failed(&self, e: &Error) {
         let mut state = self.shared.lock();
-        self.shared.fail(&mut state, e.to_string());
+        self.shared.fail(&mut state, "write", e.to_string());
     }
 
     /// Waits until every batch written so far is durable (used by
@@ -178,7 +181,7 @@ impl<E: Engine> Syncer<E> {
                 Ok(())
             }
             Err(e) => {
-                self.shared.fail(&mut state, e.to_string());
+                self.shared.fail(&mut state, "sync", e.to_string());
                 Err(Error::Fatal(e.to_string()))
             }
         }
@@ -225,7 +228,7 @@ fn group_commit<E: Engine>(engine: &E, shared: &Shared, window: Duration) {
                 shared.done.notify_all();
             }
             Err(e) => {
-                shared.fail(&mut state, e.to_string());
+                shared.fail(&mut state, "sync", e.to_string());
                 return;
             }
         }

@@ -728,6 +728,10 @@ impl<E: Engine> Store for NodeStore<E> {
     fn flush(&self) -> Result<()> {
         self.syncer.sync_all()
     }
+
+    fn has_failed(&self) -> bool {
+        self.syncer.check().is_err()
+    }
 }
 
 impl<E: Engine> Drop for NodeStore<E> {

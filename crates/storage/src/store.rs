@@ -153,6 +153,10 @@ pub trait Store: Send + Sync {
     /// durability mode (for a clean shutdown).
     fn flush(&self) -> Result<()>;
 
+    /// Whether the store failed (a write or an fsync did: a full disk, a
+    /// failing device) and refuses every write until the node restarts.
+    fn has_failed(&self) -> bool;
+
     /// This node's id, once set.
     fn node_id(&self) -> Result<Option<NodeId>> {
         crate::meta::get(self, crate::meta::NODE_ID)
@@ -337,6 +341,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn flush(&self) -> Result<()> {
         (**self).flush()
+    }
+
+    fn has_failed(&self) -> bool {
+        (**self).has_failed()
     }
 
     fn node_id(&self) -> Result<Option<NodeId>> {
