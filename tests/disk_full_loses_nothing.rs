@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, RwLock};
 
-use common::{Cluster, SETTLE, wait_for};
+use common::{Cluster, SETTLE, wait_acked, wait_for};
 use gyre_nemesis::check::check;
 use gyre_nemesis::workload::{Workload, final_state};
 
@@ -105,17 +105,7 @@ fn a_full_disk_refuses_writes_and_loses_nothing() {
     let nodes = Arc::new(RwLock::new(resp));
     let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
     let workload = Workload::start(4, &nodes, &keys, seed);
-    let wait_acked = |n: u64, what: &str| {
-        wait_for(what, SETTLE, || {
-            let now = workload.acked();
-            if now >= n {
-                Ok(())
-            } else {
-                Err(format!("{now} of {n} acknowledged"))
-            }
-        });
-    };
-    wait_acked(PHASE, "the workload to get going");
+    wait_acked(&workload, PHASE, "the workload to get going");
 
     let filler = data.join("filler");
     fill(&filler);
@@ -128,7 +118,11 @@ fn a_full_disk_refuses_writes_and_loses_nothing() {
             Err("no word of a failed store in its log".to_owned())
         }
     });
-    wait_acked(at_full + PHASE, "writes through the nodes with room");
+    wait_acked(
+        &workload,
+        at_full + PHASE,
+        "writes through the nodes with room",
+    );
 
     // Space returns; the node restarts on what it has.
     std::fs::remove_file(&filler).unwrap();
@@ -136,7 +130,11 @@ fn a_full_disk_refuses_writes_and_loses_nothing() {
     cluster.restart(2);
     nodes.write().unwrap()[2] = cluster.nodes[2].ep.resp;
     let at_restart = workload.acked();
-    wait_acked(at_restart + PHASE, "operations after the restart");
+    wait_acked(
+        &workload,
+        at_restart + PHASE,
+        "operations after the restart",
+    );
     let history = workload.stop();
 
     wait_for("the replicas to agree", SETTLE, || {

@@ -12,7 +12,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use common::{Cluster, SETTLE, wait_for};
+use common::{Cluster, SETTLE, wait_acked, wait_for};
 use gyre_nemesis::check::check;
 use gyre_nemesis::history::write_jsonl;
 use gyre_nemesis::workload::{Workload, final_state};
@@ -35,25 +35,23 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
     let nodes = Arc::new(RwLock::new(resp));
     let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
     let workload = Workload::start(CLIENTS, &nodes, &keys, seed);
-    let wait_acked = |n: u64, what: &str| {
-        wait_for(what, SETTLE, || {
-            let now = workload.acked();
-            if now >= n {
-                Ok(())
-            } else {
-                Err(format!("{now} of {n} acknowledged"))
-            }
-        });
-    };
-    wait_acked(PHASE, "the workload to get going");
+    wait_acked(&workload, PHASE, "the workload to get going");
     cluster.nodes[1].kill9();
     let at_kill = workload.acked();
-    wait_acked(at_kill + PHASE, "operations through the live nodes");
+    wait_acked(
+        &workload,
+        at_kill + PHASE,
+        "operations through the live nodes",
+    );
     cluster.restart(1);
     // The restarted process listens on new ports: clients follow.
     nodes.write().unwrap()[1] = cluster.nodes[1].ep.resp;
     let at_restart = workload.acked();
-    wait_acked(at_restart + PHASE, "operations after the restart");
+    wait_acked(
+        &workload,
+        at_restart + PHASE,
+        "operations after the restart",
+    );
     let history = workload.stop();
 
     wait_for("the replicas to agree", SETTLE, || {

@@ -69,6 +69,18 @@ pub(crate) fn wait_for<T>(
     }
 }
 
+/// Waits until `workload` has `n` operations acknowledged in all.
+pub(crate) fn wait_acked(workload: &gyre_nemesis::workload::Workload, n: u64, what: &str) {
+    wait_for(what, SETTLE, || {
+        let now = workload.acked();
+        if now >= n {
+            Ok(())
+        } else {
+            Err(format!("{now} of {n} acknowledged"))
+        }
+    });
+}
+
 /// Runs the `gyre` command line (`gyre cert …`, `gyre cluster …`): its
 /// stdout if it succeeds, else a description of the failure.
 pub(crate) fn try_cli(args: &[&str]) -> Result<String, String> {
