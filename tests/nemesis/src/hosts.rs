@@ -7,8 +7,8 @@
 //! namespace to it, with addresses
 //! `10.213.S.1..=n` for the hosts and `10.213.S.254` for the test's own
 //! side of the bridge (the root namespace, where the clients and the
-//! harness run), with `S` drawn from the process id so that tests running
-//! at once use different subnets. Dropping it removes all of it. Nothing
+//! harness run), with `S` the first subnet no other run holds (claimed
+//! by making the namespace `gyre-net-S`). Dropping it removes all of it. Nothing
 //! is sent anywhere else: every address is on the bridge this made.
 //!
 //! The faults are rules in an `inet gyre_nemesis` table of a host's own
@@ -137,12 +137,18 @@ impl Hosts {
             return Err(HostsError::Needs(what));
         }
         let n = n.min(200);
-        let pid = std::process::id();
-        let subnet = (pid % 250) as u8;
-        let tag = pid % 1_000_000;
+        // A subnet is claimed by making the namespace named after it, which
+        // fails if another run holds it: runs at once never share one.
+        let first = std::process::id() % 250;
+        let subnet = (0..250)
+            .map(|k| ((first + k) % 250) as u8)
+            .find(|s| run(&["ip", "netns", "add", &format!("gyre-net-{s}")], None).is_ok())
+            .ok_or_else(|| {
+                HostsError::Needs("a free subnet: 250 runs hold 10.213.0.0/16".into())
+            })?;
         let mut hosts = Self {
-            switch: format!("gyre-{pid}-sw"),
-            uplink: format!("gyu{tag}"),
+            switch: format!("gyre-net-{subnet}"),
+            uplink: format!("gyu{subnet}"),
             hosts: Vec::new(),
             local: Ipv4Addr::new(10, 213, subnet, 254),
         };
@@ -151,7 +157,6 @@ impl Hosts {
         // to bridged frames where br_netfilter is loaded) never sees the
         // hosts' traffic to each other.
         let sw = ["ip", "netns", "exec", hosts.switch.as_str()];
-        run(&["ip", "netns", "add", &hosts.switch], None)?;
         run(
             &[&sw[..], &["ip", "link", "add", "br0", "type", "bridge"]].concat(),
             None,
@@ -189,7 +194,7 @@ impl Hosts {
         run(&["ip", "link", "set", &hosts.uplink, "up"], None)?;
         for i in 0..n {
             let host = Host {
-                ns: format!("gyre-{pid}-{i}"),
+                ns: format!("gyre-{subnet}-{i}"),
                 addr: Ipv4Addr::new(10, 213, subnet, i as u8 + 1),
             };
             let port = format!("port{i}");
