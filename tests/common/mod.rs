@@ -345,6 +345,21 @@ impl Node {
         assert!(status.success(), "kill failed: {status}");
     }
 
+    /// Stops it cleanly (SIGTERM) and waits until it exited.
+    pub(crate) fn stop(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("{} is not running", self.spec.label));
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed: {status}");
+        let exited = child.wait().unwrap();
+        assert!(exited.success(), "{} exited with {exited}", self.spec.label);
+    }
+
     /// Crashes it: SIGKILL, no clean shutdown.
     pub(crate) fn kill9(&mut self) {
         let mut child = self
