@@ -90,6 +90,8 @@ fn a_full_disk_refuses_writes_and_loses_nothing() {
     let data = cluster.nodes[2].data_dir().to_path_buf();
     let moved = data.with_extension("before");
     std::fs::rename(&data, &moved).unwrap();
+    // Declared after the cluster, so dropped before it: unmounted before
+    // the cluster's directory is removed, which a mount point would stop.
     let _tmpfs = Tmpfs::mount(&data);
     sh(
         "cp",
@@ -165,5 +167,4 @@ fn a_full_disk_refuses_writes_and_loses_nothing() {
         "seed {seed}: {report}\nfinal state: {fin:?}"
     );
     assert!(report.stats.acknowledged_puts > 0, "{:?}", report.stats);
-    drop(cluster);
 }
