@@ -129,8 +129,7 @@ fn a_full_disk_refuses_writes_and_loses_nothing() {
     // Space returns; the node restarts on what it has.
     std::fs::remove_file(&filler).unwrap();
     cluster.nodes[2].kill9();
-    cluster.restart(2);
-    nodes.write().unwrap()[2] = cluster.nodes[2].ep.resp;
+    cluster.restart_for_clients(2, &nodes);
     let at_restart = workload.acked();
     wait_acked(
         &workload,

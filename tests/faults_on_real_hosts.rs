@@ -126,8 +126,7 @@ fn run(nodes: usize, seed: u64, seconds: u64) -> Run {
         std::thread::sleep(step.hold);
         match &step.fault {
             Fault::Kill(n) => {
-                cluster.restart(*n);
-                addrs.write().unwrap()[*n] = cluster.nodes[*n].ep.resp;
+                cluster.restart_for_clients(*n, &addrs);
             }
             Fault::Pause(n) => cluster.nodes[*n].signal(false),
             _ => hosts.heal().unwrap(),

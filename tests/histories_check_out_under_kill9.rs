@@ -43,9 +43,8 @@ fn a_kill9_mid_workload_breaks_no_rule_of_the_checker() {
         at_kill + PHASE,
         "operations through the live nodes",
     );
-    cluster.restart(1);
     // The restarted process listens on new ports: clients follow.
-    nodes.write().unwrap()[1] = cluster.nodes[1].ep.resp;
+    cluster.restart_for_clients(1, &nodes);
     let at_restart = workload.acked();
     wait_acked(
         &workload,

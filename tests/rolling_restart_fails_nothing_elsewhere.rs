@@ -41,8 +41,7 @@ fn a_rolling_restart_fails_no_request_through_the_other_nodes() {
     for i in 0..cluster.nodes.len() {
         let from = start.elapsed();
         cluster.nodes[i].stop();
-        cluster.restart(i);
-        nodes.write().unwrap()[i] = cluster.nodes[i].ep.resp;
+        cluster.restart_for_clients(i, &nodes);
         windows.push((i, from, start.elapsed()));
         let at = workload.acked();
         wait_acked(&workload, at + PHASE, "operations after the restart");

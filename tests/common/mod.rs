@@ -878,6 +878,18 @@ impl Cluster {
         self.nodes[i].restart(&seeds);
     }
 
+    /// [`restart`](Self::restart), and tells a workload's clients
+    /// (`resp`: each node's RESP address) where node `i` listens now.
+    pub(crate) fn restart_for_clients(
+        &mut self,
+        i: usize,
+        resp: &std::sync::RwLock<Vec<SocketAddr>>,
+    ) {
+        self.restart(i);
+        resp.write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = self.nodes[i].ep.resp;
+    }
+
     /// Waits until every node of `which` answers `/health` 200 with one
     /// layout version, at least `min_version`, and sees each of `which` up
     /// and in the layout. Returns the version.
