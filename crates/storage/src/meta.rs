@@ -14,7 +14,13 @@ pub(crate) const CLUSTER_ID: &str = "cluster_id";
 pub(crate) const LAYOUT: &str = "layout";
 pub(crate) const OLDER_LAYOUTS: &str = "older_layouts";
 pub(crate) const PARTITIONS: &str = "partitions";
-pub(crate) const MERKLE_SHAPE: &str = "merkle_shape";
+/// The trees' shape, marking leaves written as whole batches' sums (see
+/// `Trees::load`).
+pub(crate) const MERKLE_LEAVES: &str = "merkle_leaves";
+/// Format 1's marker: leaves kept by earlier versions, where a batch that
+/// changed a leaf twice persisted only its last change. Trees under it are
+/// rebuilt once.
+pub(crate) const MERKLE_SHAPE_V1: &str = "merkle_shape";
 const BUCKET_PREFIX: &str = "bucket/";
 
 /// The tag of metadata entries in this format.

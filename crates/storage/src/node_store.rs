@@ -162,7 +162,9 @@ impl<E: Engine> NodeStore<E> {
         let mut trees = self.trees();
         let mut ops = Vec::with_capacity(3);
         ops.push(op);
-        let changes = trees.plan(hash, old, new, &mut ops)?;
+        let mut leaves = LeafWrites::default();
+        let changes = trees.plan(hash, old, new, &mut leaves)?;
+        trees.leaf_ops(leaves, &mut ops);
         let ticket = self.write(ops)?;
         trees.apply(changes);
         Ok(ticket)
@@ -354,6 +356,7 @@ impl<E: Engine> Store for NodeStore<E> {
         let mut trees = self.trees();
         let mut ops = Vec::new();
         let mut changes = Vec::new();
+        let mut leaves = LeafWrites::default();
         for (id, (before, after)) in &states {
             if before == after {
                 continue;
@@ -362,8 +365,9 @@ impl<E: Engine> Store for NodeStore<E> {
             ops.push(Self::object_op(id, codec::object_key(id), filed)?);
             let digest =
                 |s: &Option<(u8, Object)>| s.as_ref().map(|(n, o)| (*n, Self::digest(id, o)));
-            changes.extend(trees.plan(id.hash(), digest(before), digest(after), &mut ops)?);
+            changes.extend(trees.plan(id.hash(), digest(before), digest(after), &mut leaves)?);
         }
+        trees.leaf_ops(leaves, &mut ops);
         if ops.is_empty() {
             drop(trees);
             drop(stripes);
@@ -500,6 +504,7 @@ impl<E: Engine> Store for NodeStore<E> {
             let mut judged: BTreeMap<usize, bool> = BTreeMap::new();
             let mut ops = Vec::with_capacity(2 * rows.len());
             let mut changes = Vec::new();
+            let mut leaves = LeafWrites::default();
             let mut touched = BTreeSet::new();
             for (key, _) in &rows {
                 let Some(hash) = key.get(..8).and_then(|h| h.try_into().ok()) else {
@@ -530,12 +535,13 @@ impl<E: Engine> Store for NodeStore<E> {
                 // its digest goes with the partition's trees at the end.
                 if let Ok(s) = Self::decode_stored(key, bytes.as_ref()) {
                     let old = Some((s.n_val, Self::digest(&s.id, &s.object)));
-                    changes.extend(trees.plan(s.id.hash(), old, None, &mut ops)?);
+                    changes.extend(trees.plan(s.id.hash(), old, None, &mut leaves)?);
                 }
                 ops.push(Op::Delete(Space::Objects, key.clone()));
                 touched.insert(leaf);
                 dropped.objects += 1;
             }
+            trees.leaf_ops(leaves, &mut ops);
             let ticket = if ops.is_empty() {
                 None
             } else {
@@ -804,6 +810,12 @@ struct TreeChange {
     new: Option<ItemDigest>,
 }
 
+/// What one batch changes of the Merkle leaves: per (partition, n_val,
+/// leaf), the XOR of every change to it. Objects of a batch that share a
+/// leaf each count, and the batch writes the leaf once.
+#[derive(Default)]
+struct LeafWrites(BTreeMap<(PartitionId, u8, usize), u128>);
+
 /// The Merkle trees of every (partition, n_val) the store holds objects in.
 struct Trees {
     q: PartitionCount,
@@ -835,13 +847,14 @@ impl Trees {
     }
 
     /// Plans moving the item at `hash` from `old` to `new` ((n_val, digest),
-    /// `None`: absent) and appends the leaf writes that persist it to `ops`.
+    /// `None`: absent): the changes to apply once written, and their part
+    /// of the leaf writes in `leaves`.
     fn plan(
         &mut self,
         hash: KeyHash,
         old: Option<(u8, ItemDigest)>,
         new: Option<(u8, ItemDigest)>,
-        ops: &mut Vec<Op>,
+        leaves: &mut LeafWrites,
     ) -> Result<Vec<TreeChange>> {
         let partition = self.q.partition_of(hash);
         let mut changes = Vec::with_capacity(2);
@@ -883,14 +896,21 @@ impl Trees {
                 continue;
             };
             let leaf = tree_error(tree.leaf_of(hash))?;
-            let current = tree.leaves().get(leaf).copied().unwrap_or(0);
-            let key = codec::leaf_key(c.tree.0, c.tree.1, leaf as u32).to_vec();
-            ops.push(match current ^ delta {
+            *leaves.0.entry((c.tree.0, c.tree.1, leaf)).or_default() ^= delta;
+        }
+        Ok(changes)
+    }
+
+    /// Appends to `ops` one write per leaf that `leaves` changes: its
+    /// digest now with every change of the batch applied.
+    fn leaf_ops(&self, leaves: LeafWrites, ops: &mut Vec<Op>) {
+        for ((partition, n_val, leaf), delta) in leaves.0 {
+            let key = codec::leaf_key(partition, n_val, leaf as u32).to_vec();
+            ops.push(match self.leaf(partition, n_val, leaf) ^ delta {
                 0 => Op::Delete(Space::Leaves, key),
                 d => Op::Put(Space::Leaves, key, codec::encode_leaf(d).to_vec()),
             });
         }
-        Ok(changes)
     }
 
     /// Applies changes whose leaves were written.
@@ -925,7 +945,9 @@ impl Trees {
     }
 
     /// Loads the persisted trees, or rebuilds them from the objects when
-    /// they were kept in another shape (or never kept).
+    /// they were kept in another shape, never kept, or kept by a version
+    /// whose leaves may be off (format 1's marker: a batch that changed a
+    /// leaf twice persisted only its last change).
     fn load<E: Engine>(engine: &E, q: PartitionCount, shape: TreeShape) -> Result<Self> {
         let mut trees = Self {
             q,
@@ -933,8 +955,8 @@ impl Trees {
             map: HashMap::new(),
         };
         let stored_shape: Option<TreeShape> = engine
-            .get(Space::Meta, meta::MERKLE_SHAPE.as_bytes())?
-            .map(|b| meta::decode(meta::MERKLE_SHAPE, b.as_ref()))
+            .get(Space::Meta, meta::MERKLE_LEAVES.as_bytes())?
+            .map(|b| meta::decode(meta::MERKLE_LEAVES, b.as_ref()))
             .transpose()?;
         if stored_shape == Some(shape) {
             match Self::load_leaves(engine, q, shape) {
@@ -946,6 +968,13 @@ impl Trees {
                     tracing::warn!(error = %e, "stored Merkle leaves are unusable; rebuilding the trees from the data");
                 }
             }
+        } else if engine
+            .get(Space::Meta, meta::MERKLE_SHAPE_V1.as_bytes())?
+            .is_some()
+        {
+            tracing::info!(
+                "Merkle leaves kept by an earlier version may be off where a batch changed a leaf twice; rebuilding the trees from the data once"
+            );
         } else {
             tracing::info!(
                 ?stored_shape,
@@ -953,17 +982,17 @@ impl Trees {
                 "Merkle trees are kept in another shape (or not at all); rebuilding them from the data"
             );
         }
-        // Until the rebuild is complete the marker is absent, so a crash
+        // Until the rebuild is complete no marker is present, so a crash
         // midway rebuilds again at the next open.
-        engine.write(vec![Op::Delete(
-            Space::Meta,
-            meta::MERKLE_SHAPE.as_bytes().to_vec(),
-        )])?;
+        engine.write(vec![
+            Op::Delete(Space::Meta, meta::MERKLE_LEAVES.as_bytes().to_vec()),
+            Op::Delete(Space::Meta, meta::MERKLE_SHAPE_V1.as_bytes().to_vec()),
+        ])?;
         trees.rebuild(engine)?;
-        let marker = meta::encode(meta::MERKLE_SHAPE, &shape)?;
+        let marker = meta::encode(meta::MERKLE_LEAVES, &shape)?;
         engine.write(vec![Op::Put(
             Space::Meta,
-            meta::MERKLE_SHAPE.as_bytes().to_vec(),
+            meta::MERKLE_LEAVES.as_bytes().to_vec(),
             marker,
         )])?;
         engine.sync(crate::engine::SyncMode::Disk)?;

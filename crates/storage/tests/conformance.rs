@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use common::{Harness, config, delete, id, node, put, values};
+use gyre_merkle::TreeShape;
 use gyre_ring::{Layout, Member, RingConfig};
 use gyre_storage::{Change, Error, Hint, Limits, Object, ObjectId, Store, StoreConfig};
 use gyre_types::{BucketProps, ConflictMode, Key, NodeId, PartitionId, Timestamp, ZoneName};
@@ -444,6 +445,48 @@ fn a_batch_of_updates_is_one_write<H: Harness>() {
     }
 }
 
+/// Objects of one batch that share a Merkle leaf each leave their mark on
+/// it: the leaf written is the sum of all their changes, so the trees read
+/// back after a restart are the data's.
+fn a_batch_sharing_leaves_persists_every_change<H: Harness>() {
+    // Two leaves per tree: a batch of 40 puts many objects in each.
+    let shape = TreeShape::new(1, 1).unwrap();
+    let mut h = H::open(StoreConfig {
+        merkle_shape: shape,
+        ..config()
+    });
+    let keys: Vec<ObjectId> = (0..40).map(|i| id("b", &format!("k{i}"))).collect();
+    put(h.store(), &keys[0], 3, b"old", 1);
+    let batch: Vec<(ObjectId, u8)> = keys.iter().map(|k| (k.clone(), 3)).collect();
+    h.store()
+        .update_many(&batch, |i, current| {
+            Change::Write(blind(current, format!("v{i}").as_bytes(), 2), ())
+        })
+        .unwrap();
+    assert!(h.store().verify_trees().unwrap().is_empty());
+    if h.reopen() {
+        assert!(h.store().verify_trees().unwrap().is_empty());
+    }
+    // Changes, removals and additions, sharing leaves again.
+    let mut batch: Vec<(ObjectId, u8)> = batch[..30].to_vec();
+    batch.extend((40..50).map(|i| (id("b", &format!("k{i}")), 3)));
+    h.store()
+        .update_many(&batch, |i, current| {
+            if i % 3 == 0 {
+                Change::Write(Object::default(), ())
+            } else {
+                Change::Write(blind(current, format!("w{i}").as_bytes(), 3), ())
+            }
+        })
+        .unwrap();
+    assert!(h.store().verify_trees().unwrap().is_empty());
+    if h.reopen() {
+        assert!(h.store().verify_trees().unwrap().is_empty());
+        assert!(h.store().get(&keys[0]).unwrap().is_none());
+        assert_eq!(values(h.store(), &keys[1]), [b"w1".to_vec()]);
+    }
+}
+
 fn purge_removes_only_the_tombstone_it_names<H: Harness>() {
     let h = H::open(config());
     let s = h.store();
@@ -665,6 +708,7 @@ macro_rules! conformance {
                 dropping_a_partition_removes_it_and_its_trees_only,
                 a_drop_keeps_what_changed_after_the_hand_off,
                 a_batch_of_updates_is_one_write,
+                a_batch_sharing_leaves_persists_every_change,
                 purge_removes_only_the_tombstone_it_names,
                 hints_queue_per_target_in_order,
                 metadata_round_trips,

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use common::{Disk, Harness, Mem, config, node};
-use gyre_merkle::{ItemDigest, MerkleTree};
-use gyre_storage::{Change, Hint, HintId, Object, ObjectId, Store};
+use gyre_merkle::{ItemDigest, MerkleTree, TreeShape};
+use gyre_storage::{Change, Hint, HintId, Object, ObjectId, Store, StoreConfig};
 use gyre_types::{BucketName, Key, NodeId, PartitionId, Timestamp};
 use gyre_versioning::Policy;
 use proptest::prelude::*;
@@ -67,12 +67,30 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Key `k` of the test: all of them in partitions 0 and 1, so that with
+/// [`SHAPE`]'s few leaves the objects of a batch share leaves.
 fn object_id(k: usize) -> ObjectId {
-    let bucket = if k.is_multiple_of(2) { "even" } else { "odd" };
-    ObjectId::new(
-        BucketName::new(bucket).unwrap(),
-        Key::new(format!("key-{k}").into_bytes()).unwrap(),
-    )
+    static IDS: std::sync::OnceLock<Vec<ObjectId>> = std::sync::OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        let q = config().partitions;
+        (0..)
+            .map(|j: usize| {
+                let bucket = if j.is_multiple_of(2) { "even" } else { "odd" };
+                ObjectId::new(
+                    BucketName::new(bucket).unwrap(),
+                    Key::new(format!("key-{j}").into_bytes()).unwrap(),
+                )
+            })
+            .filter(|id| q.partition_of(id.hash()).get() < 2)
+            .take(KEYS)
+            .collect()
+    });
+    ids[k].clone()
+}
+
+/// Four leaves per tree.
+fn shape() -> TreeShape {
+    TreeShape::new(1, 2).unwrap()
 }
 
 fn one_value(value: u8, coordinator: u64, at: u64) -> Object {
@@ -95,7 +113,10 @@ struct Model {
 }
 
 fn run<H: Harness>(ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut h = H::open(config());
+    let mut h = H::open(StoreConfig {
+        merkle_shape: shape(),
+        ..config()
+    });
     let mut model = Model::default();
     let policy = Policy::default();
     for (step, op) in ops.iter().enumerate() {
