@@ -3,8 +3,10 @@
 //! that the node keeps, the HTTP API serves and the CLI reads as it is),
 //! where each transfer stands ([`Cursors`], persisted by the node), the
 //! throttle ([`Pacer`], fed the time), what a change gives a node to fill
-//! and the barrier it waits on ([`fill`]), the filling of one replica
-//! ([`Transfer`]: what to ask next, answers in), and a change's dry run
+//! and the barrier it waits on ([`fill`]), which replicas to fill when
+//! ([`Schedule`]: at most so many at once, a failed one tried again after a
+//! growing wait, fed the time), the filling of one replica ([`Transfer`]:
+//! what to ask next, answers in), and a change's dry run
 //! with its safety verdict ([`PlanEstimate`]).
 //!
 //! The node (`gyre-node`) drives it, asking peers and the store.
@@ -40,6 +42,7 @@ pub mod fill;
 mod pace;
 mod plan;
 mod progress;
+mod schedule;
 mod transfer;
 
 pub use cursors::{Cursor, Cursors};
@@ -47,4 +50,5 @@ pub use error::Error;
 pub use pace::Pacer;
 pub use plan::{DryRun, NodeEstimate, PlanEstimate};
 pub use progress::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
+pub use schedule::{Replica, Schedule};
 pub use transfer::{Accepted, Next, Transfer};

@@ -31,6 +31,12 @@
 //!    layout has, reads move to it, and once every node reads with it the
 //!    old layouts are retired (see `gyre_membership::history`).
 //!
+//! Which replicas run when is a [`Schedule`]'s to say: at most
+//! `max_inbound` at once, in order, and one that had to wait (its sources
+//! busy or down, a verification short of its majority) started again after
+//! `retry`, then twice as long per failure up to four `retry`s, while the
+//! others go on.
+//!
 //! Dropping: once a single layout is in use and has been for `drop_grace`
 //! (hints in flight land meanwhile, and are rerouted by the layout in use;
 //! replica reads of partitions held under no layout in use are refused),
@@ -60,11 +66,24 @@ use crate::{ClusterView, MembershipService, Peers, ReplicationService};
 
 mod drop;
 use gyre_handoff::{
-    Cursor, Cursors, Next, Pacer, PartitionTransfer, Stage, Transfer, TransferProgress, fill,
+    Cursor, Cursors, Next, Pacer, PartitionTransfer, Schedule, Stage, Transfer, TransferProgress,
+    fill,
 };
+
+/// Sleeps until `at`, or forever if `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Longest wait between two failed hand-offs of a partition to drop.
 const DROP_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Longest wait between two failed transfers of a partition to fill, in
+/// `retry`s (4 s with the defaults): short, since the change waits on it.
+const FILL_BACKOFF_MAX: u32 = 4;
 
 /// The metadata entry that holds this node's transfer cursors.
 const CURSORS: &str = "handoff";
@@ -299,47 +318,59 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             self.set_all_waiting(&why);
             return;
         }
-        let routing = Arc::new(routing.clone());
-        let mut queue: Vec<(PartitionId, u8)> = work
-            .iter()
-            .copied()
-            .filter(|(p, n)| self.cursor(*p, *n) != Some(Cursor::Done))
-            .collect();
-        queue.reverse();
+        let mut schedule = Schedule::new(
+            stamp,
+            &work,
+            |(p, n)| self.cursor(p, n) == Some(Cursor::Done),
+            self.config.retry,
+            self.config.retry * FILL_BACKOFF_MAX,
+        );
+        let mut events = self.membership.subscribe();
         let mut running = JoinSet::new();
         loop {
-            while running.len() < self.max_inbound.load(Ordering::Relaxed) {
-                let Some((partition, n_val)) = queue.pop() else {
-                    break;
-                };
+            let max = self.max_inbound.load(Ordering::Relaxed);
+            for (partition, n_val) in schedule.start(self.epoch.elapsed(), max) {
                 let this = Arc::clone(self);
-                let routing = Arc::clone(&routing);
                 running.spawn(async move {
-                    let outcome = this.transfer(stamp, &routing, partition, n_val).await;
+                    let outcome = this.transfer(stamp, partition, n_val).await;
                     (partition, n_val, outcome)
                 });
             }
-            let Some(joined) = running.join_next().await else {
+            if schedule.is_done() {
                 break;
-            };
-            let Ok((partition, n_val, outcome)) = joined else {
-                continue;
-            };
-            match outcome {
-                Ok(()) => self.update(partition, n_val, |t| {
-                    t.stage = Stage::Synced;
-                    t.waiting = None;
-                }),
-                Err(why) => {
-                    tracing::debug!(?partition, n_val, %why, "partition transfer waits");
-                    self.update(partition, n_val, |t| t.waiting = Some(why.clone()));
+            }
+            let wake = schedule.next_timeout(max).map(|t| self.epoch + t);
+            tokio::select! {
+                biased;
+                Some(joined) = running.join_next(), if !running.is_empty() => {
+                    let Ok((partition, n_val, outcome)) = joined else {
+                        continue;
+                    };
+                    schedule.finished(self.epoch.elapsed(), (partition, n_val), outcome.is_ok());
+                    match outcome {
+                        Ok(()) => self.update(partition, n_val, |t| {
+                            t.stage = Stage::Synced;
+                            t.waiting = None;
+                        }),
+                        Err(why) => {
+                            tracing::debug!(?partition, n_val, %why, "partition transfer waits");
+                            self.update(partition, n_val, |t| t.waiting = Some(why.clone()));
+                        }
+                    }
                 }
+                event = events.recv() => {
+                    let closed = matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed));
+                    if closed || !self.still_filling(stamp) {
+                        // A newer layout: its transfers end at their next
+                        // step; the next pass fills the newer one.
+                        break;
+                    }
+                }
+                () = sleep_until_some(wake) => {}
             }
         }
-        let done = work
-            .iter()
-            .all(|(p, n)| self.cursor(*p, *n) == Some(Cursor::Done));
-        if done && self.still_filling(stamp) {
+        while running.join_next().await.is_some() {}
+        if schedule.is_done() && self.still_filling(stamp) {
             self.finish(stamp);
             self.membership.set_synced(stamp);
             tracing::info!(%stamp, partitions = work.len(), "every partition this layout gives this node is filled and verified");
@@ -496,10 +527,15 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     async fn transfer(
         self: &Arc<Self>,
         stamp: LayoutStamp,
-        routing: &Routing,
         partition: PartitionId,
         n_val: u8,
     ) -> Result<(), String> {
+        let routing = self
+            .membership
+            .routing()
+            .filter(|r| LayoutStamp::of(r.newest()) == stamp)
+            .ok_or_else(|| "superseded by a newer layout".to_owned())?;
+        let routing = &routing;
         let old = self.sources(routing, partition, n_val);
         let cursor = self.cursor(partition, n_val);
         let mut t = Transfer::new(
