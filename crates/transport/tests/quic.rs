@@ -1,6 +1,7 @@
 //! QuicTransport over real QUIC on loopback: many concurrent requests on
 //! one connection, reconnecting to a restarted peer (and the metrics that
-//! tell of it), garbage datagrams and
+//! tell of it), a link kept through a seconds-long cut answering at once
+//! after the heal, garbage datagrams and
 //! oversized frames shrugged off (on a stream of their own or on the
 //! lane), and handshakes refused for the wrong
 //! cluster or a claimed id that the certificate does not carry.
@@ -530,4 +531,93 @@ async fn a_dial_to_an_address_the_peer_left_is_abandoned_when_it_moves() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     a.set_peer_addr(node(2), b.local_addr().unwrap());
     assert_eq!(waiting.await.unwrap().unwrap(), Response::Pong);
+}
+
+/// A UDP relay from its own address to `to`, for one client, that drops
+/// every datagram both ways while `cut` is set.
+async fn relay(to: SocketAddr, cut: Arc<std::sync::atomic::AtomicBool>) -> SocketAddr {
+    use std::sync::atomic::Ordering;
+    let front = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let back = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    back.connect(to).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut up, mut down) = (vec![0u8; 65536], vec![0u8; 65536]);
+        let mut client = None;
+        loop {
+            tokio::select! {
+                got = front.recv_from(&mut up) => {
+                    let Ok((n, from)) = got else { return };
+                    client = Some(from);
+                    if !cut.load(Ordering::SeqCst) {
+                        let _ = back.send(&up[..n]).await;
+                    }
+                }
+                got = back.recv(&mut down) => {
+                    let Ok(n) = got else { return };
+                    if let (Some(client), false) = (client, cut.load(Ordering::SeqCst)) {
+                        let _ = front.send_to(&down[..n], client).await;
+                    }
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// A path that drops everything for seconds, with requests timing out on
+/// it all along, leaves QUIC's loss recovery backed off (probes seconds
+/// apart by the end). The link is kept through the cut (its idle timeout is
+/// longer here), and still the first request after the heal is answered at
+/// once (a few milliseconds): new data goes out without waiting for the
+/// next probe. This rules out backed-off probes as the cause of a stall
+/// seen once after a heal on real hosts (tests/faults_on_real_hosts.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_kept_through_a_cut_answers_at_once_after_the_heal() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let config = |id: u64| QuicConfig {
+        // Longer than the cut: the link outlives it, as through short cuts.
+        idle_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_millis(500),
+        backoff_max: Duration::from_millis(200),
+        ..QuicConfig::new(loopback(), "test", ca.identity(node(id)).unwrap())
+    };
+    let (a, _a_in) = QuicTransport::bind(config(1)).unwrap();
+    let (b, b_in) = QuicTransport::bind(config(2)).unwrap();
+    let _server = serve(b_in);
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    a.set_peer_addr(
+        node(2),
+        relay(b.local_addr().unwrap(), Arc::clone(&cut)).await,
+    );
+    let ask = || a.request(node(2), Request::Ping, Duration::from_millis(500));
+    assert_eq!(ask().await.unwrap(), Response::Pong);
+
+    cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    let healed_at = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < healed_at {
+        assert!(ask().await.is_err(), "nothing crosses the cut");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    let healed = Instant::now();
+    let took = loop {
+        match ask().await {
+            Ok(r) => {
+                assert_eq!(r, Response::Pong);
+                break healed.elapsed();
+            }
+            Err(e) => {
+                assert!(
+                    healed.elapsed() < T,
+                    "not answered {T:?} after the heal: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        took < Duration::from_millis(1500),
+        "first answer {took:?} after the heal"
+    );
 }
