@@ -328,6 +328,12 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         let mut events = self.membership.subscribe();
         let mut running = JoinSet::new();
         loop {
+            if !self.still_filling(stamp) {
+                // A newer layout (its news may have come before `events`
+                // was subscribed): the transfers end at their next step,
+                // and the next pass fills the newer one.
+                break;
+            }
             let max = self.max_inbound.load(Ordering::Relaxed);
             for (partition, n_val) in schedule.start(self.epoch.elapsed(), max) {
                 let this = Arc::clone(self);
@@ -359,10 +365,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
                     }
                 }
                 event = events.recv() => {
-                    let closed = matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed));
-                    if closed || !self.still_filling(stamp) {
-                        // A newer layout: its transfers end at their next
-                        // step; the next pass fills the newer one.
+                    if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                         break;
                     }
                 }
