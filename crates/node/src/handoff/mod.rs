@@ -117,8 +117,9 @@ pub struct HandoffConfig {
     /// old layout retired) reach every node first, so that few writes
     /// still go to the old replicas and need a second round.
     pub drop_grace: Option<Duration>,
-    /// How often stalled work is tried again (and progress re-checked).
-    /// Default 1 s.
+    /// How often stalled work is tried again (and progress re-checked):
+    /// a partition whose transfer had to wait starts again after `retry`,
+    /// then twice as long per failure up to four `retry`s. Default 1 s.
     pub retry: Duration,
 }
 
