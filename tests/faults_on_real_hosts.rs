@@ -4,8 +4,11 @@
 //! through every node; a seeded nemesis (`gyre_nemesis::nemesis`) killing
 //! (-9) and pausing (SIGSTOP) nodes, cutting the network (halves, one node
 //! alone, overlapping majorities, one way) and losing packets, one fault
-//! at a time. After the heal: every replica's Merkle roots equal (the time
-//! it took is reported), no hint left, and the history (written as JSON
+//! at a time. After each fault's heal, how long until every node sees
+//! every node up again is timed (within the calm before the next fault),
+//! and reported per kind of fault. After the last heal: every replica's
+//! Merkle roots equal (the time it took is reported), no hint left, and
+//! the history (written as JSON
 //! lines) checked against the state read at R = N: nothing acknowledged
 //! lost, nothing superseded back, no value nobody wrote, siblings only
 //! from writes that did not see each other.
@@ -26,7 +29,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Options, SETTLE, wait_for};
+use common::{Cluster, Options, SETTLE, members, wait_for};
 use gyre_nemesis::check::check;
 use gyre_nemesis::history::{Entry, FaultEvent, write_jsonl};
 use gyre_nemesis::hosts::Hosts;
@@ -56,8 +59,62 @@ fn hosts(n: usize) -> Hosts {
 struct Run {
     seed: u64,
     faults: BTreeMap<&'static str, u32>,
+    /// Per kind of fault, after each heal: how long until every node saw
+    /// every node up (`None`: not within the calm before the next fault).
+    recovered: BTreeMap<&'static str, Vec<Option<Duration>>>,
     converged: Duration,
     stats: gyre_nemesis::check::Stats,
+}
+
+/// Whether every node answers and sees every node up.
+fn all_see_all_up(cluster: &Cluster) -> bool {
+    cluster.nodes.iter().all(|n| {
+        n.try_status()
+            .is_ok_and(|s| members(&s).iter().all(|m| m["up"] == true))
+    })
+}
+
+/// Waits out `calm` from `healed`, noting when every node first saw every
+/// node up.
+fn calm_and_time_recovery(cluster: &Cluster, healed: Instant, calm: Duration) -> Option<Duration> {
+    let until = healed + calm;
+    let mut recovered = None;
+    loop {
+        if recovered.is_none() && all_see_all_up(cluster) {
+            recovered = Some(healed.elapsed());
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return recovered;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// `recovered` summed up: "n healed, m seen all up within the calm, p50
+/// / max" per kind.
+fn recovery_report(recovered: &BTreeMap<&'static str, Vec<Option<Duration>>>) -> String {
+    recovered
+        .iter()
+        .map(|(kind, times)| {
+            let mut within: Vec<Duration> = times.iter().flatten().copied().collect();
+            within.sort_unstable();
+            let seen = format!(
+                "{kind}: {} of {} within the calm",
+                within.len(),
+                times.len()
+            );
+            match (within.get(within.len() / 2), within.last()) {
+                (Some(p50), Some(max)) => format!(
+                    "{seen}, p50 {:.2} s, max {:.2} s",
+                    p50.as_secs_f64(),
+                    max.as_secs_f64()
+                ),
+                _ => seen,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Sums `gyre_hints_pending_by_target` in node `i`'s metrics.
@@ -101,6 +158,7 @@ fn run(nodes: usize, seed: u64, seconds: u64) -> Run {
     let mut nemesis = Nemesis::new(seed, nodes);
     let mut events = Vec::new();
     let mut faults: BTreeMap<&'static str, u32> = BTreeMap::new();
+    let mut recovered: BTreeMap<&'static str, Vec<Option<Duration>>> = BTreeMap::new();
     let event = |phase: &str, fault: &Fault| {
         Entry::Fault(FaultEvent {
             at_us: start.elapsed().as_micros() as u64,
@@ -133,7 +191,8 @@ fn run(nodes: usize, seed: u64, seconds: u64) -> Run {
         }
         events.push(event("heal", &step.fault));
         last_heal = Instant::now();
-        std::thread::sleep(step.calm);
+        let took = calm_and_time_recovery(&cluster, last_heal, step.calm);
+        recovered.entry(step.fault.kind()).or_default().push(took);
     }
     let mut history = workload.stop();
     history.extend(events);
@@ -156,10 +215,11 @@ fn run(nodes: usize, seed: u64, seconds: u64) -> Run {
         }
     });
     let n_val = nodes.min(3) as u8;
-    // After a partition heals, a QUIC link between two nodes can stay
-    // stalled for seconds (its retransmission timer backed off during the
-    // cut): the read at R = N is tried again until it succeeds, and how
-    // long that took is reported.
+    // The read at R = N once failed for 2 s after the replicas agreed (3
+    // nodes, seed 13; not reproduced, cause unknown: a QUIC link kept
+    // through a cut answers at once after it, crates/transport/tests/
+    // quic.rs): it is tried again until it succeeds, and how long that
+    // took is reported.
     let agreed = Instant::now();
     let fin = wait_for("a read of every key at R = N", SETTLE, || {
         final_state(cluster.nodes[0].ep.resp, &keys, n_val)
@@ -173,8 +233,9 @@ fn run(nodes: usize, seed: u64, seconds: u64) -> Run {
     let saved = out.join(format!("history-{nodes}-nodes-seed-{seed}.jsonl"));
     write_jsonl(&mut std::fs::File::create(&saved).unwrap(), &history).unwrap();
     eprintln!(
-        "seed {seed}: {:?}; faults {faults:?}; replicas agreed {:.1} s after the heal, read at R = N {:.1} s later; history in {}",
+        "seed {seed}: {:?}; faults {faults:?}; every node saw every node up after each heal: {}; replicas agreed {:.1} s after the last heal, read at R = N {:.1} s later; history in {}",
         report.stats,
+        recovery_report(&recovered),
         converged.as_secs_f64(),
         read_after.as_secs_f64(),
         saved.display()
@@ -189,6 +250,7 @@ fn run(nodes: usize, seed: u64, seconds: u64) -> Run {
     Run {
         seed,
         faults,
+        recovered,
         converged,
         stats: report.stats,
     }
@@ -209,9 +271,20 @@ fn runs(nodes: usize) {
         done.len(),
         longest.as_secs_f64()
     );
+    let mut recovered: BTreeMap<&'static str, Vec<Option<Duration>>> = BTreeMap::new();
     for r in &done {
         eprintln!("  seed {}: {:?} {:?}", r.seed, r.faults, r.stats);
+        for (kind, times) in &r.recovered {
+            recovered
+                .entry(*kind)
+                .or_default()
+                .extend(times.iter().copied());
+        }
     }
+    eprintln!(
+        "every node saw every node up after a heal, per fault: {}",
+        recovery_report(&recovered)
+    );
 }
 
 #[test]
