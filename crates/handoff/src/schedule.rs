@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gyre_membership::LayoutStamp;
 use gyre_types::PartitionId;
 
 /// A (partition, n_val) replica to fill.
@@ -33,7 +32,6 @@ enum Slot {
 /// The fill of the replicas one layout change gives a node.
 #[derive(Clone, Debug)]
 pub struct Schedule {
-    layout: LayoutStamp,
     slots: BTreeMap<Replica, Slot>,
     /// The first wait after a failure.
     retry: Duration,
@@ -42,11 +40,10 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The fill of `work` for `layout`; `done` says which replicas a
-    /// recorded cursor says are filled already. A replica that fails waits
-    /// `retry`, then twice as long per failure, up to `retry_max`.
+    /// The fill of `work`; `done` says which replicas a recorded cursor
+    /// says are filled already. A replica that fails waits `retry`, then
+    /// twice as long per failure, up to `retry_max`.
     pub fn new(
-        layout: LayoutStamp,
         work: &[Replica],
         done: impl Fn(Replica) -> bool,
         retry: Duration,
@@ -67,16 +64,10 @@ impl Schedule {
             })
             .collect();
         Self {
-            layout,
             slots,
             retry,
             retry_max: retry_max.max(retry),
         }
-    }
-
-    /// The layout it fills.
-    pub fn layout(&self) -> LayoutStamp {
-        self.layout
     }
 
     /// The replicas to start now, in order, so that at most `max_running`
@@ -168,13 +159,6 @@ mod tests {
 
     const SEC: Duration = Duration::from_secs(1);
 
-    fn stamp() -> LayoutStamp {
-        LayoutStamp {
-            version: 2,
-            digest: 7,
-        }
-    }
-
     fn work(n: u32) -> Vec<Replica> {
         (0..n).map(|p| (PartitionId::new(p), 3)).collect()
     }
@@ -182,7 +166,7 @@ mod tests {
     #[test]
     fn it_starts_in_order_up_to_the_limit_and_skips_what_is_done() {
         let done = (PartitionId::new(1), 3);
-        let mut s = Schedule::new(stamp(), &work(5), |r| r == done, SEC, 60 * SEC);
+        let mut s = Schedule::new(&work(5), |r| r == done, SEC, 60 * SEC);
         assert_eq!(s.counts(), (5, 1));
         let first = s.start(Duration::ZERO, 2);
         assert_eq!(first, [(PartitionId::new(0), 3), (PartitionId::new(2), 3)]);
@@ -195,7 +179,7 @@ mod tests {
     #[test]
     fn a_failure_waits_and_each_next_one_twice_as_long_up_to_the_most() {
         let r = (PartitionId::new(0), 3);
-        let mut s = Schedule::new(stamp(), &[r], |_| false, SEC, 3 * SEC);
+        let mut s = Schedule::new(&[r], |_| false, SEC, 3 * SEC);
         let mut now = Duration::ZERO;
         for wait in [SEC, 2 * SEC, 3 * SEC, 3 * SEC] {
             assert_eq!(s.start(now, 1), [r]);
@@ -213,7 +197,7 @@ mod tests {
     #[test]
     fn outcomes_of_what_did_not_start_change_nothing() {
         let r = (PartitionId::new(0), 3);
-        let mut s = Schedule::new(stamp(), &[r], |_| false, SEC, SEC);
+        let mut s = Schedule::new(&[r], |_| false, SEC, SEC);
         s.finished(Duration::ZERO, r, true);
         s.finished(Duration::ZERO, (PartitionId::new(9), 3), true);
         assert!(!s.is_done());
@@ -231,7 +215,7 @@ mod tests {
             max in 1usize..5,
             outcomes in prop::collection::vec(any::<bool>(), 0..200),
         ) {
-            let mut s = Schedule::new(stamp(), &work(n), |_| false, SEC, 8 * SEC);
+            let mut s = Schedule::new(&work(n), |_| false, SEC, 8 * SEC);
             let mut outcomes = outcomes.into_iter();
             let mut now = Duration::ZERO;
             let mut running: BTreeSet<Replica> = BTreeSet::new();

@@ -320,7 +320,6 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             return;
         }
         let mut schedule = Schedule::new(
-            stamp,
             &work,
             |(p, n)| self.cursor(p, n) == Some(Cursor::Done),
             self.config.retry,
@@ -328,6 +327,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         );
         let mut events = self.membership.subscribe();
         let mut running = JoinSet::new();
+        // Which replica each running task fills, so that one that panicked
+        // is handed back as failed, not left running.
+        let mut tasks = std::collections::HashMap::new();
         loop {
             if !self.still_filling(stamp) {
                 // A newer layout (its news may have come before `events`
@@ -338,10 +340,9 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             let max = self.max_inbound.load(Ordering::Relaxed);
             for (partition, n_val) in schedule.start(self.epoch.elapsed(), max) {
                 let this = Arc::clone(self);
-                running.spawn(async move {
-                    let outcome = this.transfer(stamp, partition, n_val).await;
-                    (partition, n_val, outcome)
-                });
+                let task =
+                    running.spawn(async move { this.transfer(stamp, partition, n_val).await });
+                tasks.insert(task.id(), (partition, n_val));
             }
             if schedule.is_done() {
                 break;
@@ -349,8 +350,12 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             let wake = schedule.next_timeout(max).map(|t| self.epoch + t);
             tokio::select! {
                 biased;
-                Some(joined) = running.join_next(), if !running.is_empty() => {
-                    let Ok((partition, n_val, outcome)) = joined else {
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
+                    let (id, outcome) = match joined {
+                        Ok((id, outcome)) => (id, outcome),
+                        Err(e) => (e.id(), Err(format!("the transfer failed: {e}"))),
+                    };
+                    let Some((partition, n_val)) = tasks.remove(&id) else {
                         continue;
                     };
                     schedule.finished(self.epoch.elapsed(), (partition, n_val), outcome.is_ok());
