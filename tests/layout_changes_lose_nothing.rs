@@ -3,7 +3,8 @@
 //! them were stranded on their old owners for good); a join and a leave
 //! under a load of 50 clients doing causal read-modify-writes fail no
 //! request and lose no acknowledged write; afterwards every partition is
-//! held by exactly its new replicas, with equal Merkle roots.
+//! held by exactly its new replicas, with equal Merkle roots, still equal
+//! once the new nodes restarted.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -83,6 +84,25 @@ fn growing_three_nodes_to_six_keeps_every_key() {
         "{}",
         status["transfers"]
     );
+    // The new nodes restarted read their Merkle trees back from disk: the
+    // trees must still be their data's, and every key still readable
+    // through every node.
+    for &i in &added {
+        cluster.nodes[i].stop();
+        cluster.restart(i);
+    }
+    wait_for("equal roots after the new nodes restarted", SETTLE, || {
+        cluster.try_replicas_agree(&all)
+    });
+    for node in 0..6 {
+        let missing = unreadable(&cluster, node, KEYS);
+        assert!(
+            missing.is_empty(),
+            "{} of {KEYS} keys missing through n{node} after the restarts, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
+    }
 }
 
 /// A client's record: per key, the value of its last acknowledged write.
