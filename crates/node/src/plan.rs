@@ -36,11 +36,10 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
             .buckets()
             .props(&BucketName::default())
             .map_or(2, |p| p.w());
-        // Liveness as it is now, before the size reports: each is a scan of
-        // a member's whole store, and with millions of keys on a small
-        // machine the scans can delay gossip enough for the failure
-        // detector to suspect nodes that are up (seen at 1,000,000 keys on
-        // two cores: a safe plan judged unsafe).
+        // Liveness as it is now, before the size reports: a member slow to
+        // answer them must not count as down (when each report was a scan
+        // of a member's whole store, at 1,000,000 keys on two cores, the
+        // scans delayed gossip enough to judge a safe plan unsafe).
         let up: BTreeSet<NodeId> = next
             .members()
             .iter()

@@ -73,7 +73,10 @@ pub use config::Config;
 pub use coordinator::{ReadOp, Repairs, Send, WriteOp};
 pub use error::{Error, Result};
 pub use expiry::{expires, read_time, unix_ms};
+/// The bytes one object takes in a transfer and in size reports: its key
+/// and its values.
+pub use gyre_storage::object_bytes;
 pub use hedge::RttEstimator;
 pub use hints::HintBatch;
-pub use replica::{Replica, Written, object_bytes};
+pub use replica::{Replica, Written};
 pub use scan::KeyPage;

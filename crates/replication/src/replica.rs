@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::Bytes;
 use gyre_merkle::KeyRange;
-use gyre_storage::{Change, Hint, ObjectId, Store};
+use gyre_storage::{Change, Hint, ObjectId, Store, object_bytes};
 use gyre_types::{
     BucketName, BucketProps, ConflictMode, HybridClock, Key, NodeId, PartitionId, Timestamp,
 };
@@ -410,41 +410,23 @@ impl<S: Store> Replica<S> {
     }
 
     /// What this replica holds per partition: objects and their bytes
-    /// (keys and values), for partitions with any object.
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    pub fn partition_sizes(&self) -> Result<Vec<gyre_wire::PartitionSize>> {
-        let mut partitions: Vec<PartitionId> = self
-            .store
-            .merkle_trees()
+    /// (keys and values, every n_val together), for partitions with any
+    /// object. Read from the sizes the store keeps with its trees: no scan.
+    pub fn partition_sizes(&self) -> Vec<gyre_wire::PartitionSize> {
+        let mut per_partition: BTreeMap<PartitionId, (u64, u64)> = BTreeMap::new();
+        for ((partition, _), size) in self.store.tree_sizes() {
+            let (objects, bytes) = per_partition.entry(partition).or_default();
+            *objects += size.objects;
+            *bytes += size.bytes;
+        }
+        per_partition
             .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-        partitions.sort_unstable();
-        partitions.dedup();
-        let mut sizes = Vec::with_capacity(partitions.len());
-        for partition in partitions {
-            let (mut objects, mut bytes) = (0u64, 0u64);
-            let mut after: Option<ObjectId> = None;
-            loop {
-                let page = self.store.scan(partition, after.as_ref(), 1024)?;
-                for s in &page.items {
-                    objects += 1;
-                    bytes += object_bytes(s.id.key(), &s.object);
-                }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-            sizes.push(gyre_wire::PartitionSize {
+            .map(|(partition, (objects, bytes))| gyre_wire::PartitionSize {
                 partition,
                 objects,
                 bytes,
-            });
-        }
-        Ok(sizes)
+            })
+            .collect()
     }
 
     /// Answers a request from peer `from` (`Coordinate`, `PullLayout` and
@@ -546,7 +528,7 @@ impl<S: Store> Replica<S> {
                     next: next.map(|id| (id.bucket().clone(), id.key().clone())),
                 }
             }
-            Request::PartitionSizes => Response::Sizes(self.partition_sizes()?),
+            Request::PartitionSizes => Response::Sizes(self.partition_sizes()),
             Request::ScanKeys {
                 bucket,
                 from,
@@ -568,11 +550,6 @@ impl<S: Store> Replica<S> {
             }
         })
     }
-}
-
-/// The bytes one object takes in a transfer: its key and its values.
-pub fn object_bytes(key: &Key, object: &Object) -> u64 {
-    key.as_bytes().len() as u64 + object.values().map(|v| v.len() as u64).sum::<u64>()
 }
 
 /// What merging `item` into `current` writes (DVV sync: never replaces),

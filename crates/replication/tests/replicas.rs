@@ -777,6 +777,17 @@ proptest! {
     }
 }
 
+/// Node 2's replica over an empty store of `q` partitions.
+fn empty_replica(q: gyre_types::PartitionCount) -> Replica<MemStore> {
+    let store = MemStore::new(StoreConfig {
+        durability: Durability::None,
+        partitions: q,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    Replica::new(NodeId::new(2), store, Config::default()).unwrap()
+}
+
 /// A handoff chunk for an n_val that few objects of a partition have reads
 /// a bounded number of objects and hands back a cursor, instead of scanning
 /// the whole partition in one request (past the request timeout on a big
@@ -784,13 +795,7 @@ proptest! {
 #[test]
 fn a_chunk_of_a_sparse_n_val_scans_a_bounded_run() {
     let q = gyre_types::PartitionCount::new(64).unwrap();
-    let store = MemStore::new(StoreConfig {
-        durability: Durability::None,
-        partitions: q,
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    let target = Replica::new(NodeId::new(2), store, Config::default()).unwrap();
+    let target = empty_replica(q);
     let writer = replica(1);
     let (dense, sparse) = (BucketName::new("a").unwrap(), bucket());
     let mut wanted = BTreeSet::new();
@@ -833,6 +838,85 @@ fn a_chunk_of_a_sparse_n_val_scans_a_bounded_run() {
     assert!(requests >= 4000 / 8, "{requests} requests");
 }
 
+/// What a replica reports of its partitions' sizes (read from the sizes
+/// its store keeps, no scan) equals what a scan counts, through writes of
+/// two n_vals, merges of whole chunks, deletes (tombstones count, with no
+/// value bytes) and a dropped partition; and the request answers the same.
+#[test]
+fn size_reports_equal_a_count_of_the_data() {
+    let q = gyre_types::PartitionCount::new(64).unwrap();
+    let target = empty_replica(q);
+    let writer = replica(1);
+    let counted = |r: &Replica<MemStore>| {
+        let mut sizes = std::collections::BTreeMap::new();
+        for p in 0..q.get() {
+            let partition = gyre_types::PartitionId::new(p);
+            for s in r.store().scan(partition, None, usize::MAX).unwrap().items {
+                let (objects, bytes) = sizes.entry(partition).or_insert((0u64, 0u64));
+                *objects += 1;
+                *bytes += gyre_replication::object_bytes(s.id.key(), &s.object);
+            }
+        }
+        sizes
+    };
+    let reported = |r: &Replica<MemStore>| {
+        let Response::Sizes(list) = r.serve(WALL, NodeId::new(3), Request::PartitionSizes) else {
+            panic!("not a size report");
+        };
+        assert_eq!(list, r.partition_sizes());
+        list.into_iter()
+            .map(|s| (s.partition, (s.objects, s.bytes)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (a, b) = (BucketName::new("a").unwrap(), bucket());
+    let mut chunk = Vec::new();
+    for i in 0..600u32 {
+        let (bucket, n_val) = if i % 3 == 0 { (&a, 2) } else { (&b, 3) };
+        let mut item = writer
+            .write(
+                WALL,
+                bucket,
+                &key(i),
+                value(&"v".repeat(i as usize % 50)),
+                None,
+            )
+            .unwrap()
+            .item;
+        item.n_val = n_val;
+        if i < 300 {
+            target.merge(WALL, &item).unwrap();
+        } else {
+            chunk.push(item);
+        }
+    }
+    target.merge_many(WALL, &chunk).unwrap();
+    assert_eq!(reported(&target), counted(&target));
+    // Overwrites with other sizes, and deletes: tombstones stay as
+    // objects without value bytes.
+    for i in (0..600u32).step_by(7) {
+        let bucket = if i % 3 == 0 { &a } else { &b };
+        let new = if i % 2 == 0 {
+            value("a longer value than before")
+        } else {
+            None
+        };
+        let mut item = writer
+            .write(WALL + 1, bucket, &key(i), new, None)
+            .unwrap()
+            .item;
+        item.n_val = if i % 3 == 0 { 2 } else { 3 };
+        target.merge(WALL + 1, &item).unwrap();
+    }
+    assert_eq!(reported(&target), counted(&target));
+    // A dropped partition reports nothing.
+    let victim = *counted(&target).keys().next().unwrap();
+    let trees = target.store().partition_trees(victim).unwrap();
+    assert!(target.store().drop_partition(&trees).unwrap().is_complete());
+    let after = reported(&target);
+    assert!(!after.contains_key(&victim));
+    assert_eq!(after, counted(&target));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -847,13 +931,7 @@ proptest! {
         max_bytes in 1u64..4000,
     ) {
         let q = gyre_types::PartitionCount::new(64).unwrap();
-        let store = MemStore::new(StoreConfig {
-            durability: Durability::None,
-            partitions: q,
-            ..StoreConfig::default()
-        })
-        .unwrap();
-        let target = Replica::new(NodeId::new(2), store, Config::default()).unwrap();
+        let target = empty_replica(q);
         let writer = replica(1);
         for (i, &n_val) in n_vals.iter().enumerate() {
             let mut item = writer

@@ -17,6 +17,8 @@
 //! hint         tag 1 ‖ varint len(object key) ‖ object key ‖ object record
 //! leaf key     partition u32 BE ‖ n_val u8 ‖ leaf u32 BE
 //! leaf         digest u128 LE (16 bytes)
+//! size key     partition u32 BE ‖ n_val u8 ‖ FFFFFFFF (a leaf key past every leaf)
+//! size         objects u64 LE ‖ bytes u64 LE (16 bytes)
 //! ```
 //!
 //! Keys are big-endian so that byte order is numeric order: objects sort by
@@ -27,7 +29,7 @@ use bytes::Bytes;
 use gyre_types::{BucketName, Key, NodeId, PartitionId, Timestamp};
 use gyre_versioning::DvvSet;
 
-use crate::{Hint, Object, ObjectId};
+use crate::{Hint, Object, ObjectId, TreeSize};
 
 /// The format tag of object and hint records written by this version.
 pub(crate) const FORMAT: u8 = 1;
@@ -109,6 +111,36 @@ pub(crate) fn decode_leaf_key(bytes: &[u8]) -> Result<(PartitionId, u8, u32), De
     let leaf = r.u32_be()?;
     r.finish()?;
     Ok((partition, n_val, leaf))
+}
+
+/// The leaf number of a tree's size row: past every leaf (a tree has at
+/// most 2^16 leaves), so a tree's leaves and its size sort together.
+pub(crate) const SIZES_LEAF: u32 = u32::MAX;
+
+/// The storage key of one tree's size.
+pub(crate) fn sizes_key(partition: PartitionId, n_val: u8) -> [u8; 9] {
+    leaf_key(partition, n_val, SIZES_LEAF)
+}
+
+/// A tree's size as stored.
+pub(crate) fn encode_sizes(size: TreeSize) -> [u8; 16] {
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&size.objects.to_le_bytes());
+    out[8..].copy_from_slice(&size.bytes.to_le_bytes());
+    out
+}
+
+/// Decodes a tree's size.
+pub(crate) fn decode_sizes(bytes: &[u8]) -> Result<TreeSize, DecodeError> {
+    let raw: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| format!("tree size is {} bytes, not 16", bytes.len()))?;
+    let (objects, size) = raw.split_at(8);
+    let word = |b: &[u8]| b.try_into().map(u64::from_le_bytes);
+    Ok(TreeSize {
+        objects: word(objects).map_err(|_| "tree size: objects".to_owned())?,
+        bytes: word(size).map_err(|_| "tree size: bytes".to_owned())?,
+    })
 }
 
 /// Decodes a leaf digest.

@@ -1,9 +1,10 @@
-//! The on-disk formats, pinned: `tests/fixtures/store-v2.bin` holds every
+//! The on-disk formats, pinned: `tests/fixtures/store-v3.bin` holds every
 //! entry of a small store (objects with siblings and tombstones, Merkle
-//! leaves, hints, metadata) as written today, `store-v1.bin` the same store
-//! as format 1 wrote it (its Merkle trees' marker named `merkle_shape`,
-//! under which a batch that changed a leaf twice persisted only its last
-//! change; such trees are rebuilt once at open).
+//! leaves and tree sizes, hints, metadata) as written today; the same store
+//! as earlier formats wrote it: `store-v1.bin` (its trees' marker named
+//! `merkle_shape`, under which a batch that changed a leaf twice persisted
+//! only its last change) and `store-v2.bin` (marker `merkle_leaves`, no
+//! tree sizes). Trees under an earlier marker are rebuilt once at open.
 //!
 //! - Building the same store today must produce exactly the newest
 //!   fixture's bytes, so an accidental change of any encoding fails here.
@@ -27,8 +28,9 @@ use crate::{Change, Hint, MemStore, Object, ObjectId, Store, StoreConfig};
 
 const V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1.bin");
 const V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v2.bin");
+const V3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v3.bin");
 /// The fixture today's code writes.
-const NEWEST: &str = V2;
+const NEWEST: &str = V3;
 const MAGIC: &[u8] = b"gyre-store-fixture-1\n";
 
 fn config() -> StoreConfig {
@@ -201,42 +203,65 @@ fn fixture(path: &str) -> Vec<Op> {
 
 #[test]
 fn every_fixture_reads_back() {
-    for path in [V1, V2] {
+    for path in [V1, V2, V3] {
         reads_back(&open(fixture(path)));
     }
 }
 
-/// Format 1's leaves may be off (a batch that changed a leaf twice kept
-/// only its last change): under its marker the trees are rebuilt from the
-/// data once, and kept under today's marker from then on.
+/// Under an earlier format's marker the trees are rebuilt from the data
+/// once (format 1's leaves may be off: a batch that changed a leaf twice
+/// kept only its last change; format 2 kept no sizes), and kept under
+/// today's marker from then on.
 #[test]
-fn format_1_trees_are_rebuilt_once() {
-    let mut ops = fixture(V1);
-    let leaf = ops
-        .iter_mut()
-        .find_map(|op| match op {
-            Op::Put(Space::Leaves, _, v) => Some(v),
-            _ => None,
-        })
-        .expect("the fixture holds leaves");
-    *leaf = crate::codec::encode_leaf(0x5eed).to_vec();
-    let s = open(ops);
-    assert_eq!(s.verify_trees().unwrap(), []);
-    let dump = s.engine().dump();
-    let marker = |name: &str| {
-        dump.iter()
-            .any(|(space, k, _)| *space == Space::Meta && k.as_slice() == name.as_bytes())
-    };
-    assert!(!marker(crate::meta::MERKLE_SHAPE_V1));
-    assert!(marker(crate::meta::MERKLE_LEAVES));
-    // Today's marker: the leaves are loaded as they are.
-    let mut ops = fixture(V2);
-    for op in &mut ops {
-        if let Op::Put(Space::Leaves, _, v) = op {
-            *v = crate::codec::encode_leaf(0x5eed).to_vec();
-        }
+fn earlier_formats_rebuild_their_trees_once() {
+    for (path, old_marker) in [
+        (V1, crate::meta::MERKLE_SHAPE_V1),
+        (V2, crate::meta::MERKLE_LEAVES_V2),
+    ] {
+        let mut ops = fixture(path);
+        let leaf = ops
+            .iter_mut()
+            .find_map(|op| match op {
+                Op::Put(Space::Leaves, _, v) => Some(v),
+                _ => None,
+            })
+            .expect("the fixture holds leaves");
+        *leaf = crate::codec::encode_leaf(0x5eed).to_vec();
+        let s = open(ops);
+        assert_eq!(s.verify_trees().unwrap(), [], "{path}");
+        assert_eq!(s.tree_sizes().len(), 3, "{path}");
+        let dump = s.engine().dump();
+        let marker = |name: &str| {
+            dump.iter()
+                .any(|(space, k, _)| *space == Space::Meta && k.as_slice() == name.as_bytes())
+        };
+        assert!(!marker(old_marker), "{path}");
+        assert!(marker(crate::meta::MERKLE_TREES), "{path}");
     }
-    assert!(!open(ops).verify_trees().unwrap().is_empty());
+    // Today's marker: the leaves and sizes are loaded as they are.
+    let corrupted = |what: Space, value: Vec<u8>, sizes: bool| {
+        let mut ops = fixture(V3);
+        for op in &mut ops {
+            if let Op::Put(space, k, v) = op
+                && *space == what
+                && (k.ends_with(&[0xff; 4]) == sizes)
+            {
+                *v = value.clone();
+            }
+        }
+        open(ops).verify_trees().unwrap()
+    };
+    let leaf = crate::codec::encode_leaf(0x5eed).to_vec();
+    assert!(!corrupted(Space::Leaves, leaf, false).is_empty());
+    let size = crate::codec::encode_sizes(crate::TreeSize {
+        objects: 7,
+        bytes: 7,
+    });
+    let mismatches = corrupted(Space::Leaves, size.to_vec(), true);
+    assert_eq!(mismatches.len(), 3);
+    assert!(mismatches.iter().all(|m| m.kept_root == m.data_root
+        && m.kept_size.objects == 7
+        && m.data_size.objects != 7));
 }
 
 fn reads_back(s: &MemStore) {

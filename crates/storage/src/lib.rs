@@ -68,6 +68,7 @@ mod metrics;
 mod model;
 mod node_store;
 mod store;
+mod trees;
 mod verify;
 
 pub use config::{Durability, Limits, StoreConfig};
@@ -78,7 +79,7 @@ pub use fjall_engine::FjallEngine;
 pub use metrics::StoreCollector;
 pub use model::{
     Change, Dropped, Hint, HintId, Object, ObjectId, PartitionTrees, ScanPage, Stored,
-    TreeMismatch, Value,
+    TreeMismatch, TreeSize, Value, object_bytes,
 };
 #[cfg(feature = "fjall")]
 pub use node_store::FjallStore;

@@ -14,9 +14,12 @@ pub(crate) const CLUSTER_ID: &str = "cluster_id";
 pub(crate) const LAYOUT: &str = "layout";
 pub(crate) const OLDER_LAYOUTS: &str = "older_layouts";
 pub(crate) const PARTITIONS: &str = "partitions";
-/// The trees' shape, marking leaves written as whole batches' sums (see
-/// `Trees::load`).
-pub(crate) const MERKLE_LEAVES: &str = "merkle_leaves";
+/// The trees' shape, marking leaves written as whole batches' sums and a
+/// size row kept per tree (see `Trees::load`).
+pub(crate) const MERKLE_TREES: &str = "merkle_trees";
+/// Format 2's marker: leaves right, but no sizes kept. Trees under it are
+/// rebuilt once.
+pub(crate) const MERKLE_LEAVES_V2: &str = "merkle_leaves";
 /// Format 1's marker: leaves kept by earlier versions, where a batch that
 /// changed a leaf twice persisted only its last change. Trees under it are
 /// rebuilt once.

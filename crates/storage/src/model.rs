@@ -141,7 +141,24 @@ pub struct ScanPage {
     pub next: Option<ObjectId>,
 }
 
-/// A Merkle tree that disagrees with the data it should summarise.
+/// What one (partition, n_val) tree's objects hold, kept with the tree
+/// ([`Store::tree_sizes`](crate::Store::tree_sizes)): read without a scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeSize {
+    /// Objects, tombstones included.
+    pub objects: u64,
+    /// Their bytes as [`object_bytes`] counts them.
+    pub bytes: u64,
+}
+
+/// An object's bytes as sizes count them: its key and its values (what a
+/// client wrote), not its encoding, version vectors or tombstones.
+pub fn object_bytes(key: &Key, object: &Object) -> u64 {
+    key.as_bytes().len() as u64 + object.values().map(|v| v.len() as u64).sum::<u64>()
+}
+
+/// A Merkle tree (or its kept size) that disagrees with the data it should
+/// summarise.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeMismatch {
     /// The partition.
@@ -152,6 +169,10 @@ pub struct TreeMismatch {
     pub kept_root: u128,
     /// The root computed from the data.
     pub data_root: u128,
+    /// The size the store keeps.
+    pub kept_size: TreeSize,
+    /// The size counted from the data.
+    pub data_size: TreeSize,
 }
 
 /// Copies of one partition's Merkle trees, one per n_val, taken together

@@ -4,7 +4,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use gyre_merkle::{ItemDigest, MerkleTree, TreeId, TreeShape};
+use gyre_merkle::{MerkleTree, TreeId};
 use gyre_types::{BucketProps, KeyHash, NodeId, PartitionCount, PartitionId};
 
 #[cfg(feature = "fjall")]
@@ -12,9 +12,10 @@ use crate::FjallEngine;
 use crate::codec::{self, DecodeError};
 use crate::durability::Syncer;
 use crate::engine::{Engine, MemEngine, Op, Space};
+use crate::trees::{Filing, LeafWrites, Trees, tree_error};
 use crate::{
     Change, Dropped, Error, Hint, HintId, Object, ObjectId, PartitionTrees, Result, ScanPage,
-    Store, StoreConfig, Stored, meta,
+    Store, StoreConfig, Stored, TreeSize, meta,
 };
 
 /// An object as filed: the n_val of its tree and its state (`None`: no
@@ -26,7 +27,7 @@ type Filed = Option<(u8, Object)>;
 const STRIPES: usize = 1024;
 
 /// Objects per batch when dropping a partition or rebuilding trees.
-const BATCH: usize = 1024;
+pub(crate) const BATCH: usize = 1024;
 
 /// A node's store: the logic shared by every engine. Use it as
 /// [`FjallStore`] or [`MemStore`].
@@ -149,15 +150,15 @@ impl<E: Engine> NodeStore<E> {
         }
     }
 
-    /// Writes one object's change with the Merkle leaves it moves, in one
-    /// batch, and applies it to the trees; returns the batch's ticket. The
-    /// caller holds the object's stripe.
+    /// Writes one object's change with the Merkle leaves and the size it
+    /// moves, in one batch, and applies it to the trees; returns the
+    /// batch's ticket. The caller holds the object's stripe.
     fn commit_object(
         &self,
         hash: KeyHash,
         op: Op,
-        old: Option<(u8, ItemDigest)>,
-        new: Option<(u8, ItemDigest)>,
+        old: Option<Filing>,
+        new: Option<Filing>,
     ) -> Result<u64> {
         let mut trees = self.trees();
         let mut ops = Vec::with_capacity(3);
@@ -216,10 +217,6 @@ impl<E: Engine> NodeStore<E> {
         }
     }
 
-    fn digest(id: &ObjectId, object: &Object) -> ItemDigest {
-        ItemDigest::of_bucket_key(id.bucket(), id.key(), object.version_digest())
-    }
-
     /// The object-key bounds of a partition.
     fn partition_bounds(&self, p: PartitionId) -> Result<(Vec<u8>, Bound<Vec<u8>>)> {
         let q = self.config.partitions;
@@ -241,7 +238,7 @@ impl<E: Engine> NodeStore<E> {
         let full = rows.len() == limit;
         let items = rows
             .iter()
-            .map(|(k, v)| Self::decode_stored(k.as_ref(), v.as_ref()))
+            .map(|(k, v)| decode_stored(k.as_ref(), v.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let next = if full {
             items.last().map(|s| s.id.clone())
@@ -250,16 +247,17 @@ impl<E: Engine> NodeStore<E> {
         };
         Ok(ScanPage { items, next })
     }
+}
 
-    fn decode_stored(key: &[u8], value: &[u8]) -> Result<Stored> {
-        let id = codec::decode_object_key(key).map_err(|reason| Error::Corrupt {
-            location: codec::describe_object_key(key),
-            reason,
-        })?;
-        let (n_val, object) =
-            codec::decode_object(value).map_err(|reason| corrupt_object(&id, reason))?;
-        Ok(Stored { id, n_val, object })
-    }
+/// An object record decoded with its key.
+pub(crate) fn decode_stored(key: &[u8], value: &[u8]) -> Result<Stored> {
+    let id = codec::decode_object_key(key).map_err(|reason| Error::Corrupt {
+        location: codec::describe_object_key(key),
+        reason,
+    })?;
+    let (n_val, object) =
+        codec::decode_object(value).map_err(|reason| corrupt_object(&id, reason))?;
+    Ok(Stored { id, n_val, object })
 }
 
 fn corrupt_object(id: &ObjectId, reason: DecodeError) -> Error {
@@ -313,10 +311,10 @@ impl<E: Engine> Store for NodeStore<E> {
             Change::Write(new, out) => (new, out),
         };
         self.check_values(old.as_ref().map(|(_, o)| o), &new)?;
-        let old_digest = old.as_ref().map(|(n, o)| (*n, Self::digest(id, o)));
+        let old_filing = Filing::of_state(id, old.as_ref());
         let op = Self::object_op(id, key, Some((n_val, &new)))?;
-        let new_digest = (!new.is_empty()).then(|| (n_val, Self::digest(id, &new)));
-        let ticket = self.commit_object(id.hash(), op, old_digest, new_digest)?;
+        let new_filing = (!new.is_empty()).then(|| Filing::of(id, n_val, &new));
+        let ticket = self.commit_object(id.hash(), op, old_filing, new_filing)?;
         drop(stripe);
         self.syncer.wait(ticket)?;
         Ok(out)
@@ -363,9 +361,11 @@ impl<E: Engine> Store for NodeStore<E> {
             }
             let filed = after.as_ref().map(|(n_val, object)| (*n_val, object));
             ops.push(Self::object_op(id, codec::object_key(id), filed)?);
-            let digest =
-                |s: &Option<(u8, Object)>| s.as_ref().map(|(n, o)| (*n, Self::digest(id, o)));
-            changes.extend(trees.plan(id.hash(), digest(before), digest(after), &mut leaves)?);
+            let (before, after) = (
+                Filing::of_state(id, before.as_ref()),
+                Filing::of_state(id, after.as_ref()),
+            );
+            changes.extend(trees.plan(id.hash(), before, after, &mut leaves)?);
         }
         trees.leaf_ops(leaves, &mut ops);
         if ops.is_empty() {
@@ -394,7 +394,7 @@ impl<E: Engine> Store for NodeStore<E> {
         if !object.is_transient() || object.version_digest() != version {
             return Ok(false);
         }
-        let old = Some((n_val, Self::digest(id, &object)));
+        let old = Some(Filing::of(id, n_val, &object));
         let ticket = self.commit_object(id.hash(), Op::Delete(Space::Objects, key), old, None)?;
         drop(stripe);
         self.syncer.wait(ticket)?;
@@ -438,10 +438,8 @@ impl<E: Engine> Store for NodeStore<E> {
         self.partition_bounds(partition)?;
         let trees = self.trees();
         let copies = trees
-            .map
-            .iter()
-            .filter(|((p, _), _)| *p == partition)
-            .map(|(&(_, n_val), tree)| (n_val, tree.clone()))
+            .of_partition(partition)
+            .map(|(n_val, tree)| (n_val, tree.clone()))
             .collect();
         Ok(PartitionTrees {
             partition,
@@ -533,8 +531,8 @@ impl<E: Engine> Store for NodeStore<E> {
                 };
                 // A record that no longer decodes is dropped all the same;
                 // its digest goes with the partition's trees at the end.
-                if let Ok(s) = Self::decode_stored(key, bytes.as_ref()) {
-                    let old = Some((s.n_val, Self::digest(&s.id, &s.object)));
+                if let Ok(s) = decode_stored(key, bytes.as_ref()) {
+                    let old = Some(Filing::of(&s.id, s.n_val, &s.object));
                     changes.extend(trees.plan(s.id.hash(), old, None, &mut leaves)?);
                 }
                 ops.push(Op::Delete(Space::Objects, key.clone()));
@@ -612,6 +610,10 @@ impl<E: Engine> Store for NodeStore<E> {
 
     fn merkle_trees(&self) -> Vec<(PartitionId, u8)> {
         self.trees().non_empty()
+    }
+
+    fn tree_sizes(&self) -> BTreeMap<(PartitionId, u8), TreeSize> {
+        self.trees().sizes()
     }
 
     fn add_hint(&self, target: NodeId, hint: &Hint) -> Result<HintId> {
@@ -749,7 +751,7 @@ impl<E: Engine> Drop for NodeStore<E> {
 }
 
 /// Calls `f` with every entry of `space`, a page at a time, in key order.
-fn each_page<E: Engine>(
+pub(crate) fn each_page<E: Engine>(
     engine: &E,
     space: Space,
     mut f: impl FnMut(&[(Vec<u8>, E::Bytes)]) -> Result<()>,
@@ -799,307 +801,6 @@ fn check_partitions<E: Engine>(engine: &E, q: PartitionCount) -> Result<()> {
             )])
         }
     }
-}
-
-/// A planned change to one tree: apply `update(hash, old, new)` once the
-/// batch that persists its leaf is written.
-struct TreeChange {
-    tree: (PartitionId, u8),
-    hash: KeyHash,
-    old: Option<ItemDigest>,
-    new: Option<ItemDigest>,
-}
-
-/// What one batch changes of the Merkle leaves: per (partition, n_val,
-/// leaf), the XOR of every change to it. Objects of a batch that share a
-/// leaf each count, and the batch writes the leaf once.
-#[derive(Default)]
-struct LeafWrites(BTreeMap<(PartitionId, u8, usize), u128>);
-
-/// The Merkle trees of every (partition, n_val) the store holds objects in.
-struct Trees {
-    q: PartitionCount,
-    shape: TreeShape,
-    map: HashMap<(PartitionId, u8), MerkleTree>,
-}
-
-impl Trees {
-    fn empty(&self, partition: PartitionId) -> Result<MerkleTree> {
-        tree_error(MerkleTree::new(self.q, partition, self.shape))
-    }
-
-    fn get(&self, partition: PartitionId, n_val: u8) -> Result<MerkleTree> {
-        match self.map.get(&(partition, n_val)) {
-            Some(t) => Ok(t.clone()),
-            None => self.empty(partition),
-        }
-    }
-
-    fn non_empty(&self) -> Vec<(PartitionId, u8)> {
-        let mut out: Vec<_> = self
-            .map
-            .iter()
-            .filter(|(_, t)| t.leaves().iter().any(|&d| d != 0))
-            .map(|(&k, _)| k)
-            .collect();
-        out.sort_unstable();
-        out
-    }
-
-    /// Plans moving the item at `hash` from `old` to `new` ((n_val, digest),
-    /// `None`: absent): the changes to apply once written, and their part
-    /// of the leaf writes in `leaves`.
-    fn plan(
-        &mut self,
-        hash: KeyHash,
-        old: Option<(u8, ItemDigest)>,
-        new: Option<(u8, ItemDigest)>,
-        leaves: &mut LeafWrites,
-    ) -> Result<Vec<TreeChange>> {
-        let partition = self.q.partition_of(hash);
-        let mut changes = Vec::with_capacity(2);
-        match (old, new) {
-            (Some((on, od)), Some((nn, nd))) if on == nn => {
-                changes.push(TreeChange {
-                    tree: (partition, nn),
-                    hash,
-                    old: Some(od),
-                    new: Some(nd),
-                });
-            }
-            (old, new) => {
-                if let Some((n, d)) = old {
-                    changes.push(TreeChange {
-                        tree: (partition, n),
-                        hash,
-                        old: Some(d),
-                        new: None,
-                    });
-                }
-                if let Some((n, d)) = new {
-                    changes.push(TreeChange {
-                        tree: (partition, n),
-                        hash,
-                        old: None,
-                        new: Some(d),
-                    });
-                }
-            }
-        }
-        for c in &changes {
-            let delta = c.old.map_or(0, ItemDigest::as_u128) ^ c.new.map_or(0, ItemDigest::as_u128);
-            if !self.map.contains_key(&c.tree) {
-                let empty = self.empty(partition)?;
-                self.map.insert(c.tree, empty);
-            }
-            let Some(tree) = self.map.get(&c.tree) else {
-                continue;
-            };
-            let leaf = tree_error(tree.leaf_of(hash))?;
-            *leaves.0.entry((c.tree.0, c.tree.1, leaf)).or_default() ^= delta;
-        }
-        Ok(changes)
-    }
-
-    /// Appends to `ops` one write per leaf that `leaves` changes: its
-    /// digest now with every change of the batch applied.
-    fn leaf_ops(&self, leaves: LeafWrites, ops: &mut Vec<Op>) {
-        for ((partition, n_val, leaf), delta) in leaves.0 {
-            let key = codec::leaf_key(partition, n_val, leaf as u32).to_vec();
-            ops.push(match self.leaf(partition, n_val, leaf) ^ delta {
-                0 => Op::Delete(Space::Leaves, key),
-                d => Op::Put(Space::Leaves, key, codec::encode_leaf(d).to_vec()),
-            });
-        }
-    }
-
-    /// Applies changes whose leaves were written.
-    fn apply(&mut self, changes: Vec<TreeChange>) {
-        for c in changes {
-            if let Some(tree) = self.map.get_mut(&c.tree) {
-                // The hash lies in the tree's partition (plan derived the
-                // partition from it), so update cannot fail.
-                let _ = tree.update(c.hash, c.old, c.new);
-            }
-        }
-    }
-
-    /// The trees of `partition`, by n_val.
-    fn of_partition(&self, partition: PartitionId) -> impl Iterator<Item = (u8, &MerkleTree)> {
-        self.map
-            .iter()
-            .filter(move |((p, _), _)| *p == partition)
-            .map(|(&(_, n_val), tree)| (n_val, tree))
-    }
-
-    /// A leaf's digest (0 where the store holds no tree).
-    fn leaf(&self, partition: PartitionId, n_val: u8, leaf: usize) -> u128 {
-        self.map
-            .get(&(partition, n_val))
-            .and_then(|t| t.leaves().get(leaf).copied())
-            .unwrap_or(0)
-    }
-
-    fn forget_partition(&mut self, partition: PartitionId) {
-        self.map.retain(|(p, _), _| *p != partition);
-    }
-
-    /// Loads the persisted trees, or rebuilds them from the objects when
-    /// they were kept in another shape, never kept, or kept by a version
-    /// whose leaves may be off (format 1's marker: a batch that changed a
-    /// leaf twice persisted only its last change).
-    fn load<E: Engine>(engine: &E, q: PartitionCount, shape: TreeShape) -> Result<Self> {
-        let mut trees = Self {
-            q,
-            shape,
-            map: HashMap::new(),
-        };
-        let stored_shape: Option<TreeShape> = engine
-            .get(Space::Meta, meta::MERKLE_LEAVES.as_bytes())?
-            .map(|b| meta::decode(meta::MERKLE_LEAVES, b.as_ref()))
-            .transpose()?;
-        if stored_shape == Some(shape) {
-            match Self::load_leaves(engine, q, shape) {
-                Ok(map) => {
-                    trees.map = map;
-                    return Ok(trees);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "stored Merkle leaves are unusable; rebuilding the trees from the data");
-                }
-            }
-        } else if engine
-            .get(Space::Meta, meta::MERKLE_SHAPE_V1.as_bytes())?
-            .is_some()
-        {
-            tracing::info!(
-                "Merkle leaves kept by an earlier version may be off where a batch changed a leaf twice; rebuilding the trees from the data once"
-            );
-        } else {
-            tracing::info!(
-                ?stored_shape,
-                ?shape,
-                "Merkle trees are kept in another shape (or not at all); rebuilding them from the data"
-            );
-        }
-        // Until the rebuild is complete no marker is present, so a crash
-        // midway rebuilds again at the next open.
-        engine.write(vec![
-            Op::Delete(Space::Meta, meta::MERKLE_LEAVES.as_bytes().to_vec()),
-            Op::Delete(Space::Meta, meta::MERKLE_SHAPE_V1.as_bytes().to_vec()),
-        ])?;
-        trees.rebuild(engine)?;
-        let marker = meta::encode(meta::MERKLE_LEAVES, &shape)?;
-        engine.write(vec![Op::Put(
-            Space::Meta,
-            meta::MERKLE_LEAVES.as_bytes().to_vec(),
-            marker,
-        )])?;
-        engine.sync(crate::engine::SyncMode::Disk)?;
-        Ok(trees)
-    }
-
-    /// Reads the persisted leaves of every tree.
-    fn load_leaves<E: Engine>(
-        engine: &E,
-        q: PartitionCount,
-        shape: TreeShape,
-    ) -> Result<HashMap<(PartitionId, u8), MerkleTree>> {
-        let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
-        each_page(engine, Space::Leaves, |rows| {
-            for (k, v) in rows {
-                let corrupt = |reason| Error::Corrupt {
-                    location: format!("merkle leaf {}", codec::hex(k)),
-                    reason,
-                };
-                let (p, n, leaf) = codec::decode_leaf_key(k).map_err(corrupt)?;
-                let digest = codec::decode_leaf(v.as_ref()).map_err(corrupt)?;
-                let slot = leaves
-                    .entry((p, n))
-                    .or_insert_with(|| vec![0; shape.leaf_count()])
-                    .get_mut(leaf as usize);
-                match slot {
-                    Some(slot) if q.contains(p) => *slot = digest,
-                    _ => return Err(corrupt("leaf outside the configured trees".to_owned())),
-                }
-            }
-            Ok(())
-        })?;
-        leaves
-            .into_iter()
-            .map(|((p, n), l)| Ok(((p, n), tree_error(MerkleTree::from_leaves(q, p, shape, l))?)))
-            .collect()
-    }
-
-    /// Recomputes every tree from the objects and rewrites the leaves.
-    fn rebuild<E: Engine>(&mut self, engine: &E) -> Result<()> {
-        self.map.clear();
-        each_page(engine, Space::Leaves, |rows| {
-            let ops = rows
-                .iter()
-                .map(|(k, _)| Op::Delete(Space::Leaves, k.clone()));
-            engine.write(ops.collect())
-        })?;
-        let (q, shape) = (self.q, self.shape);
-        let mut leaves: HashMap<(PartitionId, u8), Vec<u128>> = HashMap::new();
-        let (mut seen, mut skipped) = (0u64, 0u64);
-        each_page(engine, Space::Objects, |rows| {
-            for (k, v) in rows {
-                seen += 1;
-                let s = match NodeStore::<E>::decode_stored(k, v.as_ref()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        skipped += 1;
-                        tracing::warn!(error = %e, "skipping a corrupt object while rebuilding Merkle trees");
-                        continue;
-                    }
-                };
-                let p = q.partition_of(s.id.hash());
-                let leaf =
-                    tree_error(TreeId::new(q, p, shape).and_then(|t| t.leaf_of(s.id.hash())))?;
-                let digest = NodeStore::<E>::digest(&s.id, &s.object);
-                if let Some(slot) = leaves
-                    .entry((p, s.n_val))
-                    .or_insert_with(|| vec![0; shape.leaf_count()])
-                    .get_mut(leaf)
-                {
-                    *slot ^= digest.as_u128();
-                }
-            }
-            if seen % (100 * BATCH as u64) < rows.len() as u64 {
-                tracing::info!(objects = seen, "rebuilding Merkle trees");
-            }
-            Ok(())
-        })?;
-        let mut ops = Vec::new();
-        for ((p, n), l) in leaves {
-            for (i, &d) in l.iter().enumerate().filter(|(_, d)| **d != 0) {
-                ops.push(Op::Put(
-                    Space::Leaves,
-                    codec::leaf_key(p, n, i as u32).to_vec(),
-                    codec::encode_leaf(d).to_vec(),
-                ));
-                if ops.len() >= BATCH {
-                    engine.write(std::mem::take(&mut ops))?;
-                }
-            }
-            self.map
-                .insert((p, n), tree_error(MerkleTree::from_leaves(q, p, shape, l))?);
-        }
-        engine.write(ops)?;
-        tracing::info!(
-            objects = seen,
-            skipped,
-            trees = self.map.len(),
-            "Merkle trees rebuilt"
-        );
-        Ok(())
-    }
-}
-
-/// Tree errors here mean the store's own configuration is inconsistent.
-pub(crate) fn tree_error<T>(r: std::result::Result<T, gyre_merkle::Error>) -> Result<T> {
-    r.map_err(|e| Error::Config(e.to_string()))
 }
 
 /// Per-target hint sequence numbers and backlog counts.

@@ -6,7 +6,7 @@ use gyre_types::{BucketName, BucketProps, KeyHash, NodeId, PartitionId};
 
 use crate::{
     Change, Dropped, Hint, HintId, Object, ObjectId, PartitionTrees, Result, ScanPage, StoreConfig,
-    TreeMismatch,
+    TreeMismatch, TreeSize,
 };
 
 /// Everything a node keeps durably: objects with their Merkle trees, hint
@@ -118,6 +118,11 @@ pub trait Store: Send + Sync {
 
     /// The (partition, n_val) pairs that have a non-empty Merkle tree.
     fn merkle_trees(&self) -> Vec<(PartitionId, u8)>;
+
+    /// The size of every (partition, n_val) tree that holds objects: kept
+    /// with the trees, changed in the same batches as the objects, so this
+    /// reads no object.
+    fn tree_sizes(&self) -> BTreeMap<(PartitionId, u8), TreeSize>;
 
     /// Queues `hint` for `target`; returns its place in the queue.
     fn add_hint(&self, target: NodeId, hint: &Hint) -> Result<HintId>;
@@ -231,8 +236,8 @@ pub trait Store: Send + Sync {
         crate::meta::all_buckets(self)
     }
 
-    /// Rebuilds every Merkle tree from the data and lists those that
-    /// disagree with the trees the store keeps (none, unless something is
+    /// Rebuilds every Merkle tree and size from the data and lists the
+    /// trees whose kept leaves or size disagree (none, unless something is
     /// badly wrong). Reads everything: for tests and operator checks.
     fn verify_trees(&self) -> Result<Vec<TreeMismatch>> {
         crate::verify::verify_trees(self)
@@ -300,6 +305,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn merkle_trees(&self) -> Vec<(PartitionId, u8)> {
         (**self).merkle_trees()
+    }
+
+    fn tree_sizes(&self) -> BTreeMap<(PartitionId, u8), TreeSize> {
+        (**self).tree_sizes()
     }
 
     fn add_hint(&self, target: NodeId, hint: &Hint) -> Result<HintId> {

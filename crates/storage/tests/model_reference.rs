@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use common::{Disk, Harness, Mem, config, node};
 use gyre_merkle::{ItemDigest, MerkleTree, TreeShape};
-use gyre_storage::{Change, Hint, HintId, Object, ObjectId, Store, StoreConfig};
+use gyre_storage::{
+    Change, Hint, HintId, Object, ObjectId, Store, StoreConfig, TreeSize, object_bytes,
+};
 use gyre_types::{BucketName, Key, NodeId, PartitionId, Timestamp};
 use gyre_versioning::Policy;
 use proptest::prelude::*;
@@ -326,6 +328,14 @@ fn check_final<S: Store>(store: &S, model: &Model) -> Result<(), TestCaseError> 
             prop_assert_eq!(kept.leaves(), expected.leaves(), "tree ({:?}, {})", p, n);
         }
     }
+    // Sizes equal the model's objects counted per tree.
+    let mut sizes: BTreeMap<(PartitionId, u8), TreeSize> = BTreeMap::new();
+    for (id, (n, o)) in &model.objects {
+        let size = sizes.entry((q.partition_of(id.hash()), *n)).or_default();
+        size.objects += 1;
+        size.bytes += object_bytes(id.key(), o);
+    }
+    prop_assert_eq!(store.tree_sizes(), sizes);
     // Hint queues hold exactly the model's hints, in order.
     for (target, queue) in &model.hints {
         let stored = store.hints(*target, None, usize::MAX).unwrap();
