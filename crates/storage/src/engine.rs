@@ -89,6 +89,17 @@ pub trait Engine: Send + Sync + 'static + sealed::Sealed {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Self::Bytes)>>;
 
+    /// Up to `limit` keys between `from` and `to`, in key order, without
+    /// their values (values kept apart, as fjall keeps large ones, are not
+    /// read).
+    fn range_keys(
+        &self,
+        space: Space,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>>;
+
     /// The greatest key between `from` and `to`.
     fn last_key(
         &self,
@@ -203,6 +214,23 @@ impl Engine for MemEngine {
             .range::<[u8], _>((from, to))
             .take(limit)
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect())
+    }
+
+    fn range_keys(
+        &self,
+        space: Space,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        if is_empty_range(from, to) {
+            return Ok(Vec::new());
+        }
+        Ok(self.lock()[space.index()]
+            .range::<[u8], _>((from, to))
+            .take(limit)
+            .map(|(k, _)| k.clone())
             .collect())
     }
 

@@ -181,6 +181,24 @@ impl Engine for FjallEngine {
         Ok(out)
     }
 
+    fn range_keys(
+        &self,
+        space: Space,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        if is_empty_range(from, to) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        // `key()` leaves a value kept in a blob file unread.
+        for guard in self.space(space).range::<&[u8], _>((from, to)).take(limit) {
+            out.push(guard.key()?.to_vec());
+        }
+        Ok(out)
+    }
+
     fn last_key(
         &self,
         space: Space,

@@ -478,16 +478,20 @@ impl<E: Engine> Store for NodeStore<E> {
                 Some(key) => Bound::Excluded(key.as_slice()),
                 None => Bound::Included(start.as_slice()),
             };
-            let rows =
-                self.engine
-                    .range(Space::Objects, from, end.as_ref().map(Vec::as_slice), BATCH)?;
-            let Some((last, _)) = rows.last() else {
+            // Keys only: each object is read once, under its stripe, below.
+            let rows = self.engine.range_keys(
+                Space::Objects,
+                from,
+                end.as_ref().map(Vec::as_slice),
+                BATCH,
+            )?;
+            let Some(last) = rows.last() else {
                 break;
             };
             after = Some(last.clone());
             let guards = self.lock_stripes(
                 rows.iter()
-                    .filter_map(|(k, _)| k.get(..8)?.try_into().ok())
+                    .filter_map(|k| k.get(..8)?.try_into().ok())
                     .map(u64::from_be_bytes),
             );
             let mut trees = self.trees();
@@ -504,7 +508,7 @@ impl<E: Engine> Store for NodeStore<E> {
             let mut changes = Vec::new();
             let mut leaves = LeafWrites::default();
             let mut touched = BTreeSet::new();
-            for (key, _) in &rows {
+            for key in &rows {
                 let Some(hash) = key.get(..8).and_then(|h| h.try_into().ok()) else {
                     continue;
                 };
@@ -570,7 +574,7 @@ impl<E: Engine> Store for NodeStore<E> {
         let mut trees = self.trees();
         let empty = self
             .engine
-            .range(
+            .range_keys(
                 Space::Objects,
                 Bound::Included(start.as_slice()),
                 end.as_ref().map(Vec::as_slice),

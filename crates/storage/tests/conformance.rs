@@ -285,11 +285,15 @@ fn scans_resume_from_any_hash_within_its_partition<H: Harness>() {
     }
 }
 
-/// 3,000 keys written (n_val 3), and the partition of the first.
+/// 3,000 keys written (n_val 3), and the partition of the first. Every
+/// tenth value is 2 KiB: kept apart from its key by fjall (a blob), which
+/// a drop must remove as well without reading it twice.
 fn three_thousand_keys<S: Store>(store: &S) -> (Vec<ObjectId>, PartitionId) {
     let keys: Vec<ObjectId> = (0..3000).map(|i| id("b", &format!("k{i}"))).collect();
-    for k in &keys {
-        put(store, k, 3, b"v", 1);
+    let large = vec![b'x'; 2048];
+    for (i, k) in keys.iter().enumerate() {
+        let value: &[u8] = if i % 10 == 0 { &large } else { b"v" };
+        put(store, k, 3, value, 1);
     }
     let victim = partition_of(store, &keys[0]);
     (keys, victim)
