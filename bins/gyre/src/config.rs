@@ -135,8 +135,8 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "GYRE_GOSSIP_INTERVAL_MS")]
     pub(crate) gossip_interval_ms: Option<u64>,
     /// Partition handoff throttle: bytes per second this node pulls at
-    /// most, 0 for no limit [default: 0]. Changeable at run time with
-    /// `gyre cluster throttle`.
+    /// most, 0 for no limit [default: 50000000, 50 MB/s]. Changeable at
+    /// run time with `gyre cluster throttle`.
     #[arg(long, env = "GYRE_HANDOFF_RATE")]
     pub(crate) handoff_rate: Option<u64>,
     /// Partition handoff throttle: partitions this node pulls at once

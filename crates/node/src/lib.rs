@@ -94,7 +94,7 @@ pub use buckets::BucketCatalog;
 pub use drain::Routed;
 pub use gyre_handoff::{NodeEstimate, PlanEstimate};
 pub use gyre_handoff::{PartitionTransfer, Stage, TransferProgress, TransferSummary};
-pub use handoff::{HandoffConfig, Transfers};
+pub use handoff::{DEFAULT_MAX_RATE, HandoffConfig, Transfers};
 pub use listing::KeyListing;
 pub use membership::MembershipService;
 pub use node::{Node, NodeConfig};

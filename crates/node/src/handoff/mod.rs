@@ -88,6 +88,16 @@ const FILL_BACKOFF_MAX: u32 = 4;
 /// The metadata entry that holds this node's transfer cursors.
 const CURSORS: &str = "handoff";
 
+/// The default byte-rate throttle of a node's pulls: 50 MB/s, 40% of a
+/// gigabit link, so that a change's streams leave clients most of a 1 GbE
+/// network. It does not bind for small values (a stream of 100-byte
+/// objects is bound by CPU well below it: 18–22 MB/s alone on two cores,
+/// 6–9 MB/s under a client load); for large values it holds a stream that
+/// would take 150 MB/s alone. No lower rate measurably shortened the GET
+/// tail during a change on a saturated two-core machine
+/// (deploy/bench/HANDOFF.md), while every lower rate lengthened the change.
+pub const DEFAULT_MAX_RATE: u64 = 50_000_000;
+
 /// How partition handoff runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandoffConfig {
@@ -103,7 +113,7 @@ pub struct HandoffConfig {
     /// Changeable at run time.
     pub max_outbound: usize,
     /// Bytes per second this node pulls at most, 0 for no limit. Default
-    /// 0. Changeable at run time.
+    /// [`DEFAULT_MAX_RATE`] (50 MB/s). Changeable at run time.
     pub max_rate: u64,
     /// How long a single layout must have been in use before partitions
     /// it no longer gives this node are handed off and dropped. `None`
@@ -130,7 +140,7 @@ impl Default for HandoffConfig {
             chunk_bytes: 1 << 20,
             max_inbound: 2,
             max_outbound: 2,
-            max_rate: 0,
+            max_rate: DEFAULT_MAX_RATE,
             drop_grace: None,
             retry: Duration::from_secs(1),
         }
