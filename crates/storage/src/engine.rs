@@ -89,16 +89,19 @@ pub trait Engine: Send + Sync + 'static + sealed::Sealed {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Self::Bytes)>>;
 
-    /// Up to `limit` keys between `from` and `to`, in key order, without
-    /// their values (values kept apart, as fjall keeps large ones, are not
-    /// read).
+    /// Up to `limit` keys between `from` and `to`, in key order. An engine
+    /// that keeps large values apart (fjall) overrides it to leave them
+    /// unread; here they are read and dropped.
     fn range_keys(
         &self,
         space: Space,
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<Vec<u8>>>;
+    ) -> Result<Vec<Vec<u8>>> {
+        let rows = self.range(space, from, to, limit)?;
+        Ok(rows.into_iter().map(|(k, _)| k).collect())
+    }
 
     /// The greatest key between `from` and `to`.
     fn last_key(
@@ -214,23 +217,6 @@ impl Engine for MemEngine {
             .range::<[u8], _>((from, to))
             .take(limit)
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
-            .collect())
-    }
-
-    fn range_keys(
-        &self,
-        space: Space,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Vec<u8>>> {
-        if is_empty_range(from, to) {
-            return Ok(Vec::new());
-        }
-        Ok(self.lock()[space.index()]
-            .range::<[u8], _>((from, to))
-            .take(limit)
-            .map(|(k, _)| k.clone())
             .collect())
     }
 
