@@ -152,6 +152,12 @@ pub(crate) struct NodeArgs {
     /// interval, 1 s].
     #[arg(long, env = "GYRE_HANDOFF_DROP_GRACE_SECS")]
     pub(crate) handoff_drop_grace_secs: Option<u64>,
+    /// How much lower the CPU priority of the threads that read, merge and
+    /// drop partitions during layout changes is than the node's: a nice
+    /// value added to the node's, 0 to 19 [default: 10]. Clients' requests
+    /// get the CPU first; 0 gives a change the same share as clients.
+    #[arg(long, env = "GYRE_HANDOFF_NICE", value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub(crate) handoff_nice: Option<u8>,
 }
 
 /// The config file: the same settings as the flags.
@@ -195,6 +201,7 @@ pub(crate) struct FileConfig {
     pub(crate) handoff_inbound: Option<usize>,
     pub(crate) handoff_outbound: Option<usize>,
     pub(crate) handoff_drop_grace_secs: Option<u64>,
+    pub(crate) handoff_nice: Option<u8>,
 }
 
 impl FileConfig {
@@ -262,6 +269,8 @@ pub(crate) struct Settings {
     pub(crate) sweep_interval: Duration,
     pub(crate) gossip_interval: Duration,
     pub(crate) handoff: gyre_node::HandoffConfig,
+    /// The nice value the background (handoff) threads add to the node's.
+    pub(crate) handoff_nice: i32,
 }
 
 impl Settings {
@@ -436,6 +445,11 @@ impl Settings {
                         .or(d.drop_grace),
                     ..d
                 }
+            },
+            handoff_nice: match args.handoff_nice.or(file.handoff_nice) {
+                None => gyre_node::DEFAULT_BACKGROUND_NICE,
+                Some(nice @ 0..=19) => i32::from(nice),
+                Some(nice) => anyhow::bail!("handoff_nice is {nice}: it must be between 0 and 19"),
             },
         };
         settings.check_protected(insecure_no_auth)?;

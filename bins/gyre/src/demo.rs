@@ -257,6 +257,7 @@ fn settings(dir: &Path, file: &DemoFile, node: &DemoNode) -> anyhow::Result<Sett
         sweep_interval: Duration::from_secs(3600),
         gossip_interval: Duration::from_millis(500),
         handoff: gyre_node::HandoffConfig::default(),
+        handoff_nice: gyre_node::DEFAULT_BACKGROUND_NICE,
     })
 }
 

@@ -214,7 +214,9 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Running> {
         settings.seeds.clone(),
         wall_ms(),
         NodeConfig {
-            offload_store: true,
+            offload: gyre_node::Offload::Threads {
+                background_nice: settings.handoff_nice,
+            },
             bucket_defaults: settings.bucket_defaults,
             hint_interval: settings.hint_interval,
             anti_entropy_interval: settings.anti_entropy_interval,

@@ -71,6 +71,7 @@
 //! # }
 //! ```
 
+mod background;
 mod buckets;
 mod drain;
 mod handoff;
@@ -90,6 +91,7 @@ use gyre_replication::route::Routing;
 use gyre_ring::Layout;
 use gyre_types::NodeId;
 
+pub use background::{DEFAULT_BACKGROUND_NICE, Offload};
 pub use buckets::BucketCatalog;
 pub use drain::Routed;
 pub use gyre_handoff::{NodeEstimate, PlanEstimate};

@@ -13,8 +13,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
 use crate::{
-    BucketCatalog, ClusterView, HandoffConfig, MembershipService, Peers, ReplicationService,
-    Transfers,
+    BucketCatalog, ClusterView, HandoffConfig, MembershipService, Offload, Peers,
+    ReplicationService, Transfers,
 };
 
 /// How often the node's background work runs.
@@ -33,10 +33,10 @@ pub struct NodeConfig {
     /// here, so it runs rarely; a key becomes collectable only after the
     /// replication config's `tombstone_grace` anyway.
     pub sweep_interval: Duration,
-    /// Whether store calls that may wait for the disk run on blocking
-    /// threads (see [`ReplicationService::new`]). On for a store on disk;
-    /// off for in-memory stores and the simulator.
-    pub offload_store: bool,
+    /// Where store calls that may wait for the disk run (see
+    /// [`ReplicationService::new`]): on threads for a store on disk, in
+    /// place for in-memory stores and the simulator.
+    pub offload: Offload,
     /// The properties of the default bucket, and of buckets created
     /// without any (the same on every node, or set the buckets explicitly).
     pub bucket_defaults: BucketProps,
@@ -50,7 +50,7 @@ impl Default for NodeConfig {
             hint_interval: Duration::from_secs(10),
             anti_entropy_interval: Duration::from_secs(600),
             sweep_interval: Duration::from_secs(3600),
-            offload_store: false,
+            offload: Offload::InPlace,
             bucket_defaults: BucketProps::default(),
             handoff: HandoffConfig::default(),
         }
@@ -97,7 +97,7 @@ impl<T: Peers, S: Store + 'static> Node<T, S> {
         };
         let membership = MembershipService::start(core, transport.clone(), seeds, wall_ms);
         let view: Arc<dyn ClusterView> = membership.clone();
-        let replication = ReplicationService::new(replica, transport, view, config.offload_store);
+        let replication = ReplicationService::new(replica, transport, view, config.offload);
         let transfers = Transfers::new(
             Arc::clone(&membership),
             Arc::clone(&replication),

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::ClusterView;
+use crate::background::{BACKGROUND_THREADS, Background, Offload};
 use crate::outbound::Outbound;
 
 /// A read's answer: the live values (siblings) and the context to write
@@ -77,6 +78,9 @@ pub struct ReplicationService<T, S> {
     pub(crate) view: Arc<dyn ClusterView>,
     counters: Counters,
     offload: bool,
+    /// Where store work no client waits on runs (handoff's reads, merges
+    /// and drops), if store calls are offloaded at all.
+    background: Option<Background>,
     outbound: Outbound,
     /// Round trips per peer: when a request to it counts as slow.
     rtt: std::sync::Mutex<HashMap<NodeId, RttEstimator>>,
@@ -101,19 +105,37 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// blocking threads, so an fsync holds up no other task and concurrent
     /// writers share group commits; without, they run in place (in-memory
     /// stores, and the simulator, whose replay needs one thread).
+    ///
+    /// Offloaded, the store work of layout changes runs on threads of its
+    /// own at a lower CPU priority (`Offload::Threads::background_nice`),
+    /// so that client requests get the CPU first (on tokio's blocking
+    /// threads, at the node's priority, if the OS refuses more threads).
     pub fn new(
         replica: Replica<S>,
         transport: T,
         view: Arc<dyn ClusterView>,
-        offload: bool,
+        offload: Offload,
     ) -> Arc<Self> {
         let first_ticket = view.wall_ms() << 20;
+        let background = match offload {
+            Offload::InPlace => None,
+            Offload::Threads { background_nice } => {
+                match Background::start(BACKGROUND_THREADS, background_nice) {
+                    Ok(pool) => Some(pool),
+                    Err(e) => {
+                        tracing::error!(error = %e, "no background threads: layout changes run at the node's priority");
+                        None
+                    }
+                }
+            }
+        };
         Arc::new(Self {
             replica,
             transport,
             view,
             counters: Counters::default(),
-            offload,
+            offload: offload != Offload::InPlace,
+            background,
             outbound: Outbound::new(crate::HandoffConfig::default().max_outbound),
             rtt: std::sync::Mutex::default(),
             next_ticket: std::sync::atomic::AtomicU64::new(first_ticket),
@@ -138,6 +160,20 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             // The closure panicked: carry the panic on, as if run in place.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+
+    /// Runs `f` on the replica at background priority: store work of a
+    /// layout change, which no client waits on. In place if the service
+    /// does not offload store calls.
+    pub(crate) async fn on_background<R: std::marker::Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Replica<S>) -> R + std::marker::Send + 'static,
+    ) -> R {
+        let Some(background) = &self.background else {
+            return self.on_store(true, f).await;
+        };
+        let this = Arc::clone(self);
+        background.run(move || f(&this.replica)).await
     }
 
     /// Serves a replica request locally (on a blocking thread if it may
@@ -213,9 +249,14 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
         let blocks = !matches!(request, Request::Ping | Request::ReplicaGet { .. });
         let wall = self.view.wall_ms();
-        let response = self
-            .on_store(blocks, move |replica| replica.serve(wall, from, request))
-            .await;
+        let response = if chunk_of.is_some() {
+            // A handoff chunk: read at background priority.
+            self.on_background(move |replica| replica.serve(wall, from, request))
+                .await
+        } else {
+            self.on_store(blocks, move |replica| replica.serve(wall, from, request))
+                .await
+        };
         if let (Some((partition, n_val)), Response::Chunk { next: None, .. }) =
             (chunk_of, &response)
         {
@@ -569,7 +610,6 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         permit: Option<Forwarded>,
     ) -> Result<ClientReply> {
         let wall = self.view.wall_ms();
-        let layout = routing.newest();
         match op {
             ClientOp::Get { bucket, key, .. } => {
                 let object = self
@@ -577,7 +617,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         &bucket,
                         &key,
                         props.n_val(),
-                        layout.version(),
+                        routing.newest().version(),
                         primaries,
                         quorum,
                         Policy::from(props),

@@ -185,7 +185,7 @@ impl Default for ClusterConfig {
                 hint_interval: Duration::from_secs(1),
                 anti_entropy_interval: Duration::from_secs(5),
                 sweep_interval: Duration::from_secs(3600),
-                offload_store: false,
+                offload: gyre_node::Offload::InPlace,
                 bucket_defaults: gyre_types::BucketProps::default(),
                 handoff: gyre_node::HandoffConfig {
                     chunk_items: 50,

@@ -133,9 +133,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         }
         let dropped = self
             .replication
-            .on_store(true, move |replica| {
-                replica.store().drop_partition(&handed_off)
-            })
+            .on_background(move |replica| replica.store().drop_partition(&handed_off))
             .await;
         match dropped {
             Ok(dropped) if !dropped.is_complete() => tracing::debug!(

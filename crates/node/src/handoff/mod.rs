@@ -704,11 +704,12 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     }
 
     /// Merges a chunk's objects (DVV sync) in one store write: one batch
-    /// with their Merkle leaves, one durability wait.
+    /// with their Merkle leaves, one durability wait, at background
+    /// priority.
     async fn merge_chunk(self: &Arc<Self>, items: Vec<gyre_wire::Item>) -> Result<(), String> {
         let wall = self.replication.wall_ms();
         self.replication
-            .on_store(true, move |replica| replica.merge_many(wall, &items))
+            .on_background(move |replica| replica.merge_many(wall, &items))
             .await
             .map(drop)
             .map_err(|e| format!("cannot store a chunk: {e}"))
