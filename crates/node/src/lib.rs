@@ -5,7 +5,8 @@
 //!   events logged and broadcast; it is also the [`ClusterView`] replication
 //!   routes with.
 //! - [`ReplicationService`] runs [`gyre_replication`]: client operations
-//!   coordinated here (or forwarded to a primary), peers' replica requests
+//!   coordinated here (reads always; writes to a key this node holds no
+//!   replica of are forwarded to a primary), peers' replica requests
 //!   served, hinted handoff and anti-entropy sessions.
 //! - [`Node`] composes both over one transport and dispatches what peers
 //!   send; hints and anti-entropy run in its background.

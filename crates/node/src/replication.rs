@@ -374,7 +374,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         self.route_op(op, None).await
     }
 
-    /// Coordinates `op` here or forwards it to a primary. An operation a
+    /// Coordinates `op` here (any read; a write if this node is one of the
+    /// key's primaries) or forwards it to a primary. An operation a
     /// peer `forwarded` here is never forwarded again: nodes that route with
     /// different layouts (one reading the new, one the old during a change)
     /// would send it back and forth, and a write still travelling after its
@@ -400,8 +401,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         };
         let routing = self.routing()?;
         let props = self.replica.props(&bucket);
-        // Reads, and the choice of coordinator, follow the layout reads
-        // use: its replicas hold everything while a change moves data.
+        // Reads, and the choice of a write's coordinator, follow the layout
+        // reads use: its replicas hold everything while a change moves data.
         let primaries = route::primaries(&routing.read, &bucket, &key, &props)?;
         // Check the quorum before anything moves.
         let quorum = match &op {
@@ -410,7 +411,17 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             | ClientOp::Delete { w, .. }
             | ClientOp::Increment { w, .. } => route::quorum("w", *w, props.w(), props.n_val())?,
         };
-        let mut route = route::coordinator(self.me(), &primaries, |n| self.view.is_up(n));
+        // A read mints no dot, so it needs no replica to coordinate it
+        // (Dynamo's client-driven reads): a node that holds no replica of
+        // the key asks the replicas itself instead of forwarding, one hop
+        // and one coordinator's work less. It reads as a primary routing
+        // with the same layouts would: the same replicas, each of which
+        // refuses a read of a partition it holds under no layout it uses.
+        let mut route = if matches!(op, ClientOp::Get { .. }) {
+            route::Route::Local
+        } else {
+            route::coordinator(self.me(), &primaries, |n| self.view.is_up(n))
+        };
         // A node whose store failed (a full disk, a failed fsync) cannot
         // make a write's new version: another primary coordinates it, and
         // this replica is brought level once the node restarts.
@@ -441,13 +452,13 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         }
     }
 
-    /// Forwards `op` to the key's primaries, `candidates` in order, and
-    /// answers with the first that coordinates it.
+    /// Forwards write `op` to the key's primaries, `candidates` in order,
+    /// and answers with the first that coordinates it (reads are
+    /// coordinated where they arrive).
     ///
     /// A primary that has not answered within its hedge delay (doubling
     /// with each primary asked) does not hold the operation up: the next
-    /// one is asked beside it. For a read the first answer wins. A write
-    /// must be applied at most once — a second coordinator would apply it
+    /// one is asked beside it. A write must be applied at most once — a second coordinator would apply it
     /// again under another dot, and a blind write applied late would
     /// supersede writes acknowledged in between — so a forwarded write
     /// carries a ticket, and a primary starts it only once this node
@@ -463,9 +474,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         layout: u64,
         candidates: Vec<NodeId>,
     ) -> Result<ClientReply> {
-        let is_write = !matches!(op, ClientOp::Get { .. });
         let started = Instant::now();
-        let ticket = if is_write { self.open_ticket() } else { 0 };
+        let ticket = self.open_ticket();
         let _close = TicketGuard {
             permits: &self.permits,
             ticket,

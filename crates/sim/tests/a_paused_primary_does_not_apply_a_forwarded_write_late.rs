@@ -1,9 +1,10 @@
 //! Forwarding never waits on the dead, and never applies a write twice
-//! (issue 23). A node that is not a replica of a key forwards its
-//! operations to a primary. When that primary is paused (as by SIGSTOP:
-//! what is sent to it arrives when it resumes), the forwarder does not wait
-//! for it: after the hedge delay a read goes on to the next primary, and so
-//! does a write, which a primary starts only with the forwarder's permit,
+//! (issue 23). A node that is not a replica of a key forwards its writes
+//! to a primary (its reads it coordinates itself, from the replicas).
+//! When the first primary is paused (as by SIGSTOP: what is sent to it
+//! arrives when it resumes), neither waits for it: a read is answered by
+//! the other two replicas, and after the hedge delay a write goes on to the
+//! next primary, which starts it only with the forwarder's permit,
 //! given to the first primary that asks. When the paused primary wakes and
 //! asks for the permit of the write it was sent, it is refused: the write
 //! is not applied a second time, and not after a later write that
@@ -45,7 +46,7 @@ fn a_paused_primary_does_not_apply_a_forwarded_write_late() {
         let paused = primaries[0];
         cluster.network().pause_inbound(cluster.id(paused), PAUSE);
 
-        // A read through the forwarder: answered by the next primary.
+        // A read through the forwarder: answered by the other replicas.
         let start = cluster.now();
         let read = alice.get(forwarder, &key).await;
         let took = cluster.now() - start;
