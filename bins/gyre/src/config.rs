@@ -140,11 +140,11 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "GYRE_HANDOFF_RATE")]
     pub(crate) handoff_rate: Option<u64>,
     /// Partition handoff throttle: partitions this node pulls at once
-    /// [default: 2].
+    /// [default: 4].
     #[arg(long, env = "GYRE_HANDOFF_INBOUND")]
     pub(crate) handoff_inbound: Option<usize>,
     /// Partition handoff throttle: partitions this node serves at once
-    /// [default: 2].
+    /// [default: 4].
     #[arg(long, env = "GYRE_HANDOFF_OUTBOUND")]
     pub(crate) handoff_outbound: Option<usize>,
     /// Seconds a finished layout change waits before this node hands off

@@ -20,10 +20,10 @@
 
 use std::sync::{Mutex, mpsc};
 
-/// Threads of the background pool: enough that two partitions pulled and
-/// two served at once (the default throttle) each have one, with their
-/// durability waits, and a drop beside them.
-pub(crate) const BACKGROUND_THREADS: usize = 5;
+/// Threads of the background pool: enough that four partitions pulled and
+/// four served at once (the default throttle) each have one, with their
+/// durability waits, and a drop beside them. More streams queue for them.
+pub(crate) const BACKGROUND_THREADS: usize = 9;
 
 /// The nice value the background threads add to the node's by default.
 pub const DEFAULT_BACKGROUND_NICE: i32 = 10;

@@ -52,20 +52,39 @@ impl<T: Peers, S: Store + 'static> ReplicationService<T, S> {
         cursor: u64,
         count: usize,
     ) -> Result<KeyListing> {
-        let routing = self.view.routing().ok_or(Error::NoLayout)?;
-        let layout = Arc::clone(&routing.read);
         let props = self.replica().props(bucket);
-        let q = layout.partitions();
         let count = count.max(1);
         let mut out = KeyListing::default();
         let mut from = cursor;
         for _ in 0..PARTITIONS_PER_PAGE {
-            let partition = q.partition_of(KeyHash::from_u64(from));
-            let primaries = route::partition_primaries(&layout, partition, props.n_val());
             let remaining = count.saturating_sub(out.keys.len()).max(1);
-            let (keys, next) = self
-                .list_partition(bucket, primaries, props.r(), from, remaining)
-                .await?;
+            // Each partition with the read layout as it is now, and once
+            // more if a change retired that layout while it was asked (its
+            // old replicas then refuse): a page spans several partitions.
+            let mut attempt = 0;
+            let (keys, next, q, partition) = loop {
+                let routing = self.view.routing().ok_or(Error::NoLayout)?;
+                let layout = &routing.read;
+                let q = layout.partitions();
+                let partition = q.partition_of(KeyHash::from_u64(from));
+                let primaries = route::partition_primaries(layout, partition, props.n_val());
+                match self
+                    .list_partition(bucket, primaries, props.r(), from, remaining)
+                    .await
+                {
+                    Ok((keys, next)) => break (keys, next, q, partition),
+                    Err(e) => {
+                        let moved = self
+                            .view
+                            .routing()
+                            .is_some_and(|now| now.read.version() != layout.version());
+                        if attempt > 0 || !moved {
+                            return Err(e);
+                        }
+                        attempt += 1;
+                    }
+                }
+            };
             out.keys.extend(keys);
             let next = match next {
                 Some(next) => next,

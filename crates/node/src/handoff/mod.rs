@@ -105,11 +105,11 @@ pub struct HandoffConfig {
     pub chunk_items: u32,
     /// About most bytes (keys and values) in one chunk. Default 1 MiB.
     pub chunk_bytes: u32,
-    /// Partitions this node pulls at once. Default 2. Changeable at run
+    /// Partitions this node pulls at once. Default 4. Changeable at run
     /// time ([`Transfers::set_throttle`]).
     pub max_inbound: usize,
     /// Partitions this node serves to pullers at once (others are told it
-    /// is busy and ask another old replica, or wait). Default 2.
+    /// is busy and ask another old replica, or wait). Default 4.
     /// Changeable at run time.
     pub max_outbound: usize,
     /// Bytes per second this node pulls at most, 0 for no limit. Default
@@ -138,8 +138,8 @@ impl Default for HandoffConfig {
         Self {
             chunk_items: 500,
             chunk_bytes: 1 << 20,
-            max_inbound: 2,
-            max_outbound: 2,
+            max_inbound: 4,
+            max_outbound: 4,
             max_rate: DEFAULT_MAX_RATE,
             drop_grace: None,
             retry: Duration::from_secs(1),
