@@ -18,7 +18,7 @@
 //! keeps its background that much further below it. Where it cannot be set,
 //! the threads run at the process's priority and say so in the log.
 
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 /// Threads of the background pool: enough that four partitions pulled and
 /// four served at once (the default throttle) each have one, with their
@@ -52,7 +52,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// already queued and exit.
 #[derive(Debug)]
 pub(crate) struct Background {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Background {
@@ -60,10 +60,10 @@ impl Background {
     /// more than the caller's (0 to 19 more, and at most 19).
     pub(crate) fn start(threads: usize, nice: i32) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let rx = Arc::new(Mutex::new(rx));
         let nice = nice.clamp(0, 19);
         for n in 0..threads.max(1) {
-            let rx = std::sync::Arc::clone(&rx);
+            let rx = Arc::clone(&rx);
             std::thread::Builder::new()
                 .name(format!("gyre-background-{n}"))
                 .spawn(move || {
@@ -82,9 +82,7 @@ impl Background {
                     }
                 })?;
         }
-        Ok(Self {
-            jobs: Mutex::new(tx),
-        })
+        Ok(Self { jobs: tx })
     }
 
     /// Runs `f` on one of the pool's threads and waits for its result. A
@@ -94,14 +92,9 @@ impl Background {
         let job: Job = Box::new(move || {
             let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
         });
-        let queued = self
-            .jobs
-            .lock()
-            .map_err(|_| ())
-            .and_then(|jobs| jobs.send(job).map_err(|_| ()));
-        if let Err(()) = queued {
-            // Unreachable while the pool lives (its threads exit only once
-            // the sender is gone); a job that cannot be queued is a bug.
+        // The threads exit only once the sender is gone, so while the pool
+        // lives a job is always queued.
+        if self.jobs.send(job).is_err() {
             unreachable!("the background pool is gone while in use");
         }
         match rx.await {
@@ -155,8 +148,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_panics_its_caller_and_the_pool_goes_on() {
-        let pool = std::sync::Arc::new(Background::start(1, 0).unwrap());
-        let p = std::sync::Arc::clone(&pool);
+        let pool = Arc::new(Background::start(1, 0).unwrap());
+        let p = Arc::clone(&pool);
         let caller = tokio::spawn(async move { p.run(|| panic!("boom")).await });
         assert!(caller.await.unwrap_err().is_panic());
         assert_eq!(pool.run(|| 7).await, 7);
@@ -164,10 +157,10 @@ mod tests {
 
     #[tokio::test]
     async fn many_jobs_share_the_threads() {
-        let pool = std::sync::Arc::new(Background::start(2, 0).unwrap());
+        let pool = Arc::new(Background::start(2, 0).unwrap());
         let mut set = tokio::task::JoinSet::new();
         for i in 0..100u64 {
-            let p = std::sync::Arc::clone(&pool);
+            let p = Arc::clone(&pool);
             set.spawn(async move { p.run(move || i * 2).await });
         }
         let mut total = 0;

@@ -58,43 +58,11 @@ impl<T: Peers, S: Store + 'static> ReplicationService<T, S> {
         let mut from = cursor;
         for _ in 0..PARTITIONS_PER_PAGE {
             let remaining = count.saturating_sub(out.keys.len()).max(1);
-            // Each partition with the read layout as it is now, and once
-            // more if a change retired that layout while it was asked (its
-            // old replicas then refuse): a page spans several partitions.
-            let mut attempt = 0;
-            let (keys, next, q, partition) = loop {
-                let routing = self.view.routing().ok_or(Error::NoLayout)?;
-                let layout = &routing.read;
-                let q = layout.partitions();
-                let partition = q.partition_of(KeyHash::from_u64(from));
-                let primaries = route::partition_primaries(layout, partition, props.n_val());
-                match self
-                    .list_partition(bucket, primaries, props.r(), from, remaining)
-                    .await
-                {
-                    Ok((keys, next)) => break (keys, next, q, partition),
-                    Err(e) => {
-                        let moved = self
-                            .view
-                            .routing()
-                            .is_some_and(|now| now.read.version() != layout.version());
-                        if attempt > 0 || !moved {
-                            return Err(e);
-                        }
-                        attempt += 1;
-                    }
-                }
-            };
+            let (keys, next) = self.list_from(bucket, &props, from, remaining).await?;
             out.keys.extend(keys);
-            let next = match next {
-                Some(next) => next,
-                None => match next_partition_start(q, partition) {
-                    Some(start) => start,
-                    None => {
-                        out.cursor = 0;
-                        return Ok(out);
-                    }
-                },
+            let Some(next) = next else {
+                out.cursor = 0;
+                return Ok(out);
             };
             from = next;
             if out.keys.len() >= count {
@@ -105,6 +73,44 @@ impl<T: Peers, S: Store + 'static> ReplicationService<T, S> {
         // and the walk begins with it), so 0 is free to mean "done".
         out.cursor = from;
         Ok(out)
+    }
+
+    /// One page of the partition that holds hash `from`, and where the walk
+    /// goes on (`None`: it is done). It uses the read layout as it is now (a
+    /// page spans several partitions, and a change may retire the layout a
+    /// page started with), and asks once more if the read layout changed
+    /// while it asked (the retired layout's replicas then refuse).
+    async fn list_from(
+        self: &Arc<Self>,
+        bucket: &BucketName,
+        props: &gyre_types::BucketProps,
+        from: u64,
+        limit: usize,
+    ) -> Result<(Vec<Key>, Option<u64>)> {
+        let mut retried = false;
+        loop {
+            let routing = self.view.routing().ok_or(Error::NoLayout)?;
+            let layout = &routing.read;
+            let q = layout.partitions();
+            let partition = q.partition_of(KeyHash::from_u64(from));
+            let primaries = route::partition_primaries(layout, partition, props.n_val());
+            let listed = self
+                .list_partition(bucket, primaries, props.r(), from, limit)
+                .await;
+            let moved = || {
+                self.view
+                    .routing()
+                    .is_some_and(|now| now.read.version() != layout.version())
+            };
+            match listed {
+                Err(_) if !retried && moved() => retried = true,
+                listed => {
+                    return listed.map(|(keys, next)| {
+                        (keys, next.or_else(|| next_partition_start(q, partition)))
+                    });
+                }
+            }
+        }
     }
 
     /// One page of one partition: the union of `r` up primaries' keys from

@@ -458,8 +458,9 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     ///
     /// A primary that has not answered within its hedge delay (doubling
     /// with each primary asked) does not hold the operation up: the next
-    /// one is asked beside it. A write must be applied at most once — a second coordinator would apply it
-    /// again under another dot, and a blind write applied late would
+    /// one is asked beside it. A write must be applied at most once — a
+    /// second coordinator would apply it again under another dot, and a
+    /// blind write applied late would
     /// supersede writes acknowledged in between — so a forwarded write
     /// carries a ticket, and a primary starts it only once this node
     /// permits it (`Request::Permit`), which it does for the first primary
