@@ -181,10 +181,11 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// newest layout, so a transfer that a newer layout replaced gets
     /// nothing more.
     ///
-    /// A replica write routed with an older layout is taken: its
-    /// coordinator has not adopted the change yet, and the new replicas it
-    /// leaves out catch up when they verify against the old ones, which
-    /// they do only once every live node routes with the new layout.
+    /// A replica write routed with an older layout still in use here is
+    /// taken: its coordinator has not adopted the change yet, and the new
+    /// replicas it leaves out catch up when they verify against the old
+    /// ones, which they do only once every live node routes with the new
+    /// layout. One routed with a layout retired here is refused.
     async fn serve_here(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
         // A replica read (of a key, or a page of keys) of a partition this
         // node holds under no layout in use (a read routed with a layout
@@ -216,6 +217,33 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                     ),
                 });
             }
+        }
+        // A replica read or write routed with a layout this node retired
+        // comes from a coordinator that missed the retirement (one that was
+        // down or cut off while a change passed its barriers, which do not
+        // wait for it): its read set may hold replicas that missed writes
+        // made since, itself among them, and its write set replicas that
+        // dropped the partition, so it is refused rather than counted. A
+        // read routed just before its coordinator moved its reads on can
+        // meet this too, and asks again with the new routing (`get`); a
+        // write cannot (no node says it routes with a layout before every
+        // write it routed with an older one is over: `drain.rs`).
+        let routed_with = match &request {
+            Request::ReplicaGet { layout, .. } | Request::ReplicaPut { layout, .. } => Some(layout),
+            _ => None,
+        };
+        if let Some(layout) = routed_with
+            && let Some(routing) = self.view.routing()
+            && let Some(oldest) = routing.write.first().map(|l| l.version())
+            && *layout < oldest
+        {
+            return Response::Error(RemoteError {
+                kind: ErrorKind::WrongLayout,
+                message: format!(
+                    "routed with layout version {layout}, which this node retired (it uses versions {oldest} to {})",
+                    routing.newest().version()
+                ),
+            });
         }
         if let Request::HandoffChunk { layout, .. } = &request {
             let newest = self.view.layout();
@@ -411,24 +439,14 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
             | ClientOp::Delete { w, .. }
             | ClientOp::Increment { w, .. } => route::quorum("w", *w, props.w(), props.n_val())?,
         };
-        // A read mints no dot, so it needs no replica to coordinate it
-        // (Dynamo's client-driven reads): a node that holds no replica of
-        // the key asks the replicas itself instead of forwarding, one hop
-        // and one coordinator's work less. It reads as a primary routing
-        // with the same layouts would: the same replicas, each of which
-        // refuses a read of a partition it holds under no layout it uses.
-        let mut route = if matches!(op, ClientOp::Get { .. }) {
-            route::Route::Local
-        } else {
-            route::coordinator(self.me(), &primaries, |n| self.view.is_up(n))
-        };
+        if matches!(op, ClientOp::Get { .. }) {
+            return self.get(op, &props, quorum, routing, primaries).await;
+        }
+        let mut route = route::coordinator(self.me(), &primaries, |n| self.view.is_up(n));
         // A node whose store failed (a full disk, a failed fsync) cannot
         // make a write's new version: another primary coordinates it, and
         // this replica is brought level once the node restarts.
-        if route == route::Route::Local
-            && forwarded.is_none()
-            && !matches!(op, ClientOp::Get { .. })
-            && self.replica.store().has_failed()
+        if route == route::Route::Local && forwarded.is_none() && self.replica.store().has_failed()
         {
             route = route::coordinator_elsewhere(self.me(), &primaries, |n| self.view.is_up(n));
         }
@@ -449,6 +467,43 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 self.forward(op, routing.newest().version(), candidates)
                     .await
             }
+        }
+    }
+
+    /// Coordinates read `op` here, whether or not this node holds a
+    /// replica of the key. A read mints no dot, so it needs no replica to
+    /// coordinate it (Dynamo's client-driven reads): a node that holds none
+    /// asks the replicas itself instead of forwarding, one hop and one
+    /// coordinator's work less. It reads as a primary routing with the same
+    /// layouts would: the same replicas, each of which refuses a read of a
+    /// partition it holds under no layout it uses, or routed with a layout
+    /// it retired. A read refused because the read layout changed while it
+    /// was asked (a change retired the layout it was routed with) asks once
+    /// more with the new one.
+    async fn get(
+        self: &Arc<Self>,
+        op: ClientOp,
+        props: &BucketProps,
+        r: u8,
+        mut routing: Routing,
+        mut primaries: Vec<NodeId>,
+    ) -> Result<ClientReply> {
+        let mut retried = false;
+        loop {
+            let read = self
+                .coordinate(op.clone(), props, r, &routing, &primaries, None)
+                .await;
+            if retried || !matches!(read, Err(Error::Unavailable { .. })) {
+                return read;
+            }
+            let now = self.routing()?;
+            if now.read.version() == routing.read.version() {
+                return read;
+            }
+            let (bucket, key) = op.target();
+            primaries = route::primaries(&now.read, bucket, key, props)?;
+            routing = now;
+            retried = true;
         }
     }
 
@@ -628,7 +683,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                         &bucket,
                         &key,
                         props.n_val(),
-                        routing.newest().version(),
+                        routing.read.version(),
                         primaries,
                         quorum,
                         Policy::from(props),

@@ -314,7 +314,9 @@ pub enum Request {
     Ping,
     /// A replica's state of one key; answered with [`Response::Object`].
     ReplicaGet {
-        /// The layout version the sender routed with.
+        /// The version of the layout the sender routed the read with (its
+        /// read layout). A replica that retired that layout refuses the
+        /// read ([`ErrorKind::WrongLayout`]).
         layout: u64,
         /// The bucket.
         bucket: BucketName,
@@ -324,7 +326,9 @@ pub enum Request {
     /// Merge a state into a replica (a coordinated put or delete, or read
     /// repair); answered with [`Response::Stored`] once durable.
     ReplicaPut {
-        /// The layout version the sender routed with.
+        /// The version of the layout the sender routed with (a write's
+        /// newest layout, a read repair's read layout). A replica that
+        /// retired that layout refuses the write ([`ErrorKind::WrongLayout`]).
         layout: u64,
         /// The object.
         item: Item,
