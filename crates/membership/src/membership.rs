@@ -74,6 +74,12 @@ pub enum Event {
     /// This node, left out of the layout, handed off every partition it
     /// held ([`Membership::set_left`]): it can be stopped.
     Left,
+    /// A peer's word on a change (the layout it routes with, the one it is
+    /// synced for, the one it reads with, its status) changed: a barrier
+    /// this node's driver waits on may have passed (the prepare barrier of
+    /// a fill, which is the driver's to judge), so it looks again now
+    /// rather than at its next poll.
+    WordChanged(NodeId),
 }
 
 /// One node as this node sees it, for a status page.
@@ -213,6 +219,11 @@ type Word = (
     Option<LayoutStamp>,
     NodeStatus,
 );
+
+/// What `state` says of a change in flight.
+fn word(state: &NodeState) -> Word {
+    (state.layout, state.synced, state.reading, state.status)
+}
 
 impl Membership {
     /// The membership of node `me`, started with `generation` (greater than
@@ -1240,6 +1251,9 @@ impl Membership {
         }
         let advanced = s.heartbeat > current.heartbeat;
         if s.version > current.version {
+            if word(current) != word(&s) {
+                out.push(Output::Event(Event::WordChanged(id)));
+            }
             let heartbeat = current.heartbeat.max(s.heartbeat);
             *current = s;
             current.heartbeat = heartbeat;
@@ -1356,12 +1370,7 @@ impl Membership {
     /// instead of a few rounds. The push is an unsolicited
     /// [`Message::Ack2`] (a receiver merges its states as any other).
     fn announce(&mut self, out: &mut Vec<Output>) {
-        let now = (
-            self.me.layout,
-            self.me.synced,
-            self.me.reading,
-            self.me.status,
-        );
+        let now = word(&self.me);
         if now == self.announced {
             return;
         }

@@ -229,3 +229,34 @@ fn barriers_advance_on_messages_not_gossip_rounds() {
         assert_eq!(reads_with(&sim, new), 9, "seed {seed}");
     });
 }
+
+#[test]
+fn a_peers_word_on_a_change_is_an_event_where_it_arrives() {
+    for_each_seed(20, |seed| {
+        let (mut sim, _, _, new) = joined(seed);
+        let since = sim.now;
+        let synced = sim.live_ids()[1];
+        sim.set_synced(synced, new);
+        let others: Vec<NodeId> = sim
+            .live_ids()
+            .into_iter()
+            .filter(|&id| id != synced)
+            .collect();
+        sim.run_until(LIMIT, CHECK, |s| {
+            others.iter().all(|&id| {
+                s.node(id)
+                    .node(synced)
+                    .is_some_and(|state| state.synced == Some(new))
+            })
+        })
+        .unwrap_or_else(|| panic!("seed {seed}: the word did not spread"));
+        // The driver's barriers (a fill's prepare) are judged on it at once.
+        for id in others {
+            let events = sim.events_of(id, since);
+            assert!(
+                events.contains(&&Event::WordChanged(synced)),
+                "seed {seed}: {id} saw {events:?}"
+            );
+        }
+    });
+}

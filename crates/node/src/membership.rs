@@ -316,6 +316,7 @@ fn log(event: &Event) {
             "this node left the cluster: every partition it held was handed off to its new \
              owners; it can be stopped"
         ),
+        Event::WordChanged(id) => tracing::debug!(node = %id, "a peer's word on a change"),
         other => tracing::info!(event = ?other, "membership"),
     }
 }
