@@ -176,6 +176,63 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         background.run(move || f(&this.replica)).await
     }
 
+    /// Why this node refuses replica request `request` as routed to the
+    /// wrong node (`None`: it serves it), with the routing read once.
+    ///
+    /// - A replica read (of a key, or a page of keys) of a partition this
+    ///   node holds under no layout in use (a read routed with a layout
+    ///   retired here, whose partition may be dropped already) is refused,
+    ///   not answered "nothing here": the coordinator then counts it as
+    ///   failed, never as a replica that holds nothing.
+    /// - A replica read or write routed with a layout this node retired
+    ///   comes from a coordinator that missed the retirement (one that was
+    ///   down or cut off while a change passed its barriers, which do not
+    ///   wait for it): its read set may hold replicas that missed writes
+    ///   made since, itself among them, and its write set replicas that
+    ///   dropped the partition, so it is refused rather than counted. A
+    ///   read routed just before its coordinator moved its reads on can
+    ///   meet this too, and asks again with the new routing (`get`); a
+    ///   write cannot (no node says it routes with a layout before every
+    ///   write it routed with an older one is over: `drain.rs`).
+    fn wrong_layout(&self, request: &Request) -> Option<String> {
+        let (read_of, routed_with) = match request {
+            Request::ReplicaGet {
+                layout,
+                bucket,
+                key,
+            } => (Some((bucket, KeyHash::of(bucket, key))), Some(*layout)),
+            Request::ScanKeys { bucket, from, .. } => {
+                (Some((bucket, KeyHash::from_u64(*from))), None)
+            }
+            Request::ReplicaPut { layout, .. } => (None, Some(*layout)),
+            _ => return None,
+        };
+        let routing = self.view.routing()?;
+        let newest = routing.newest().version();
+        if let Some((bucket, hash)) = read_of {
+            let n_val = self.replica.props(bucket).n_val();
+            let partition = routing.newest().partition_of(hash);
+            let me = self.me();
+            let holds = routing
+                .write
+                .iter()
+                .any(|l| route::partition_primaries(l, partition, n_val).contains(&me));
+            if !holds {
+                return Some(format!(
+                    "this node holds no replica of partition {} under the layouts it uses (newest: version {newest})",
+                    partition.get(),
+                ));
+            }
+        }
+        let oldest = routing.write.first().map(|l| l.version())?;
+        match routed_with {
+            Some(layout) if layout < oldest => Some(format!(
+                "routed with layout version {layout}, which this node retired (it uses versions {oldest} to {newest})"
+            )),
+            _ => None,
+        }
+    }
+
     /// Serves a replica request locally (on a blocking thread if it may
     /// wait for the disk). A handoff chunk is served only for this node's
     /// newest layout, so a transfer that a newer layout replaced gets
@@ -187,62 +244,10 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// ones, which they do only once every live node routes with the new
     /// layout. One routed with a layout retired here is refused.
     async fn serve_here(self: &Arc<Self>, from: NodeId, request: Request) -> Response {
-        // A replica read (of a key, or a page of keys) of a partition this
-        // node holds under no layout in use (a read routed with a layout
-        // retired here, whose partition may be dropped already) is refused,
-        // not answered "nothing here": the coordinator then counts it as
-        // failed, never as a replica that holds nothing.
-        let read_of = match &request {
-            Request::ReplicaGet { bucket, key, .. } => Some((bucket, KeyHash::of(bucket, key))),
-            Request::ScanKeys { bucket, from, .. } => Some((bucket, KeyHash::from_u64(*from))),
-            _ => None,
-        };
-        if let Some((bucket, hash)) = read_of
-            && let Some(routing) = self.view.routing()
-        {
-            let n_val = self.replica.props(bucket).n_val();
-            let partition = routing.newest().partition_of(hash);
-            let me = self.me();
-            let holds = routing
-                .write
-                .iter()
-                .any(|l| route::partition_primaries(l, partition, n_val).contains(&me));
-            if !holds {
-                return Response::Error(RemoteError {
-                    kind: ErrorKind::WrongLayout,
-                    message: format!(
-                        "this node holds no replica of partition {} under the layouts it uses (newest: version {})",
-                        partition.get(),
-                        routing.newest().version()
-                    ),
-                });
-            }
-        }
-        // A replica read or write routed with a layout this node retired
-        // comes from a coordinator that missed the retirement (one that was
-        // down or cut off while a change passed its barriers, which do not
-        // wait for it): its read set may hold replicas that missed writes
-        // made since, itself among them, and its write set replicas that
-        // dropped the partition, so it is refused rather than counted. A
-        // read routed just before its coordinator moved its reads on can
-        // meet this too, and asks again with the new routing (`get`); a
-        // write cannot (no node says it routes with a layout before every
-        // write it routed with an older one is over: `drain.rs`).
-        let routed_with = match &request {
-            Request::ReplicaGet { layout, .. } | Request::ReplicaPut { layout, .. } => Some(layout),
-            _ => None,
-        };
-        if let Some(layout) = routed_with
-            && let Some(routing) = self.view.routing()
-            && let Some(oldest) = routing.write.first().map(|l| l.version())
-            && *layout < oldest
-        {
+        if let Some(message) = self.wrong_layout(&request) {
             return Response::Error(RemoteError {
                 kind: ErrorKind::WrongLayout,
-                message: format!(
-                    "routed with layout version {layout}, which this node retired (it uses versions {oldest} to {})",
-                    routing.newest().version()
-                ),
+                message,
             });
         }
         if let Request::HandoffChunk { layout, .. } = &request {
@@ -485,26 +490,22 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         op: ClientOp,
         props: &BucketProps,
         r: u8,
-        mut routing: Routing,
-        mut primaries: Vec<NodeId>,
+        routing: Routing,
+        primaries: Vec<NodeId>,
     ) -> Result<ClientReply> {
-        let mut retried = false;
-        loop {
-            let read = self
-                .coordinate(op.clone(), props, r, &routing, &primaries, None)
-                .await;
-            if retried || !matches!(read, Err(Error::Unavailable { .. })) {
-                return read;
-            }
-            let now = self.routing()?;
-            if now.read.version() == routing.read.version() {
-                return read;
-            }
-            let (bucket, key) = op.target();
-            primaries = route::primaries(&now.read, bucket, key, props)?;
-            routing = now;
-            retried = true;
+        let read = self
+            .coordinate(op.clone(), props, r, &routing, &primaries, None)
+            .await;
+        if !matches!(read, Err(Error::Unavailable { .. })) {
+            return read;
         }
+        let now = self.routing()?;
+        if now.read.version() == routing.read.version() {
+            return read;
+        }
+        let (bucket, key) = op.target();
+        let primaries = route::primaries(&now.read, bucket, key, props)?;
+        self.coordinate(op, props, r, &now, &primaries, None).await
     }
 
     /// Forwards write `op` to the key's primaries, `candidates` in order,
@@ -515,8 +516,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     /// with each primary asked) does not hold the operation up: the next
     /// one is asked beside it. A write must be applied at most once — a
     /// second coordinator would apply it again under another dot, and a
-    /// blind write applied late would
-    /// supersede writes acknowledged in between — so a forwarded write
+    /// blind write applied late would supersede writes acknowledged in
+    /// between — so a forwarded write
     /// carries a ticket, and a primary starts it only once this node
     /// permits it (`Request::Permit`), which it does for the first primary
     /// to ask and no other. Until one asked, the next primary is asked
