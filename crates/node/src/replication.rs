@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use gyre_replication::route::Routing;
 use gyre_replication::{
-    Direction, Error, HintBatch, ReadOp, Replica, Result, RttEstimator, Send, SyncSession,
-    SyncStats, SyncStep, WriteOp, counter, route,
+    Direction, Error, HintBatch, ReadAnswer, ReadOp, Replica, Result, RttEstimator, Send,
+    SyncSession, SyncStats, SyncStep, WriteOp, counter, route,
 };
 use gyre_ring::Layout;
 use gyre_storage::Store;
@@ -17,7 +17,7 @@ use gyre_versioning::{Context, Policy};
 use gyre_wire::{
     ClientOp, ClientReply, ErrorKind, Expiry, Item, Object, RemoteError, Request, Response,
 };
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
 use crate::ClusterView;
@@ -200,6 +200,11 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 layout,
                 bucket,
                 key,
+            }
+            | Request::ReplicaDigest {
+                layout,
+                bucket,
+                key,
             } => (Some((bucket, KeyHash::of(bucket, key))), Some(*layout)),
             Request::ScanKeys { bucket, from, .. } => {
                 (Some((bucket, KeyHash::from_u64(*from))), None)
@@ -280,7 +285,10 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
                 ),
             });
         }
-        let blocks = !matches!(request, Request::Ping | Request::ReplicaGet { .. });
+        let blocks = !matches!(
+            request,
+            Request::Ping | Request::ReplicaGet { .. } | Request::ReplicaDigest { .. }
+        );
         let wall = self.view.wall_ms();
         let response = if chunk_of.is_some() {
             // A handoff chunk: read at background priority.
@@ -376,11 +384,7 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
     }
 
     /// Carries out `sends` concurrently; each answer comes back with its tag.
-    fn launch(
-        self: &Arc<Self>,
-        set: &mut JoinSet<(usize, std::result::Result<Response, String>)>,
-        sends: Vec<Send>,
-    ) {
+    fn launch(self: &Arc<Self>, set: &mut Answers, sends: Vec<Send>) {
         for send in sends {
             let this = Arc::clone(self);
             set.spawn(async move { (send.tag, this.ask(send.to, send.request).await) });
@@ -389,10 +393,41 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
 
     /// Notes when each of `sends` counts as slow: its peer's hedge delay
     /// from now.
-    fn arm(&self, slow_at: &mut HashMap<usize, Instant>, sends: &[Send]) {
+    fn arm(&self, slow_at: &mut SlowAt, sends: &[Send]) {
         let now = Instant::now();
         for send in sends {
-            slow_at.insert(send.tag, now + self.hedge_delay(send.to));
+            slow_at.0.insert(send.tag, now + self.hedge_delay(send.to));
+        }
+    }
+
+    /// The next answer in `set`, `None` once it is empty. Meanwhile every
+    /// request of `op` that turns slow is hedged as `op` says, its new
+    /// sends armed and launched into `set` (counted as fallbacks if
+    /// `fallbacks`: a write's go to fallbacks).
+    async fn next_answer(
+        self: &Arc<Self>,
+        op: &mut impl Hedged,
+        set: &mut Answers,
+        slow_at: &mut SlowAt,
+        fallbacks: bool,
+    ) -> Option<std::result::Result<(usize, std::result::Result<Response, String>), JoinError>>
+    {
+        loop {
+            tokio::select! {
+                biased;
+                joined = set.join_next() => return joined,
+                () = sleep_until_some(slow_at.next(op.in_time())) => {
+                    for tag in slow_at.due(op.in_time()) {
+                        let more = op.on_slow(tag);
+                        bump(&self.counters.hedged, u64::from(!more.is_empty()));
+                        if fallbacks {
+                            bump(&self.counters.fallbacks, more.len() as u64);
+                        }
+                        self.arm(slow_at, &more);
+                        self.launch(set, more);
+                    }
+                }
+            }
         }
     }
 
@@ -813,36 +848,15 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         bump(&self.counters.fallbacks, fallbacks as u64);
         let mut outcome = op.initial_outcome();
         let mut set = JoinSet::new();
-        // When each attempt counts as slow (by its tag).
-        let mut slow_at: HashMap<usize, Instant> = HashMap::new();
+        // When each attempt counts as slow.
+        let mut slow_at = SlowAt::default();
         self.arm(&mut slow_at, &sends);
         self.launch(&mut set, sends);
         while outcome.is_none() {
-            let next_slow = op
-                .in_time()
-                .filter_map(|(tag, _)| slow_at.get(&tag).copied())
-                .min();
-            let joined = tokio::select! {
-                biased;
-                joined = set.join_next() => joined,
-                () = sleep_until_some(next_slow) => {
-                    let now = Instant::now();
-                    let due: Vec<usize> = op
-                        .in_time()
-                        .filter(|(tag, _)| slow_at.get(tag).is_some_and(|&at| at <= now))
-                        .map(|(tag, _)| tag)
-                        .collect();
-                    for tag in due {
-                        let more = op.on_slow(tag);
-                        bump(&self.counters.hedged, u64::from(!more.is_empty()));
-                        bump(&self.counters.fallbacks, more.len() as u64);
-                        self.arm(&mut slow_at, &more);
-                        self.launch(&mut set, more);
-                    }
-                    continue;
-                }
-            };
-            let Some(joined) = joined else {
+            let Some(joined) = self
+                .next_answer(&mut op, &mut set, &mut slow_at, true)
+                .await
+            else {
                 break;
             };
             let Ok((tag, answer)) = joined else { continue };
@@ -892,34 +906,46 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         r: u8,
         policy: Policy,
     ) -> Result<Object> {
+        // The first primary is asked for the object and the others for
+        // its digest: this node if it is one (no network), else the one
+        // believed up that has answered fastest.
+        let me = self.me();
+        let mut order = primaries.to_vec();
+        order.sort_by_cached_key(|&p| (p != me, !self.view.is_up(p), self.hedge_delay(p)));
         let (mut op, sends) = ReadOp::start(
             bucket.clone(),
             key.clone(),
             n_val,
             layout,
-            primaries,
+            &order,
             r,
             policy,
         );
         let started = Instant::now();
         let mut set = JoinSet::new();
+        // When each request of the object counts as slow.
+        let mut slow_at = SlowAt::default();
+        self.arm(&mut slow_at, &sends);
         self.launch(&mut set, sends);
         let mut outcome = None;
         // Why each failed replica failed, for an unavailability's log line.
         let mut failed: Vec<String> = Vec::new();
         while outcome.is_none() {
-            let Some(joined) = set.join_next().await else {
+            let Some(joined) = self
+                .next_answer(&mut op, &mut set, &mut slow_at, false)
+                .await
+            else {
                 break;
             };
             let Ok((tag, answer)) = joined else { continue };
             if let Some(why) = failure(&answer) {
-                let to = primaries
-                    .get(tag)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
+                let to = op.asked(tag).map(|n| n.to_string()).unwrap_or_default();
                 failed.push(format!("{to}: {why}"));
             }
-            outcome = op.on_answer(tag, object_of(answer));
+            let (more, decided) = op.on_answer(tag, read_answer(answer));
+            self.arm(&mut slow_at, &more);
+            self.launch(&mut set, more);
+            outcome = decided;
         }
         if let Some(Err(e)) = &outcome {
             tracing::info!(
@@ -933,7 +959,8 @@ impl<T: gyre_transport::Transport, S: Store + 'static> ReplicationService<T, S> 
         tokio::spawn(async move {
             while let Some(joined) = set.join_next().await {
                 let Ok((tag, answer)) = joined else { continue };
-                op.on_answer(tag, object_of(answer));
+                let (more, _) = op.on_answer(tag, read_answer(answer));
+                this.launch(&mut set, more);
             }
             let grace = this.replica.config().tombstone_grace.as_millis() as u64;
             let wall = this.view.wall_ms();
@@ -1324,6 +1351,62 @@ fn waited(e: Error, since: Instant) -> Error {
     }
 }
 
+/// Answers to an operation's sends, each with its send's tag.
+type Answers = JoinSet<(usize, std::result::Result<Response, String>)>;
+
+/// A coordinator's state machine whose slow requests are hedged.
+trait Hedged {
+    /// Its requests that may still turn slow, by tag, with their peers.
+    fn in_time(&self) -> impl Iterator<Item = (usize, NodeId)> + '_;
+    /// Request `tag` turned slow: what to send instead or as well.
+    fn on_slow(&mut self, tag: usize) -> Vec<Send>;
+}
+
+impl Hedged for WriteOp {
+    fn in_time(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+        WriteOp::in_time(self)
+    }
+    fn on_slow(&mut self, tag: usize) -> Vec<Send> {
+        WriteOp::on_slow(self, tag)
+    }
+}
+
+impl Hedged for ReadOp {
+    fn in_time(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+        ReadOp::in_time(self)
+    }
+    fn on_slow(&mut self, tag: usize) -> Vec<Send> {
+        ReadOp::on_slow(self, tag)
+    }
+}
+
+/// When each request of an operation counts as slow, by tag
+/// ([`ReplicationService::arm`]).
+#[derive(Debug, Default)]
+struct SlowAt(HashMap<usize, Instant>);
+
+impl SlowAt {
+    /// When the first of the requests `in_time` (by tag) turns slow.
+    fn next(&self, in_time: impl Iterator<Item = (usize, NodeId)>) -> Option<Instant> {
+        in_time
+            .filter_map(|(tag, _)| self.0.get(&tag).copied())
+            .min()
+    }
+
+    /// Those of the requests `in_time` that are slow by now, each said once.
+    fn due(&mut self, in_time: impl Iterator<Item = (usize, NodeId)>) -> Vec<usize> {
+        let now = Instant::now();
+        let due: Vec<usize> = in_time
+            .filter(|(tag, _)| self.0.get(tag).is_some_and(|&at| at <= now))
+            .map(|(tag, _)| tag)
+            .collect();
+        for tag in &due {
+            self.0.remove(tag);
+        }
+        due
+    }
+}
+
 /// Sleeps until `at`, or forever if there is nothing to wait for.
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
@@ -1335,19 +1418,15 @@ async fn sleep_until_some(at: Option<Instant>) {
 /// Why a replica's answer is a failure, if it is one.
 fn failure(answer: &std::result::Result<Response, String>) -> Option<String> {
     match answer {
-        Ok(Response::Object(_) | Response::Stored) => None,
+        Ok(Response::Object(_) | Response::Digest(_) | Response::Stored) => None,
         Ok(other) => Some(format!("answered {other:?}")),
         Err(e) => Some(e.clone()),
     }
 }
 
-fn object_of(
-    answer: std::result::Result<Response, String>,
-) -> std::result::Result<Option<Object>, ()> {
-    match answer {
-        Ok(Response::Object(o)) => Ok(o),
-        _ => Err(()),
-    }
+/// A replica's answer to a read's request, as the read sees it.
+fn read_answer(answer: std::result::Result<Response, String>) -> ReadAnswer {
+    answer.map_or(ReadAnswer::Failed, ReadAnswer::from)
 }
 
 /// A replication error as a peer's error response.

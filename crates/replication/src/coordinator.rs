@@ -7,7 +7,7 @@
 
 use gyre_types::NodeId;
 use gyre_versioning::Policy;
-use gyre_wire::{Item, Object, Request};
+use gyre_wire::{Item, Object, Request, Response};
 
 use crate::Error;
 
@@ -357,10 +357,24 @@ impl WriteOp {
     }
 }
 
-/// A read: every primary is asked; the outcome comes once R answered
-/// (found or not), with the merge of their states. Once every primary has
-/// answered or failed, [`ReadOp::repairs`] says which replicas need the
-/// merged state (read repair) and whether a tombstone can be purged.
+/// A read: the first primary is asked for its state of the key, every
+/// other one for the version digest of its state only (as Cassandra's
+/// digest reads), so a value crosses the network once per read, not once
+/// per replica. A digest equal to the merged state's says that replica
+/// holds exactly that state (a digest covers every dot, and a dot names one
+/// value), so it counts towards R as a full answer would; a replica whose
+/// digest differs is asked for its state, which is merged in.
+///
+/// The outcome comes once R primaries are covered by the merged state (and
+/// at least one state came), with the merge of their states; or once that
+/// can no longer happen (unavailable). If the primary asked for its state
+/// fails, or is slow ([`ReadOp::on_slow`]), the next one is asked for its
+/// state too, so a dead node not yet judged down costs a request latency,
+/// never the read.
+///
+/// Once every primary has answered, [`ReadOp::repairs`] says which replicas
+/// need the merged state (read repair) and whether a tombstone can be
+/// purged.
 #[derive(Clone, Debug)]
 pub struct ReadOp {
     bucket: gyre_types::BucketName,
@@ -369,10 +383,14 @@ pub struct ReadOp {
     layout: u64,
     required: u8,
     primaries: Vec<NodeId>,
-    /// Per primary (same index): `None` while pending, then the answer
-    /// (`Err` for a failure).
-    answers: Vec<Option<Result<Option<Object>, ()>>>,
+    /// Per primary (same index): what it was asked and what it answered.
+    replies: Vec<Reply>,
     merged: Object,
+    /// `merged.version_digest()`, kept in step with `merged`.
+    digest: u128,
+    /// The digest of holding nothing (what a replica without the key
+    /// answers): such a replica is covered by any state.
+    empty: u128,
     policy: Policy,
     reported: bool,
 }
@@ -391,9 +409,80 @@ pub struct Repairs {
     pub expired: bool,
 }
 
+/// What one primary of a read was asked, and what it answered.
+#[derive(Clone, Debug, Default)]
+struct Reply {
+    /// Its state (`Got(None)`: it holds none).
+    object: Ask<Option<Object>>,
+    /// The digest of its state.
+    digest: Ask<u128>,
+    /// Its state was asked of another primary because it was slow.
+    hedged: bool,
+}
+
+/// One request of a read to one primary.
+#[derive(Clone, Debug, Default)]
+enum Ask<T> {
+    #[default]
+    NotAsked,
+    Pending,
+    Got(T),
+    Failed,
+}
+
+impl<T> Ask<T> {
+    fn is_pending(&self) -> bool {
+        matches!(self, Self::Pending)
+    }
+}
+
+impl Reply {
+    fn is_pending(&self) -> bool {
+        self.object.is_pending() || self.digest.is_pending()
+    }
+
+    /// Its state's digest, if it answered with either.
+    fn version(&self) -> Option<u128> {
+        match (&self.object, &self.digest) {
+            (Ask::Got(o), _) => Some(o.as_ref().map_or_else(empty_digest, Object::version_digest)),
+            (_, Ask::Got(d)) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+/// The digest of holding nothing (what a replica without the key answers).
+fn empty_digest() -> u128 {
+    Object::default().version_digest()
+}
+
+/// What a primary answered to one request of a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadAnswer {
+    /// Its state of the key (`None`: it holds none).
+    Object(Option<Object>),
+    /// The version digest of its state.
+    Digest(u128),
+    /// It failed, refused, or did not answer in time.
+    Failed,
+}
+
+impl From<Response> for ReadAnswer {
+    fn from(response: Response) -> Self {
+        match response {
+            Response::Object(o) => Self::Object(o),
+            Response::Digest(d) => Self::Digest(d),
+            _ => Self::Failed,
+        }
+    }
+}
+
 impl ReadOp {
-    /// Starts a read of `bucket`/`key` from `primaries` (every one is
-    /// asked, this node too, through a send to itself), with quorum `r`.
+    /// Starts a read of `bucket`/`key` from `primaries` (each is asked,
+    /// this node too, through a send to itself), with quorum `r`. The first
+    /// primary is asked for its state and the others for its digest, so the
+    /// driver puts first the one that answers cheapest (itself, if it is a
+    /// primary).
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         bucket: gyre_types::BucketName,
@@ -404,89 +493,217 @@ impl ReadOp {
         r: u8,
         policy: Policy,
     ) -> (Self, Vec<Send>) {
-        let sends = primaries
-            .iter()
-            .enumerate()
-            .map(|(tag, &to)| Send {
-                to,
-                tag,
-                request: Request::ReplicaGet {
-                    layout,
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                },
-            })
-            .collect();
-        let op = Self {
+        let mut op = Self {
             bucket,
             key,
             n_val,
             layout,
             required: r,
             primaries: primaries.to_vec(),
-            answers: vec![None; primaries.len()],
+            replies: vec![Reply::default(); primaries.len()],
             merged: Object::default(),
+            digest: empty_digest(),
+            empty: empty_digest(),
             policy,
             reported: false,
         };
+        let sends = (0..primaries.len())
+            .map(|i| match i {
+                0 => op.ask_object(i),
+                _ => op.ask_digest(i),
+            })
+            .collect();
         (op, sends)
     }
 
-    /// The answer to attempt `tag`: the replica's state, or `Err(())` if it
-    /// failed or timed out. Returns the outcome the first time it is
-    /// decided: the merged state once R answered, or unavailability.
+    /// Asks primary `i` for its digest. Its tag is `i`.
+    fn ask_digest(&mut self, i: usize) -> Send {
+        self.replies[i].digest = Ask::Pending;
+        Send {
+            to: self.primaries[i],
+            tag: i,
+            request: Request::ReplicaDigest {
+                layout: self.layout,
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+            },
+        }
+    }
+
+    /// Asks primary `i` for its state. Its tag is `i` for the first
+    /// primary's first request, `n + i` for any other (n primaries), so
+    /// every request of a read has its own tag.
+    fn ask_object(&mut self, i: usize) -> Send {
+        self.replies[i].object = Ask::Pending;
+        Send {
+            to: self.primaries[i],
+            tag: if i == 0 { 0 } else { self.primaries.len() + i },
+            request: Request::ReplicaGet {
+                layout: self.layout,
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+            },
+        }
+    }
+
+    /// Which primary a tag's request went to, and whether it asked for the
+    /// state (else the digest).
+    fn of_tag(&self, tag: usize) -> Option<(usize, bool)> {
+        let n = self.primaries.len();
+        match tag {
+            0 if n > 0 => Some((0, true)),
+            t if t < n => Some((t, false)),
+            t if t > n && t < 2 * n => Some((t - n, true)),
+            _ => None,
+        }
+    }
+
+    /// The primary that request `tag` went to.
+    pub fn asked(&self, tag: usize) -> Option<NodeId> {
+        self.of_tag(tag).map(|(i, _)| self.primaries[i])
+    }
+
+    /// The answer to the request `tag`. Returns the requests it calls for
+    /// (states of primaries whose digests differ from the merged state's,
+    /// or of another primary if no state can come otherwise), and the
+    /// outcome the first time it is decided: the merged state once R
+    /// primaries are covered, or unavailability.
     pub fn on_answer(
         &mut self,
         tag: usize,
-        answer: Result<Option<Object>, ()>,
-    ) -> Option<Result<Object, Error>> {
-        let slot = self.answers.get_mut(tag)?;
-        if slot.is_some() {
-            return None;
+        answer: ReadAnswer,
+    ) -> (Vec<Send>, Option<Result<Object, Error>>) {
+        let Some((i, object)) = self.of_tag(tag) else {
+            return (Vec::new(), None);
+        };
+        let reply = &mut self.replies[i];
+        match (object, answer) {
+            (true, ReadAnswer::Object(o)) if reply.object.is_pending() => {
+                if let Some(o) = &o {
+                    self.merged.sync(o, &self.policy);
+                    self.digest = self.merged.version_digest();
+                }
+                reply.object = Ask::Got(o);
+            }
+            (false, ReadAnswer::Digest(d)) if reply.digest.is_pending() => {
+                reply.digest = Ask::Got(d);
+            }
+            (true, _) if reply.object.is_pending() => reply.object = Ask::Failed,
+            (false, _) if reply.digest.is_pending() => reply.digest = Ask::Failed,
+            _ => return (Vec::new(), None),
         }
-        if let Ok(Some(object)) = &answer {
-            self.merged.sync(object, &self.policy);
+        let sends = self.follow_up();
+        (sends, self.decide())
+    }
+
+    /// Whether the merged state covers (holds everything of) `reply`'s: it
+    /// came and was merged, or its digest is the merged state's or that of
+    /// holding nothing.
+    fn covers(&self, reply: &Reply) -> bool {
+        matches!(reply.object, Ask::Got(_))
+            || matches!(reply.digest, Ask::Got(d) if d == self.digest || d == self.empty)
+    }
+
+    /// Whether some primary's state came.
+    fn has_state(&self) -> bool {
+        self.replies.iter().any(|r| matches!(r.object, Ask::Got(_)))
+    }
+
+    /// The states to ask for now: of each primary whose digest differs from
+    /// the merged state's (once a state came to compare with), and of the
+    /// next primary that may still answer if no state is on its way.
+    fn follow_up(&mut self) -> Vec<Send> {
+        let mut sends = Vec::new();
+        if self.has_state() {
+            for i in 0..self.replies.len() {
+                let r = &self.replies[i];
+                if matches!(r.object, Ask::NotAsked) && !self.covers(r) && r.version().is_some() {
+                    sends.push(self.ask_object(i));
+                }
+            }
+        } else if !self.replies.iter().any(|r| r.object.is_pending())
+            && let Some(send) = self.ask_another()
+        {
+            sends.push(send);
         }
-        *slot = Some(answer);
+        sends
+    }
+
+    /// Asks for the state of the first primary not asked for it yet that
+    /// answered its digest, or else may still answer it.
+    fn ask_another(&mut self) -> Option<Send> {
+        let unasked = |r: &Reply| matches!(r.object, Ask::NotAsked);
+        let i = (self.replies.iter())
+            .position(|r| unasked(r) && matches!(r.digest, Ask::Got(_)))
+            .or_else(|| (self.replies.iter()).position(|r| unasked(r) && r.digest.is_pending()))?;
+        Some(self.ask_object(i))
+    }
+
+    /// The outcome, if it is decided now and was not reported before.
+    fn decide(&mut self) -> Option<Result<Object, Error>> {
         if self.reported {
             return None;
         }
         let answered = self.answered();
-        if answered >= self.required {
+        if answered >= self.required && self.has_state() {
             self.reported = true;
             return Some(Ok(self.merged.clone()));
         }
-        let pending = self.answers.iter().filter(|a| a.is_none()).count();
-        if usize::from(answered) + pending < usize::from(self.required) {
+        // Who may still be covered: a replica with a request pending, and
+        // one whose digest differs while a state is on its way (the
+        // merged state may come to equal it).
+        let states_coming = self.replies.iter().any(|r| r.object.is_pending());
+        let pending = (self.replies.iter())
+            .filter(|r| !self.covers(r))
+            .filter(|r| r.is_pending() || (states_coming && r.version().is_some()))
+            .count();
+        let state_may_come = self.has_state() || states_coming;
+        if usize::from(answered) + pending < usize::from(self.required) || !state_may_come {
             self.reported = true;
+            let failed = (self.replies.iter())
+                .filter(|r| !r.is_pending() && r.version().is_none())
+                .count();
             return Some(Err(Error::Unavailable {
                 answered,
                 required: self.required,
-                detail: format!(
-                    "asked {} primaries, {} failed",
-                    self.primaries.len(),
-                    self.answers
-                        .iter()
-                        .filter(|a| matches!(a, Some(Err(()))))
-                        .count()
-                ),
+                detail: format!("asked {} primaries, {failed} failed", self.primaries.len()),
             }));
         }
         None
     }
 
+    /// The requests of the state of a primary that are still pending and
+    /// were not hedged yet, by tag, with whom they went to.
+    pub fn in_time(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+        let n = self.primaries.len();
+        (self.replies.iter().enumerate())
+            .filter(|(_, r)| r.object.is_pending() && !r.hedged)
+            .map(move |(i, _)| (if i == 0 { 0 } else { n + i }, self.primaries[i]))
+    }
+
+    /// Request `tag` (of a primary's state) did not answer within its
+    /// hedge delay: if no state came yet, the next primary is asked for its
+    /// state too (a hedged request). Returns what to send.
+    pub fn on_slow(&mut self, tag: usize) -> Vec<Send> {
+        let Some((i, true)) = self.of_tag(tag) else {
+            return Vec::new();
+        };
+        let reply = &self.replies[i];
+        if self.reported || self.has_state() || !reply.object.is_pending() || reply.hedged {
+            return Vec::new();
+        }
+        self.replies[i].hedged = true;
+        self.ask_another().into_iter().collect()
+    }
+
     fn answered(&self) -> u8 {
-        let n = self
-            .answers
-            .iter()
-            .filter(|a| matches!(a, Some(Ok(_))))
-            .count();
+        let n = self.replies.iter().filter(|r| self.covers(r)).count();
         u8::try_from(n).unwrap_or(u8::MAX)
     }
 
-    /// Whether every primary answered or failed.
+    /// Whether every request to every primary was answered or failed.
     pub fn is_complete(&self) -> bool {
-        self.answers.iter().all(Option::is_some)
+        !self.replies.iter().any(Reply::is_pending)
     }
 
     /// Once complete: the merged state to every replica that answered with
@@ -499,16 +716,14 @@ impl ReadOp {
         if !self.is_complete() {
             return repairs;
         }
-        let version = self.merged.version_digest();
-        let all_same = self
-            .answers
-            .iter()
-            .all(|a| matches!(a, Some(Ok(Some(o))) if o.version_digest() == version));
+        let version = self.digest;
+        let all_same = (self.replies.iter())
+            .all(|r| !matches!(r.object, Ask::Got(None)) && r.version() == Some(version));
         let old = self
             .merged
             .gone_since()
             .is_some_and(|ts| ts.physical_ms() < purge_before_ms);
-        let tag_base = self.primaries.len();
+        let tag_base = 2 * self.primaries.len();
         if all_same && self.merged.is_deleted_at(crate::read_time(now_ms)) && old {
             repairs.purge = true;
             repairs.expired = self.merged.siblings().any(|s| s.value.is_some());
@@ -528,14 +743,10 @@ impl ReadOp {
         if self.merged.is_empty() {
             return repairs;
         }
-        for (i, (&to, answer)) in self.primaries.iter().zip(&self.answers).enumerate() {
-            let stale = match answer {
-                Some(Ok(Some(o))) => o.version_digest() != version,
-                Some(Ok(None)) => true,
-                // A replica that did not answer gets nothing: anti-entropy
-                // or hinted handoff will reach it.
-                _ => false,
-            };
+        for (i, (&to, reply)) in self.primaries.iter().zip(&self.replies).enumerate() {
+            // A replica that did not answer gets nothing: anti-entropy or
+            // hinted handoff will reach it.
+            let stale = reply.version().is_some_and(|v| v != version);
             if stale {
                 repairs.repaired += 1;
                 repairs.sends.push(Send {

@@ -9,8 +9,10 @@
 //!   is stored locally, sent to the other primaries, and acknowledged at W;
 //!   a primary that is down or fails is replaced by the next fallback of
 //!   the extended preference list, which keeps the write as a hint for it
-//!   (sloppy quorum). A read asks all N primaries and answers at R with the
-//!   merged siblings and one context; once every primary answered, replicas
+//!   (sloppy quorum). A read asks one primary for its state and the others
+//!   for a digest of theirs (a differing digest gets that state asked for),
+//!   and answers once R are covered, with the merged siblings and one
+//!   context; once every primary answered, replicas
 //!   that returned less get the merged state (read repair), and a tombstone
 //!   that all hold and that is older than the grace period is purged.
 //! - [`RttEstimator`]: when a replica counts as slow. A write hedges a
@@ -70,7 +72,7 @@ mod scan;
 
 pub use anti_entropy::{Direction, SyncSession, SyncStats, SyncStep};
 pub use config::Config;
-pub use coordinator::{ReadOp, Repairs, Send, WriteOp};
+pub use coordinator::{ReadAnswer, ReadOp, Repairs, Send, WriteOp};
 pub use error::{Error, Result};
 pub use expiry::{expires, read_time, unix_ms};
 /// The bytes one object takes in a transfer and in size reports: its key

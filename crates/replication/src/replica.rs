@@ -454,6 +454,11 @@ impl<S: Store> Replica<S> {
         Ok(match request {
             Request::Ping => Response::Pong,
             Request::ReplicaGet { bucket, key, .. } => Response::Object(self.get(&bucket, &key)?),
+            Request::ReplicaDigest { bucket, key, .. } => Response::Digest(
+                self.get(&bucket, &key)?
+                    .unwrap_or_default()
+                    .version_digest(),
+            ),
             Request::ReplicaPut { item, .. } => {
                 self.merge(wall_ms, &item)?;
                 Response::Stored

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use gyre_replication::{
-    Config, Direction, Error, ReadOp, Replica, Send, SyncSession, SyncStep, WriteOp, route,
+    Config, Direction, Error, ReadAnswer, ReadOp, Replica, Send, SyncSession, SyncStep, WriteOp,
+    route,
 };
 use gyre_storage::{Durability, MemStore, Store, StoreConfig};
 use gyre_types::{BucketName, BucketProps, Key, NodeId};
@@ -254,6 +255,83 @@ fn a_write_during_a_layout_change_needs_w_in_each_set() {
     assert!(matches!(op.on_answer(both, true).1, Some(Ok(()))));
 }
 
+/// Carries out a read's requests on `rs`, the one `pick` chooses (an index
+/// into those in flight) at each step, failing every request to a node in
+/// `down`, until none is left. Returns the outcome (`None` if none came)
+/// and how many requests asked for a whole state.
+fn drive_read(
+    rs: &[Replica<MemStore>],
+    op: &mut ReadOp,
+    sends: Vec<Send>,
+    down: &[NodeId],
+    mut pick: impl FnMut(usize) -> usize,
+) -> (Option<Result<Object, Error>>, usize) {
+    let mut in_flight = sends;
+    let mut outcome = None;
+    let mut states_asked = 0;
+    while !in_flight.is_empty() {
+        let send = in_flight.remove(pick(in_flight.len()) % in_flight.len());
+        states_asked += usize::from(matches!(send.request, Request::ReplicaGet { .. }));
+        let answer = match down.contains(&send.to) {
+            true => ReadAnswer::Failed,
+            false => ReadAnswer::from(deliver(rs, rs[0].id(), &send)),
+        };
+        let (more, decided) = op.on_answer(send.tag, answer);
+        in_flight.extend(more);
+        if let Some(decided) = decided {
+            assert!(outcome.is_none(), "a second outcome: {decided:?}");
+            outcome = Some(decided);
+        }
+    }
+    assert!(op.is_complete());
+    (outcome, states_asked)
+}
+
+/// Asserts that a read's step asked for nothing and decided nothing.
+#[track_caller]
+fn quiet((more, outcome): (Vec<Send>, Option<Result<Object, Error>>)) {
+    assert!(more.is_empty() && outcome.is_none(), "{more:?} {outcome:?}");
+}
+
+/// Reads key 1 from every replica of `rs` with quorum `r`, answering in
+/// the order asked; returns the op and its outcome.
+fn read_all(rs: &[Replica<MemStore>], r: u8) -> (ReadOp, Result<Object, Error>) {
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, r, Policy::default());
+    let (outcome, _) = drive_read(rs, &mut op, sends, &[], |_| 0);
+    (op, outcome.unwrap())
+}
+
+#[test]
+fn a_read_asks_one_state_and_digests_of_the_rest() {
+    let rs: Vec<_> = (1..=3).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let w = rs[0]
+        .write(WALL, &bucket(), &key(1), value("v"), None)
+        .unwrap();
+    for r in &rs[1..] {
+        r.merge(WALL, &w.item).unwrap();
+    }
+    let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, Policy::default());
+    assert!(matches!(sends[0].request, Request::ReplicaGet { .. }));
+    assert_eq!(sends[0].to, ids[0]);
+    assert!(
+        (sends[1..].iter()).all(|s| matches!(s.request, Request::ReplicaDigest { .. })),
+        "{sends:?}"
+    );
+    let answer = |i: usize| ReadAnswer::from(deliver(&rs, ids[0], &sends[i]));
+    quiet(op.on_answer(sends[0].tag, answer(0)));
+    // An equal digest counts as the state it stands for: R = 2 is met.
+    let (more, outcome) = op.on_answer(sends[2].tag, answer(2));
+    assert!(more.is_empty());
+    assert_eq!(
+        values(&outcome.unwrap().unwrap()),
+        [Bytes::from("v")].into()
+    );
+    quiet(op.on_answer(sends[1].tag, answer(1)));
+    assert_eq!(op.repairs(WALL, 0), gyre_replication::Repairs::default());
+}
+
 #[test]
 fn a_read_merges_answers_repairs_the_stale_and_counts_r() {
     let rs: Vec<_> = (1..=3).map(replica).collect();
@@ -267,21 +345,27 @@ fn a_read_merges_answers_repairs_the_stale_and_counts_r() {
         .write(WALL, &bucket(), &key(1), value("new"), None)
         .unwrap();
 
-    let policy = Policy::default();
-    let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, policy);
+    let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, Policy::default());
     assert_eq!(sends.len(), 3);
-    let answer = |i: usize| match deliver(&rs, ids[0], &sends[i]) {
-        Response::Object(o) => Ok(o),
-        _ => Err(()),
-    };
-    assert!(op.on_answer(sends[1].tag, answer(1)).is_none());
-    let merged = op.on_answer(sends[0].tag, answer(0)).unwrap().unwrap();
+    let answer = |s: &Send| ReadAnswer::from(deliver(&rs, ids[0], s));
+    // A digest before any state: nothing to compare it with yet.
+    quiet(op.on_answer(sends[1].tag, answer(&sends[1])));
+    // The state: replica 2's digest differs, so its state is asked for.
+    let (more, outcome) = op.on_answer(sends[0].tag, answer(&sends[0]));
+    assert!(outcome.is_none(), "one replica covered");
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].to, ids[1]);
+    assert!(matches!(more[0].request, Request::ReplicaGet { .. }));
+    let (_, merged) = op.on_answer(more[0].tag, answer(&more[0]));
+    let merged = merged.unwrap().unwrap();
     assert_eq!(values(&merged), [Bytes::from("new")].into());
     assert!(
         op.repairs(WALL, 0).sends.is_empty(),
         "no repairs before everyone answered"
     );
-    assert!(op.on_answer(sends[2].tag, answer(2)).is_none());
+    let (more, outcome) = op.on_answer(sends[2].tag, answer(&sends[2]));
+    assert!(outcome.is_none());
+    assert!(more.is_empty(), "an empty replica needs no state fetched");
     let repairs = op.repairs(WALL, 0);
     assert_eq!(repairs.repaired, 2);
     assert!(!repairs.purge);
@@ -300,8 +384,18 @@ fn a_read_merges_answers_repairs_the_stale_and_counts_r() {
 fn a_read_with_too_many_failures_is_unavailable() {
     let ids: Vec<NodeId> = (1..=3).map(NodeId::new).collect();
     let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, Policy::default());
-    assert!(op.on_answer(sends[0].tag, Err(())).is_none());
-    match op.on_answer(sends[1].tag, Err(())) {
+    // The state's replica failed: the next is asked for its state too.
+    let (more, outcome) = op.on_answer(sends[0].tag, ReadAnswer::Failed);
+    assert!(outcome.is_none());
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].to, ids[1]);
+    quiet(op.on_answer(sends[1].tag, ReadAnswer::Failed));
+    // Both of its requests failed: the third is asked for its state, but
+    // it alone cannot make R = 2.
+    let (more, outcome) = op.on_answer(more[0].tag, ReadAnswer::Failed);
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].to, ids[2]);
+    match outcome {
         Some(Err(Error::Unavailable {
             answered,
             required,
@@ -311,6 +405,104 @@ fn a_read_with_too_many_failures_is_unavailable() {
             assert_eq!(detail, "asked 3 primaries, 2 failed");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// A replica asked for the state that does not answer within its hedge
+/// delay (dead, not yet judged so) costs the read that delay, not its
+/// answer: the next replica is asked for its state.
+#[test]
+fn a_slow_state_is_hedged_with_the_next_replica() {
+    let rs: Vec<_> = (1..=3).map(replica).collect();
+    let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+    let w = rs[1]
+        .write(WALL, &bucket(), &key(1), value("v"), None)
+        .unwrap();
+    rs[2].merge(WALL, &w.item).unwrap();
+    let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 2, Policy::default());
+    assert_eq!(op.in_time().collect::<Vec<_>>(), [(sends[0].tag, ids[0])]);
+    let answer = |s: &Send| ReadAnswer::from(deliver(&rs, ids[0], s));
+    quiet(op.on_answer(sends[2].tag, answer(&sends[2])));
+    let hedge = op.on_slow(sends[0].tag);
+    assert_eq!(hedge.len(), 1);
+    assert_eq!(hedge[0].to, ids[2], "one that answered its digest first");
+    assert!(op.on_slow(sends[0].tag).is_empty(), "hedged once");
+    let (_, outcome) = op.on_answer(hedge[0].tag, answer(&hedge[0]));
+    assert!(outcome.is_none(), "one replica covered: R = 2");
+    let (_, outcome) = op.on_answer(sends[1].tag, answer(&sends[1]));
+    assert_eq!(
+        values(&outcome.unwrap().unwrap()),
+        [Bytes::from("v")].into()
+    );
+    // Once a state came, a slow request is not hedged.
+    assert!(op.on_slow(sends[0].tag).is_empty());
+}
+
+proptest! {
+    /// Whatever the replicas hold, whichever fail and in whatever order
+    /// answers come: the outcome comes once; it is `Ok` exactly when R
+    /// replicas answer; an `Ok` state covers (merging it changes nothing) the
+    /// states of at least R replicas and holds nothing no replica held; and
+    /// once the repairs are applied every replica that answered holds it.
+    #[test]
+    fn a_read_answers_at_r_with_what_r_replicas_hold(
+        writes in proptest::collection::vec((0usize..3, proptest::collection::btree_set(0usize..3, 0..3)), 0..5),
+        down in proptest::collection::btree_set(0usize..3, 0..3),
+        r in 1u8..=3,
+        order in proptest::collection::vec(any::<usize>(), 0..24),
+        slow in any::<bool>(),
+    ) {
+        let rs: Vec<_> = (1..=3).map(replica).collect();
+        let ids: Vec<NodeId> = rs.iter().map(Replica::id).collect();
+        for (j, (by, to)) in writes.iter().enumerate() {
+            let w = rs[*by].write(WALL, &bucket(), &key(1), value(&format!("v{j}")), None).unwrap();
+            for &t in to {
+                rs[t].merge(WALL, &w.item).unwrap();
+            }
+        }
+        let states: Vec<Object> = rs
+            .iter()
+            .map(|r| r.get(&bucket(), &key(1)).unwrap().unwrap_or_default())
+            .collect();
+        let mut all = Object::default();
+        for s in &states {
+            all.sync(s, &Policy::default());
+        }
+        let down_ids: Vec<NodeId> = down.iter().map(|&i| ids[i]).collect();
+        let (mut op, mut sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, r, Policy::default());
+        if slow {
+            // The state's replica is slow before anything came.
+            sends.extend(op.on_slow(0));
+        }
+        let mut order = order.into_iter();
+        let (outcome, _) = drive_read(&rs, &mut op, sends, &down_ids, |_| order.next().unwrap_or(0));
+        let up = 3 - down.len();
+        let outcome = outcome.expect("an outcome");
+        prop_assert_eq!(outcome.is_ok(), up >= usize::from(r), "{:?}", outcome);
+        if let Ok(m) = outcome {
+            let covers = |s: &Object| {
+                let mut c = m.clone();
+                c.sync(s, &Policy::default());
+                c == m
+            };
+            let covered = states.iter().filter(|s| covers(s)).count();
+            prop_assert!(covered >= usize::from(r), "covers {} of the replicas", covered);
+            let mut a = all.clone();
+            a.sync(&m, &Policy::default());
+            prop_assert_eq!(&a, &all, "nothing no replica held");
+            let repairs = op.repairs(WALL, 0);
+            for s in &repairs.sends {
+                deliver(&rs, ids[0], s);
+            }
+            for (i, r) in rs.iter().enumerate() {
+                if !down.contains(&i) {
+                    let now = r.get(&bucket(), &key(1)).unwrap().unwrap_or_default();
+                    let mut c = now.clone();
+                    c.sync(&m, &Policy::default());
+                    prop_assert_eq!(c, now, "replica {} repaired", i + 1);
+                }
+            }
+        }
     }
 }
 
@@ -332,17 +524,7 @@ fn a_tombstone_is_purged_only_when_all_hold_it_and_it_is_old() {
         .unwrap();
     rs[1].merge(WALL, &del.item).unwrap();
 
-    let read = |rs: &[Replica<MemStore>]| {
-        let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 3, Policy::default());
-        for s in &sends {
-            let a = match deliver(rs, ids[0], s) {
-                Response::Object(o) => Ok(o),
-                _ => Err(()),
-            };
-            op.on_answer(s.tag, a);
-        }
-        op
-    };
+    let read = |rs: &[Replica<MemStore>]| read_all(rs, 3).0;
     // Replica 3 lacks the tombstone: repaired, not purged.
     let op = read(&rs);
     let after_grace = WALL + 1_000_000;
@@ -386,18 +568,8 @@ fn an_expired_value_reads_as_absent_and_is_purged_like_a_tombstone() {
         r.merge(WALL, &put.item).unwrap();
     }
     let read = |rs: &[Replica<MemStore>]| {
-        let (mut op, sends) = ReadOp::start(bucket(), key(1), 3, 1, &ids, 3, Policy::default());
-        let mut merged = None;
-        for s in &sends {
-            let a = match deliver(rs, ids[0], s) {
-                Response::Object(o) => Ok(o),
-                _ => Err(()),
-            };
-            if let Some(Ok(m)) = op.on_answer(s.tag, a) {
-                merged = Some(m);
-            }
-        }
-        (op, merged.unwrap())
+        let (op, outcome) = read_all(rs, 3);
+        (op, outcome.unwrap())
     };
     let (op, merged) = read(&rs);
     let live = |at: u64| {

@@ -452,6 +452,17 @@ pub enum Request {
         /// [`limits::MAX_SCAN_KEYS`]).
         limit: u32,
     },
+    /// The version digest of a replica's state of one key (a read asks one
+    /// replica for the object and the others for this); answered with
+    /// [`Response::Digest`]. Refused like [`Request::ReplicaGet`].
+    ReplicaDigest {
+        /// The version of the layout the sender routed the read with.
+        layout: u64,
+        /// The bucket.
+        bucket: BucketName,
+        /// The key.
+        key: Key,
+    },
 }
 
 impl Request {
@@ -474,6 +485,7 @@ impl Request {
             Self::PartitionSizes => "partition_sizes",
             Self::Permit { .. } => "permit",
             Self::ScanKeys { .. } => "scan_keys",
+            Self::ReplicaDigest { .. } => "replica_digest",
         }
     }
 }
@@ -544,6 +556,11 @@ pub enum Response {
         /// Where the next scan of this partition starts.
         next: Option<u64>,
     },
+    /// To [`Request::ReplicaDigest`]: the `DvvSet::version_digest` of the
+    /// replica's state (of an empty state if it holds none). Equal digests
+    /// mean equal states: a digest covers every dot, and a dot names one
+    /// value.
+    Digest(u128),
 }
 
 /// What one node holds of one partition.

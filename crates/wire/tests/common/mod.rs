@@ -441,6 +441,13 @@ pub fn request() -> impl Strategy<Value = Request> {
             }),
         Just(Request::PartitionSizes),
         any::<u64>().prop_map(|ticket| Request::Permit { ticket }),
+        (layout_version(), bucket(), key()).prop_map(|(layout, bucket, key)| {
+            Request::ReplicaDigest {
+                layout,
+                bucket,
+                key,
+            }
+        }),
     ]
 }
 
@@ -470,6 +477,7 @@ pub fn response() -> impl Strategy<Value = Response> {
         vec(bucket_entry(), 0..4).prop_map(Response::Buckets),
         remote_error().prop_map(Response::Error),
         any::<bool>().prop_map(Response::Permit),
+        any::<u128>().prop_map(Response::Digest),
     ]
 }
 
