@@ -475,7 +475,11 @@ proptest! {
             sends.extend(op.on_slow(0));
         }
         let mut order = order.into_iter();
-        let (outcome, _) = drive_read(&rs, &mut op, sends, &down_ids, |_| order.next().unwrap_or(0));
+        let (outcome, states_asked) =
+            drive_read(&rs, &mut op, sends, &down_ids, |_| order.next().unwrap_or(0));
+        if down.is_empty() && !slow && states.iter().all(|s| *s == states[0]) {
+            prop_assert_eq!(states_asked, 1, "replicas that agree send one state");
+        }
         let up = 3 - down.len();
         let outcome = outcome.expect("an outcome");
         prop_assert_eq!(outcome.is_ok(), up >= usize::from(r), "{:?}", outcome);
