@@ -65,10 +65,12 @@ use tokio::time::Instant;
 use crate::{ClusterView, MembershipService, Peers, ReplicationService};
 
 mod drop;
+mod snapshots;
 use gyre_handoff::{
     Cursor, Cursors, Next, Pacer, PartitionTransfer, Schedule, Stage, Transfer, TransferProgress,
     fill,
 };
+use snapshots::Snapshots;
 
 /// Sleeps until `at`, or forever if `None`.
 async fn sleep_until_some(at: Option<Instant>) {
@@ -170,11 +172,9 @@ pub struct Transfers<T, S> {
     /// the wait that led there.
     drop_backoff: Mutex<BTreeMap<PartitionId, (Instant, Duration)>>,
     resent: AtomicU64,
-    cursors: Mutex<Cursors>,
-    /// Held from taking a snapshot of `cursors` to storing it, so that
-    /// snapshots reach the store in the order they were taken (a later
-    /// one never overwritten by an earlier).
-    saving: tokio::sync::Mutex<()>,
+    /// The cursors of every transfer, stored as one metadata entry;
+    /// cursors saved while one write waits for the disk share the next.
+    cursors: Snapshots<Cursors>,
     /// When the first and the last chunk of this change arrived.
     chunks_between: Mutex<Option<(Instant, Instant)>>,
 }
@@ -226,8 +226,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
             settled: Mutex::new(None),
             drop_backoff: Mutex::new(BTreeMap::new()),
             resent: AtomicU64::new(0),
-            cursors: Mutex::new(cursors),
-            saving: tokio::sync::Mutex::new(()),
+            cursors: Snapshots::new(cursors),
             chunks_between: Mutex::new(None),
         })
     }
@@ -408,7 +407,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         if lock(&self.progress).layout == Some(stamp) {
             return;
         }
-        lock(&self.cursors).carry_to(stamp, LayoutStamp::of(&routing.read), work);
+        (self.cursors).change(|c| c.carry_to(stamp, LayoutStamp::of(&routing.read), work));
         let read = &routing.read;
         let partitions = work
             .iter()
@@ -498,7 +497,7 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
     }
 
     fn cursor(&self, partition: PartitionId, n_val: u8) -> Option<Cursor> {
-        lock(&self.cursors).get(partition, n_val).cloned()
+        self.cursors.with(|c| c.get(partition, n_val).cloned())
     }
 
     /// Records a cursor durably (after the chunk it follows is durable).
@@ -509,20 +508,24 @@ impl<T: Peers, S: Store + 'static> Transfers<T, S> {
         n_val: u8,
         cursor: Cursor,
     ) -> Result<(), String> {
-        let _saving = self.saving.lock().await;
-        let bytes = {
-            let mut cursors = lock(&self.cursors);
-            cursors
-                .set(stamp, partition, n_val, cursor)
-                .map_err(|e| e.to_string())?;
-            cursors.encode()
+        let store = |bytes: Vec<u8>| async move {
+            self.replication
+                .on_store(true, move |replica| {
+                    replica.store().set_meta(CURSORS, bytes)
+                })
+                .await
+                .map_err(|e| format!("cannot record the cursor: {e}"))
         };
-        self.replication
-            .on_store(true, move |replica| {
-                replica.store().set_meta(CURSORS, bytes)
-            })
+        self.cursors
+            .save(
+                |c| {
+                    c.set(stamp, partition, n_val, cursor)
+                        .map_err(|e| e.to_string())
+                },
+                Cursors::encode,
+                store,
+            )
             .await
-            .map_err(|e| format!("cannot record the cursor: {e}"))
     }
 
     fn still_filling(&self, stamp: LayoutStamp) -> bool {
