@@ -441,10 +441,11 @@ impl Reply {
         self.object.is_pending() || self.digest.is_pending()
     }
 
-    /// Its state's digest, if it answered with either.
-    fn version(&self) -> Option<u128> {
+    /// Its state's digest, if it answered with either (`empty`: the digest
+    /// of holding nothing).
+    fn version(&self, empty: u128) -> Option<u128> {
         match (&self.object, &self.digest) {
-            (Ask::Got(o), _) => Some(o.as_ref().map_or_else(empty_digest, Object::version_digest)),
+            (Ask::Got(o), _) => Some(o.as_ref().map_or(empty, Object::version_digest)),
             (_, Ask::Got(d)) => Some(*d),
             _ => None,
         }
@@ -493,6 +494,7 @@ impl ReadOp {
         r: u8,
         policy: Policy,
     ) -> (Self, Vec<Send>) {
+        let empty = empty_digest();
         let mut op = Self {
             bucket,
             key,
@@ -502,8 +504,8 @@ impl ReadOp {
             primaries: primaries.to_vec(),
             replies: vec![Reply::default(); primaries.len()],
             merged: Object::default(),
-            digest: empty_digest(),
-            empty: empty_digest(),
+            digest: empty,
+            empty,
             policy,
             reported: false,
         };
@@ -530,14 +532,19 @@ impl ReadOp {
         }
     }
 
-    /// Asks primary `i` for its state. Its tag is `i` for the first
+    /// The tag of the request of primary `i`'s state: `i` for the first
     /// primary's first request, `n + i` for any other (n primaries), so
     /// every request of a read has its own tag.
+    fn object_tag(&self, i: usize) -> usize {
+        if i == 0 { 0 } else { self.primaries.len() + i }
+    }
+
+    /// Asks primary `i` for its state.
     fn ask_object(&mut self, i: usize) -> Send {
         self.replies[i].object = Ask::Pending;
         Send {
             to: self.primaries[i],
-            tag: if i == 0 { 0 } else { self.primaries.len() + i },
+            tag: self.object_tag(i),
             request: Request::ReplicaGet {
                 layout: self.layout,
                 bucket: self.bucket.clone(),
@@ -617,7 +624,10 @@ impl ReadOp {
         if self.has_state() {
             for i in 0..self.replies.len() {
                 let r = &self.replies[i];
-                if matches!(r.object, Ask::NotAsked) && !self.covers(r) && r.version().is_some() {
+                if matches!(r.object, Ask::NotAsked)
+                    && !self.covers(r)
+                    && r.version(self.empty).is_some()
+                {
                     sends.push(self.ask_object(i));
                 }
             }
@@ -655,13 +665,13 @@ impl ReadOp {
         let states_coming = self.replies.iter().any(|r| r.object.is_pending());
         let pending = (self.replies.iter())
             .filter(|r| !self.covers(r))
-            .filter(|r| r.is_pending() || (states_coming && r.version().is_some()))
+            .filter(|r| r.is_pending() || (states_coming && r.version(self.empty).is_some()))
             .count();
         let state_may_come = self.has_state() || states_coming;
         if usize::from(answered) + pending < usize::from(self.required) || !state_may_come {
             self.reported = true;
             let failed = (self.replies.iter())
-                .filter(|r| !r.is_pending() && r.version().is_none())
+                .filter(|r| !r.is_pending() && r.version(self.empty).is_none())
                 .count();
             return Some(Err(Error::Unavailable {
                 answered,
@@ -675,10 +685,9 @@ impl ReadOp {
     /// The requests of the state of a primary that are still pending and
     /// were not hedged yet, by tag, with whom they went to.
     pub fn in_time(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
-        let n = self.primaries.len();
         (self.replies.iter().enumerate())
             .filter(|(_, r)| r.object.is_pending() && !r.hedged)
-            .map(move |(i, _)| (if i == 0 { 0 } else { n + i }, self.primaries[i]))
+            .map(|(i, _)| (self.object_tag(i), self.primaries[i]))
     }
 
     /// Request `tag` (of a primary's state) did not answer within its
@@ -718,7 +727,7 @@ impl ReadOp {
         }
         let version = self.digest;
         let all_same = (self.replies.iter())
-            .all(|r| !matches!(r.object, Ask::Got(None)) && r.version() == Some(version));
+            .all(|r| !matches!(r.object, Ask::Got(None)) && r.version(self.empty) == Some(version));
         let old = self
             .merged
             .gone_since()
@@ -746,7 +755,7 @@ impl ReadOp {
         for (i, (&to, reply)) in self.primaries.iter().zip(&self.replies).enumerate() {
             // A replica that did not answer gets nothing: anti-entropy or
             // hinted handoff will reach it.
-            let stale = reply.version().is_some_and(|v| v != version);
+            let stale = reply.version(self.empty).is_some_and(|v| v != version);
             if stale {
                 repairs.repaired += 1;
                 repairs.sends.push(Send {
